@@ -1,0 +1,14 @@
+"""mobilenet-np: MobileNet in pure NumPy, for learning how efficient CNNs work.
+
+    import mobilenet_np as mnp
+    model = mnp.MobileNet(alpha=0.25, weights="mobilenet_2_5_224_tf.h5")
+    x = mnp.preprocess_input(mnp.load_image("photo.jpg", 224))[None]  # (1, 224, 224, 3)
+    print(mnp.decode_predictions(model.predict(x), top=5))
+"""
+
+from .imagenet import decode_predictions, imagenet_classes, load_image, preprocess_input
+from .model import MobileNet
+
+__version__ = "0.1.0"
+__all__ = ["MobileNet", "decode_predictions", "imagenet_classes", "load_image",
+           "preprocess_input"]

@@ -1,0 +1,148 @@
+"""MobileNet as data: a short table of rows, expanded into a list of named layers.
+
+The expanded ``Layer`` list is the single source for the forward pass (``model.py``), the
+weight names and shapes (``weights.py``) and the cost counters (``cost.py``). Layer names are
+Keras's, so they double as weight keys: ``conv_dw_3_bn/gamma``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .shapes import Pads, conv_output_hw, resolve_padding
+
+# MobileNet V1 (Howard et al. 2017, Table 1). Filters are before the width multiplier alpha.
+# "conv" is a standard conv + BN + ReLU6; "separable" is depthwise 3x3 + BN + ReLU6 followed
+# by pointwise 1x1 + BN + ReLU6.
+#            (kind,        kernel, stride, filters)
+MOBILENET_V1 = (
+    ("conv",      3, 2, 32),
+    ("separable", 3, 1, 64),
+    ("separable", 3, 2, 128),
+    ("separable", 3, 1, 128),
+    ("separable", 3, 2, 256),
+    ("separable", 3, 1, 256),
+    ("separable", 3, 2, 512),
+    ("separable", 3, 1, 512),
+    ("separable", 3, 1, 512),
+    ("separable", 3, 1, 512),
+    ("separable", 3, 1, 512),
+    ("separable", 3, 1, 512),
+    ("separable", 3, 2, 1024),
+    ("separable", 3, 1, 1024),
+)
+
+POOLING_KINDS = {"avg": "global_average_pool", "max": "global_max_pool"}
+BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")  # Keras's order
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer: its Keras name, what it computes, and the shapes around it (no batch axis)."""
+
+    name: str
+    kind: str  # conv2d | depthwise_conv2d | pointwise_conv2d | batch_norm | relu6 | zero_pad
+    #            | global_average_pool | global_max_pool | classifier | softmax
+    input_shape: tuple[int, ...]  # (H, W, C), or (C,) after pooling
+    output_shape: tuple[int, ...]
+    kernel: int = 1
+    stride: int = 1
+    padding: str | Pads = "valid"
+    weights: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name -> shape, in order
+
+
+class LayerBuilder:
+    """Appends layers one at a time, tracking the running activation shape."""
+
+    def __init__(self, input_shape: tuple[int, int, int]) -> None:
+        self.shape: tuple[int, ...] = input_shape
+        self.layers: list[Layer] = []
+
+    def _add(self, name: str, kind: str, output_shape: tuple[int, ...], **details) -> None:
+        self.layers.append(Layer(name, kind, self.shape, output_shape, **details))
+        self.shape = output_shape
+
+    def conv(self, name: str, kind: str, kernel: int, stride: int, padding: str | Pads,
+             filters: int, depth_multiplier: int = 1) -> None:
+        """A convolution of ``kind`` conv2d, depthwise_conv2d or pointwise_conv2d (no bias)."""
+        height, width, channels = self.shape
+        pads = resolve_padding(padding, (height, width), (kernel, kernel), (stride, stride), name)
+        out_hw = conv_output_hw((height, width), (kernel, kernel), (stride, stride), pads, name)
+        if kind == "depthwise_conv2d":
+            filters = channels * depth_multiplier
+            weights = {"depthwise_kernel": (kernel, kernel, channels, depth_multiplier)}
+        else:
+            weights = {"kernel": (kernel, kernel, channels, filters)}
+        self._add(name, kind, (*out_hw, filters), kernel=kernel, stride=stride, padding=padding,
+                  weights=weights)
+
+    def batch_norm(self, name: str) -> None:
+        channels = self.shape[-1]
+        self._add(name, "batch_norm", self.shape, weights={w: (channels,) for w in BN_WEIGHTS})
+
+    def activation(self, name: str, kind: str) -> None:
+        self._add(name, kind, self.shape)
+
+    def zero_pad(self, name: str, pads: Pads) -> None:
+        (top, bottom), (left, right) = pads
+        height, width, channels = self.shape
+        self._add(name, "zero_pad", (height + top + bottom, width + left + right, channels),
+                  padding=pads)
+
+    def global_pool(self, name: str, kind: str) -> None:
+        self._add(name, kind, (self.shape[-1],))
+
+    def classifier(self, name: str, classes: int) -> None:
+        """Keras's 1x1 conv with bias on the pooled features: a dense layer in conv clothing."""
+        channels = self.shape[-1]
+        self._add(name, "classifier", (classes,),
+                  weights={"kernel": (1, 1, channels, classes), "bias": (classes,)})
+
+
+def conv_bn_relu6(builder: LayerBuilder, prefix: str, kind: str, kernel: int, stride: int,
+                  padding: str | Pads, filters: int, depth_multiplier: int = 1) -> None:
+    """conv -> ``{prefix}_bn`` -> ``{prefix}_relu``: the unit every MobileNet V1 layer uses."""
+    builder.conv(prefix, kind, kernel, stride, padding, filters, depth_multiplier)
+    builder.batch_norm(f"{prefix}_bn")
+    builder.activation(f"{prefix}_relu", "relu6")
+
+
+def mobilenet_v1(
+    alpha: float = 1.0, resolution: int | tuple[int, int] = 224, depth_multiplier: int = 1,
+    include_top: bool = True, pooling: str | None = None, classes: int = 1000,
+) -> list[Layer]:
+    """Expand ``MOBILENET_V1`` into Keras's layers for a width ``alpha`` and input ``resolution``.
+
+    Stride-2 blocks pad ((0, 1), (0, 1)) explicitly (``conv_pad_N``) then convolve "valid",
+    exactly as Keras; the stem ``conv1`` uses TF's "same" rule, again as Keras does.
+    """
+    height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
+    if min(height, width) < 32:
+        raise ValueError(f"resolution must be at least 32x32, got {height}x{width}")
+    if alpha <= 0 or depth_multiplier < 1 or classes < 1:
+        raise ValueError(f"need alpha > 0, depth_multiplier >= 1 and classes >= 1, got "
+                         f"alpha={alpha}, depth_multiplier={depth_multiplier}, classes={classes}")
+    if pooling is not None and pooling not in POOLING_KINDS:
+        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
+    builder = LayerBuilder((height, width, 3))
+    block = 0
+    for kind, kernel, stride, filters in MOBILENET_V1:
+        filters = int(filters * alpha)
+        if kind == "conv":
+            conv_bn_relu6(builder, "conv1", "conv2d", kernel, stride, "same", filters)
+            continue
+        block += 1
+        padding = "same"
+        if stride == 2:
+            builder.zero_pad(f"conv_pad_{block}", ((0, 1), (0, 1)))
+            padding = "valid"
+        conv_bn_relu6(builder, f"conv_dw_{block}", "depthwise_conv2d", kernel, stride, padding,
+                      0, depth_multiplier)
+        conv_bn_relu6(builder, f"conv_pw_{block}", "pointwise_conv2d", 1, 1, "valid", filters)
+    if include_top:
+        builder.global_pool("global_average_pooling2d", "global_average_pool")
+        builder.classifier("conv_preds", classes)
+        builder.activation("predictions", "softmax")
+    elif pooling is not None:
+        builder.global_pool(f"global_{pooling}_pooling2d", POOLING_KINDS[pooling])
+    return builder.layers

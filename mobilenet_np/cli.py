@@ -1,0 +1,109 @@
+"""The ``mobilenet-np`` command: classify images, convert and download weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .download import keras_weights_path
+from .imagenet import imagenet_classes, load_image, preprocess_input, top_k
+from .model import MobileNet
+from .progress import ProgressBar
+from .weights import convert, describe_v1, infer_v1_config, read_weights_file
+
+
+def _resolution(text: str) -> int | tuple[int, int]:
+    """"224" or "192x256" (height x width)."""
+    parts = [int(p) for p in text.lower().split("x")]
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mobilenet-np", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    classify = commands.add_parser("classify", help="top-k ImageNet classes of images")
+    classify.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    classify.add_argument("--weights", default="imagenet",
+                          help="a .h5 or .npz file (default: the official Keras file, cached)")
+    classify.add_argument("--alpha", type=float,
+                          help="width multiplier (default: read from --weights, else 1.0)")
+    classify.add_argument("--resolution", type=int, default=224)
+    classify.add_argument("--top", type=int, default=5)
+    classify.add_argument("--interpolation", choices=["nearest", "bilinear"], default="nearest")
+    classify.add_argument("--exif", action="store_true", help="turn photos upright by EXIF")
+    classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    conv = commands.add_parser("convert", help="Keras .h5 weights -> checked .npz")
+    conv.add_argument("source", type=Path)
+    conv.add_argument("destination", type=Path)
+
+    weights = commands.add_parser("weights", help="official Keras weight files")
+    weights_commands = weights.add_subparsers(dest="weights_command", required=True)
+    download = weights_commands.add_parser("download", help="fetch into the cache")
+    download.add_argument("--alpha", type=float, default=1.0)
+    download.add_argument("--resolution", type=int, default=224)
+    download.add_argument("--no-top", action="store_true")
+    return parser
+
+
+def classify(args: argparse.Namespace) -> int:
+    """Classify each image; a bad image is reported and skipped, and the exit code is 1."""
+    alpha = args.alpha
+    if alpha is None:
+        alpha = 1.0 if args.weights == "imagenet" else \
+            infer_v1_config(read_weights_file(args.weights))["alpha"]
+    model = MobileNet(alpha=alpha, resolution=args.resolution, weights=args.weights)
+    results, failed = [], 0
+    bar = ProgressBar(len(args.images) if len(args.images) > 3 else 0, "classifying")
+    for done, path in enumerate(args.images, 1):
+        try:
+            pixels = load_image(path, args.resolution, args.interpolation, args.exif)
+        except (ValueError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        probs = model.predict(preprocess_input(pixels)[None])  # (1, 1000)
+        results.append({"image": str(path), "predictions": _top(probs, args.top)})
+        bar.update(done)
+    bar.close()
+    print(json.dumps(results, indent=2) if args.json else _table(results))
+    return 1 if failed else 0
+
+
+def _top(probs: np.ndarray, k: int) -> list[dict]:
+    classes = imagenet_classes()
+    return [{"index": int(i), "wnid": classes[i][0], "label": classes[i][1],
+             "probability": float(probs[0, i])} for i in top_k(probs, k)[0]]
+
+
+def _table(results: list[dict]) -> str:
+    lines = []
+    for result in results:
+        lines.append(result["image"])
+        for rank, p in enumerate(result["predictions"], 1):
+            lines.append(f"  {rank}. {p['label']:<28} {p['wnid']}  #{p['index']:<4} "
+                         f"{100 * p['probability']:6.2f}%")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``mobilenet-np`` and ``python -m mobilenet_np``."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "classify":
+            return classify(args)
+        if args.command == "convert":
+            config = convert(args.source, args.destination)
+            print(f"wrote {args.destination}: {describe_v1(config)}")
+        elif args.command == "weights":
+            path = keras_weights_path(args.alpha, args.resolution, not args.no_top)
+            print(path)
+        return 0
+    except (ValueError, TypeError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

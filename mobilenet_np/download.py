@@ -1,0 +1,72 @@
+"""Official Keras weight files: where they are cached, and fetching them (atomically)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .progress import ProgressBar
+from .weights import atomic_output, read_keras_h5
+
+# The same URL Keras's MobileNet(weights="imagenet") downloads from; override for a mirror.
+KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
+ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}
+RESOLUTIONS = (128, 160, 192, 224)
+
+
+def cache_dir() -> Path:
+    """``$MOBILENET_NP_HOME`` if set, else ``~/.cache/mobilenet-np``."""
+    return Path(os.environ.get("MOBILENET_NP_HOME", Path.home() / ".cache" / "mobilenet-np"))
+
+
+def keras_weights_filename(alpha: float, resolution: int, include_top: bool) -> str:
+    """Keras's file name, e.g. ``mobilenet_2_5_224_tf.h5`` or ``mobilenet_1_0_128_tf_no_top.h5``."""
+    if alpha not in ALPHA_TEXT or resolution not in RESOLUTIONS:
+        raise ValueError(
+            f"no official ImageNet weights for alpha={alpha}, resolution={resolution}: they "
+            f"exist for alpha in {sorted(ALPHA_TEXT)} and resolution in {list(RESOLUTIONS)}"
+        )
+    suffix = "" if include_top else "_no_top"
+    return f"mobilenet_{ALPHA_TEXT[alpha]}_{resolution}_tf{suffix}.h5"
+
+
+def keras_weights_path(alpha: float, resolution: int, include_top: bool) -> Path:
+    """The official file: from our cache, else from Keras's cache, else downloaded into ours."""
+    name = keras_weights_filename(alpha, resolution, include_top)
+    for candidate in (cache_dir() / name, Path.home() / ".keras" / "models" / name):
+        if candidate.is_file():
+            return candidate
+    url = os.environ.get("MOBILENET_NP_WEIGHTS_URL", KERAS_URL).rstrip("/") + "/" + name
+    return download(url, cache_dir() / name)
+
+
+def download(url: str, destination: Path, timeout: float = 30) -> Path:
+    """Fetch ``url`` to ``destination`` with a progress bar; check it is Keras weights.
+
+    Written to a temporary file and renamed at the end: an interrupted or cut-off transfer
+    leaves nothing at ``destination``.
+    """
+    with atomic_output(destination) as temporary:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, \
+                    open(temporary, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0)
+                bar, done = ProgressBar(total, f"downloading {destination.name}"), 0
+                while chunk := response.read(1 << 16):
+                    out.write(chunk)
+                    done += len(chunk)
+                    bar.update(done)
+                bar.close()
+            if total and done != total:
+                raise ConnectionError(f"transfer cut off after {done} of {total} bytes")
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            raise ConnectionError(
+                f"could not download {url}: {error}\n"
+                f"Offline? Fetch that URL on a machine with internet and copy the file to "
+                f"{destination} (or pass its path with --weights / weights=PATH)."
+            ) from None
+        read_keras_h5(temporary)  # a structural check before the file takes its name
+    return destination

@@ -1,0 +1,118 @@
+"""Build a MobileNet from its layer table and run it, one readable NumPy call per layer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from . import ops
+from .architectures import Layer, mobilenet_v1
+from .shapes import as_float32
+from .weights import Params, load_weights, random_weights
+
+# What each layer kind computes: f(x, layer, weights) with x (N, H, W, C) or (N, C).
+LAYER_FUNCTIONS: dict[str, Callable[[np.ndarray, Layer, dict], np.ndarray]] = {
+    "conv2d": lambda x, layer, w: ops.conv2d(x, w["kernel"], stride=layer.stride,
+                                             padding=layer.padding),
+    "depthwise_conv2d": lambda x, layer, w: ops.depthwise_conv2d(
+        x, w["depthwise_kernel"], stride=layer.stride, padding=layer.padding),
+    "pointwise_conv2d": lambda x, layer, w: ops.pointwise_conv2d(x, w["kernel"]),
+    "batch_norm": lambda x, layer, w: ops.batch_norm(
+        x, w["gamma"], w["beta"], w["moving_mean"], w["moving_variance"], epsilon=1e-3),
+    "relu6": lambda x, layer, w: ops.relu6(x),
+    "zero_pad": lambda x, layer, w: ops.zero_pad(x, layer.padding),
+    "global_average_pool": lambda x, layer, w: ops.global_average_pool(x),
+    "global_max_pool": lambda x, layer, w: ops.global_max_pool(x),
+    # Keras's conv_preds is a 1x1 conv on the pooled (N, 1, 1, C) map: a matrix multiply.
+    "classifier": lambda x, layer, w: x @ w["kernel"][0, 0] + w["bias"],
+    "softmax": lambda x, layer, w: ops.softmax(x),
+}
+
+
+class MobileNet:
+    """MobileNet V1 with Keras's arguments, layer names and numbers.
+
+    Parameters
+    ----------
+    alpha : width multiplier; every layer has ``int(filters * alpha)`` filters.
+    resolution : input height = width, or a pair (height, width); at least 32.
+    depth_multiplier : depthwise filters per input channel.
+    include_top : end with the 1000-way classifier (``conv_preds`` + softmax).
+    weights : "imagenet" (the official Keras file, from the cache or downloaded), a path to a
+        ``.h5``/``.npz`` file, or None for seeded random weights that do not vanish.
+    pooling : with ``include_top=False``: None (feature map), "avg" or "max".
+    classes : size of the classifier.
+    seed : seed of the random weights when ``weights=None``.
+    """
+
+    def __init__(
+        self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
+        depth_multiplier: int = 1, include_top: bool = True, weights: str | None = "imagenet",
+        pooling: str | None = None, classes: int = 1000, seed: int = 0,
+    ) -> None:
+        self.alpha, self.depth_multiplier, self.include_top = alpha, depth_multiplier, include_top
+        self.layers = mobilenet_v1(alpha, resolution, depth_multiplier, include_top, pooling,
+                                   classes)
+        self.input_shape = self.layers[0].input_shape  # (H, W, 3)
+        if weights is None:
+            self.params: Params = random_weights(self.layers, seed)
+        else:
+            self.params = load_weights(weights, self.layers, alpha=alpha,
+                                       resolution=self.input_shape[0])
+
+    def layer_weights(self, layer: Layer) -> dict[str, np.ndarray]:
+        """This layer's arrays by Keras weight name, e.g. ``{"gamma": (C,), ...}``."""
+        return {name: self.params[f"{layer.name}/{name}"] for name in layer.weights}
+
+    def forward(
+        self, x: np.ndarray, output: str = "probabilities", capture: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Run the network on preprocessed images.
+
+        Parameters
+        ----------
+        x : (N, H, W, 3), values in [-1, 1] (see ``preprocess_input``).
+        output : "probabilities" (softmax, what Keras returns) or "logits" (before it).
+            Without the top, both give the last feature map or pooled features.
+        capture : also return every layer's output, by layer name, in order.
+
+        Returns
+        -------
+        (N, classes) probabilities or logits, or features; with ``capture`` a pair
+        (output, {layer name: activation}).
+        """
+        if output not in ("probabilities", "logits"):
+            raise ValueError(f"output must be 'probabilities' or 'logits', got {output!r}")
+        x = self.check_input(x)
+        activations = {}
+        for layer in self.layers:
+            if output == "logits" and layer.kind == "softmax":
+                break
+            x = LAYER_FUNCTIONS[layer.kind](x, layer, self.layer_weights(layer))
+            if capture:
+                activations[layer.name] = x
+        return (x, activations) if capture else x
+
+    __call__ = forward
+
+    def predict(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Probabilities (N, classes) for preprocessed x (N, H, W, 3), in batches like Keras."""
+        x = self.check_input(x)
+        batches = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(batches) if batches else np.zeros((0, *self.layers[-1].output_shape),
+                                                                np.float32)
+
+    def check_input(self, x: np.ndarray) -> np.ndarray:
+        """Return x as float32 (N, H, W, 3), or raise a clear error."""
+        x = np.asarray(x)
+        if x.dtype == np.uint8:
+            raise TypeError("x holds uint8 pixels: scale them first with preprocess_input(x)")
+        x = as_float32("x", x, "MobileNet")
+        if x.ndim == 3 and x.shape == self.input_shape:
+            raise ValueError(f"x must be a batch (N, {', '.join(map(str, self.input_shape))}); "
+                             f"got one image {x.shape}: use x[None]")
+        if x.ndim != 4 or x.shape[1:] != self.input_shape:
+            raise ValueError(f"this model takes (N, {', '.join(map(str, self.input_shape))}) "
+                             f"images, got {tuple(x.shape)}")
+        return x

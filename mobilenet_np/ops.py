@@ -1,0 +1,180 @@
+"""Vectorised NumPy kernels. Their plain-loop twins live in ``reference.py``.
+
+All activations are NHWC ``(N, H, W, C)``; inputs of any integer or float dtype are
+accepted and computed in float32, and every kernel returns float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .shapes import (
+    Padding,
+    as_float32,
+    check_conv_args,
+    check_depthwise_args,
+    check_pointwise_args,
+    check_rank,
+    conv_output_hw,
+    resolve_padding,
+)
+
+
+def zero_pad(x: np.ndarray, padding: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
+    """Pad H and W with zeros: ``((top, bottom), (left, right))``; (N, H, W, C) -> (N, H', W', C)."""
+    x = as_float32("x", x, "zero_pad")
+    check_rank("x", x, 4, "(N, H, W, C)", "zero_pad")
+    (top, bottom), (left, right) = resolve_padding(padding, x.shape[1:3], (1, 1), (1, 1), "zero_pad")
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+
+
+def _padded_windows(
+    x: np.ndarray, kernel_hw: tuple[int, int], stride: tuple[int, int], padding: Padding, func: str,
+) -> np.ndarray:
+    """Every receptive field of a convolution as a strided view, no copy.
+
+    x (N, H, W, C) -> windows (N, Ho, Wo, C, kh, kw), where Ho = floor((H + pads - kh) / s) + 1.
+    """
+    pads = resolve_padding(padding, x.shape[1:3], kernel_hw, stride, func)
+    out_h, out_w = conv_output_hw(x.shape[1:3], kernel_hw, stride, pads, func)
+    if any(any(p) for p in pads):
+        x = np.pad(x, ((0, 0), *pads, (0, 0)))
+    windows = sliding_window_view(x, kernel_hw, axis=(1, 2))  # (N, Hp-kh+1, Wp-kw+1, C, kh, kw)
+    return windows[:, : (out_h - 1) * stride[0] + 1 : stride[0],
+                   : (out_w - 1) * stride[1] + 1 : stride[1]]
+
+
+def conv2d(
+    x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
+    stride: int | tuple[int, int] = 1, padding: Padding = "same", groups: int = 1,
+) -> np.ndarray:
+    """Standard (or grouped) 2-D convolution by im2col + matrix multiply.
+
+    Parameters
+    ----------
+    x : (N, H, W, Cin)
+    kernel : (kh, kw, Cin // groups, Cout); group g maps input channels
+        ``[g*Cin/groups, (g+1)*Cin/groups)`` to output channels ``[g*Cout/groups, ...)``.
+    bias : (Cout,) or None
+    stride : int or (sh, sw)
+    padding : "same" (TensorFlow's rule), "valid", or ((top, bottom), (left, right))
+    groups : 1 is a standard convolution; groups = Cin with one filter per group is depthwise.
+
+    Returns
+    -------
+    (N, Ho, Wo, Cout) float32, with Ho = floor((H + top + bottom - kh) / sh) + 1.
+    """
+    x, kernel, bias, stride = check_conv_args(x, kernel, bias, stride, groups, "conv2d")
+    kh, kw, cin_per_group, cout = kernel.shape
+    windows = _padded_windows(x, (kh, kw), stride, padding, "conv2d")
+    n, out_h, out_w = windows.shape[:3]
+    # im2col: one row per output pixel, one column per (tap, input channel) pair.
+    cols = windows.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, Cin)
+    cols = cols.reshape(n * out_h * out_w, kh * kw, groups, cin_per_group)  # copies once
+    cout_per_group = cout // groups
+    out = np.empty((n * out_h * out_w, cout), dtype=np.float32)
+    for g in range(groups):
+        filters = slice(g * cout_per_group, (g + 1) * cout_per_group)
+        group_cols = cols[:, :, g, :].reshape(-1, kh * kw * cin_per_group)  # (P, kh*kw*Cin/g)
+        group_kernel = kernel[:, :, :, filters].reshape(kh * kw * cin_per_group, cout_per_group)
+        np.matmul(group_cols, group_kernel, out=out[:, filters])
+    if bias is not None:
+        out += bias
+    return out.reshape(n, out_h, out_w, cout)
+
+
+def depthwise_conv2d(
+    x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
+    stride: int | tuple[int, int] = 1, padding: Padding = "same",
+) -> np.ndarray:
+    """Depthwise convolution: each channel is filtered on its own, by shifted-slice accumulation.
+
+    Parameters
+    ----------
+    x : (N, H, W, C)
+    kernel : (kh, kw, C, M), M the depth multiplier
+    bias : (C * M,) or None
+
+    Returns
+    -------
+    (N, Ho, Wo, C * M) float32; output channel ``c * M + m`` is input channel c through
+    filter m (TensorFlow's order). Ho as in ``conv2d``.
+    """
+    x, kernel, bias, stride = check_depthwise_args(x, kernel, bias, stride, "depthwise_conv2d")
+    kh, kw, channels, multiplier = kernel.shape
+    windows = _padded_windows(x, (kh, kw), stride, padding, "depthwise_conv2d")
+    n, out_h, out_w = windows.shape[:3]
+    out = np.zeros((n, out_h, out_w, channels, multiplier), dtype=np.float32)
+    # One pass per tap: add that tap's input pixels times its per-channel weights.
+    for i in range(kh):
+        for j in range(kw):
+            tap = windows[:, :, :, :, i, j]  # (N, Ho, Wo, C)
+            out += tap[..., None] * kernel[i, j]  # (N, Ho, Wo, C, 1) * (C, M)
+    out = out.reshape(n, out_h, out_w, channels * multiplier)
+    if bias is not None:
+        out += bias
+    return out
+
+
+def pointwise_conv2d(
+    x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
+) -> np.ndarray:
+    """1x1 convolution: one matrix multiply that mixes channels at every pixel.
+
+    x (N, H, W, Cin), kernel (1, 1, Cin, Cout) or (Cin, Cout), bias (Cout,) -> (N, H, W, Cout).
+    """
+    x, kernel, bias = check_pointwise_args(x, kernel, bias, "pointwise_conv2d")
+    n, h, w, cin = x.shape
+    out = x.reshape(n * h * w, cin) @ kernel  # (N*H*W, Cout)
+    if bias is not None:
+        out += bias
+    return out.reshape(n, h, w, kernel.shape[1])
+
+
+def batch_norm(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray,
+    variance: np.ndarray, epsilon: float = 1e-3,
+) -> np.ndarray:
+    """Inference batch norm over the last axis: ``gamma * (x - mean) / sqrt(variance + eps) + beta``.
+
+    x (..., C); gamma, beta, mean, variance (C,). Keras's default epsilon is 1e-3.
+    """
+    x = as_float32("x", x, "batch_norm")
+    stats = {"gamma": gamma, "beta": beta, "mean": mean, "variance": variance}
+    for name, value in stats.items():
+        stats[name] = as_float32(name, value, "batch_norm")
+        if stats[name].shape != (x.shape[-1],):
+            raise ValueError(
+                f"batch_norm: {name} must have shape ({x.shape[-1]},) to match x "
+                f"{tuple(x.shape)}, got {tuple(stats[name].shape)}"
+            )
+    scale = stats["gamma"] / np.sqrt(stats["variance"] + np.float32(epsilon))
+    return (x - stats["mean"]) * scale + stats["beta"]
+
+
+def relu6(x: np.ndarray) -> np.ndarray:
+    """``min(max(x, 0), 6)``, elementwise."""
+    return np.clip(as_float32("x", x, "relu6"), 0.0, 6.0)
+
+
+def global_average_pool(x: np.ndarray, keepdims: bool = False) -> np.ndarray:
+    """Mean over H and W: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with ``keepdims``."""
+    x = as_float32("x", x, "global_average_pool")
+    check_rank("x", x, 4, "(N, H, W, C)", "global_average_pool")
+    return x.mean(axis=(1, 2), keepdims=keepdims, dtype=np.float32)
+
+
+def global_max_pool(x: np.ndarray, keepdims: bool = False) -> np.ndarray:
+    """Max over H and W: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with ``keepdims``."""
+    x = as_float32("x", x, "global_max_pool")
+    check_rank("x", x, 4, "(N, H, W, C)", "global_max_pool")
+    return x.max(axis=(1, 2), keepdims=keepdims)
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax: subtracting the max first keeps ``exp`` from overflowing."""
+    logits = as_float32("logits", logits, "softmax")
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=axis, keepdims=True)

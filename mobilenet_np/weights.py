@@ -1,0 +1,263 @@
+"""Weights: read Keras HDF5 files with h5py (no TensorFlow), check them, store them as ``.npz``.
+
+In memory, weights are one flat dict ``Params``: ``"conv_dw_3_bn/gamma" -> array``, the
+Keras layer name and weight name joined by "/". Every array is checked against the layer
+table's shapes on load, so a file for another alpha or a damaged file fails with a message
+that says what the file holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .architectures import Layer, mobilenet_v1
+
+Params = dict[str, np.ndarray]
+Stored = dict[str, dict[str, np.ndarray]]  # layer name -> {weight name (or position): array}
+
+# Keras 3 ``.weights.h5`` files name layers by class and position (conv2d, conv2d_1, ...),
+# not by layer name; these are the classes behind each of our layer kinds.
+KERAS_CLASSES = {"conv2d": "conv2d", "pointwise_conv2d": "conv2d", "classifier": "conv2d",
+                 "depthwise_conv2d": "depthwise_conv2d", "batch_norm": "batch_normalization"}
+
+
+def read_keras_h5(path: str | os.PathLike) -> Stored:
+    """Read a Keras weights file: legacy (``layer_names`` attribute) or Keras 3 ``.weights.h5``.
+
+    Returns {layer name: {weight name: array}} for every layer that has weights. Keras 3
+    layers come back named by position (``conv2d_3``) with weights "0", "1", ...; see
+    ``name_keras3_layers``.
+    """
+    try:
+        with h5py.File(path, "r") as file:
+            root = file["model_weights"] if "model_weights" in file else file  # a full-model save
+            if "layer_names" in root.attrs:
+                return _read_legacy(root)
+            if "layers" in root:
+                return _read_keras3(root["layers"])
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable HDF5 weights file (truncated or not HDF5?): "
+                         f"{error}") from None
+    raise ValueError(f"{path}: an HDF5 file, but not Keras weights (no 'layer_names' attribute "
+                     f"and no 'layers' group)")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def _read_legacy(root: h5py.Group) -> Stored:
+    """Keras 2 layout: a group per layer, its attribute ``weight_names`` like ``conv1/kernel:0``."""
+    stored = {}
+    for layer_name in map(_text, root.attrs["layer_names"]):
+        group = root[layer_name]
+        names = [_text(n) for n in group.attrs.get("weight_names", [])]
+        if names:  # "conv_dw_1/depthwise_kernel:0" -> "depthwise_kernel"
+            stored[layer_name] = {n.split("/")[-1].split(":")[0]: np.asarray(group[n])
+                                  for n in names}
+    return stored
+
+
+def _read_keras3(layers: h5py.Group) -> Stored:
+    """Keras 3 layout: ``layers/<class>_<k>/vars/<i>``."""
+    stored = {}
+    for key, group in layers.items():
+        variables = group.get("vars")
+        if variables is not None and len(variables):
+            stored[key] = {str(i): np.asarray(variables[str(i)]) for i in range(len(variables))}
+    return stored
+
+
+def name_keras3_layers(stored: Stored, reference_layers: list[Layer]) -> Stored:
+    """Give Keras 3 positional entries (``conv2d_3`` / "0") the layer and weight names.
+
+    The k-th stored layer of a class is the k-th layer of that class in ``reference_layers``
+    (the architecture with its top, in order), as Keras 3 saves them.
+    """
+    if not all(re.fullmatch(r"[a-z_]+?(_\d+)?", key) and "0" in w for key, w in stored.items()):
+        return stored  # already named (legacy or .npz)
+    by_class: dict[str, list[Layer]] = {}
+    for layer in reference_layers:
+        if layer.weights:
+            by_class.setdefault(KERAS_CLASSES[layer.kind], []).append(layer)
+    named = {}
+    for key, arrays in stored.items():
+        match = re.fullmatch(r"([a-z_]+?)(?:_(\d+))?", key)
+        position = int(match.group(2) or 0)
+        candidates = by_class.get(match.group(1), [])
+        if position >= len(candidates):
+            raise ValueError(f"Keras 3 weights hold a layer '{key}' that MobileNet does not have")
+        layer = candidates[position]
+        if len(arrays) != len(layer.weights):
+            raise ValueError(f"Keras 3 weights: '{key}' ({layer.name}) holds {len(arrays)} arrays, "
+                             f"expected {len(layer.weights)} ({', '.join(layer.weights)})")
+        named[layer.name] = dict(zip(layer.weights, arrays.values(), strict=True))
+    return named
+
+
+def infer_v1_config(stored: Stored) -> dict:
+    """What a MobileNet V1 weights file holds, read off its shapes.
+
+    alpha from the last pointwise conv (1024 * alpha filters), depth_multiplier from the
+    first depthwise kernel, include_top and classes from ``conv_preds``.
+    """
+    try:
+        last_filters = next(iter(stored["conv_pw_13"].values())).shape[-1]
+        multiplier = next(iter(stored["conv_dw_1"].values())).shape[-1]
+    except (KeyError, StopIteration):
+        raise ValueError("not MobileNet V1 weights: no conv_pw_13 / conv_dw_1 layer") from None
+    config = {"alpha": last_filters / 1024, "depth_multiplier": int(multiplier),
+              "include_top": "conv_preds" in stored, "classes": None}
+    if config["include_top"]:
+        config["classes"] = int(next(iter(stored["conv_preds"].values())).shape[-1])
+    return config
+
+
+def describe_v1(config: dict) -> str:
+    top = f"a {config['classes']}-class top" if config["include_top"] else "no top"
+    return (f"MobileNet V1 alpha={config['alpha']:g}, depth_multiplier="
+            f"{config['depth_multiplier']}, with {top}")
+
+
+def check_params(stored: Stored, layers: list[Layer], source: str) -> Params:
+    """Match stored arrays to the layer table: every name present, none extra, every shape equal.
+
+    A file with a classifier may be loaded into a model without one (its top is dropped).
+    """
+    expected = {layer.name: layer for layer in layers if layer.weights}
+    extra = set(stored) - set(expected) - {"conv_preds"}
+    missing = [name for name in expected if name not in stored]
+    problems = []
+    if missing:
+        problems.append(f"missing layers {missing[:4]}{' ...' if len(missing) > 4 else ''}")
+    if extra:
+        problems.append(f"unexpected layers {sorted(extra)[:4]}")
+    params = {}
+    for name, layer in expected.items():
+        arrays = stored.get(name, {})
+        for weight, shape in layer.weights.items():
+            array = arrays.get(weight)
+            if array is None:
+                if name not in missing:
+                    problems.append(f"{name} has no '{weight}' (has {sorted(arrays)})")
+                continue
+            if array.shape != shape:
+                problems.append(f"{name}/{weight} has shape {array.shape}, expected {shape}")
+                continue
+            if array.dtype.kind != "f":
+                problems.append(f"{name}/{weight} has dtype {array.dtype}, expected floats")
+            params[f"{name}/{weight}"] = np.ascontiguousarray(array, dtype=np.float32)
+    if problems:
+        raise ValueError(f"{source}: weights do not fit the model: " + "; ".join(problems[:6]))
+    return params
+
+
+def read_weights_file(path: str | os.PathLike) -> Stored:
+    """Read ``.npz`` (ours) or ``.h5`` (Keras) weights into {layer: {weight: array}}."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.suffix == ".npz":
+        stored: Stored = {}
+        for key, array in load_npz(path).items():
+            layer, _, weight = key.rpartition("/")
+            stored.setdefault(layer, {})[weight] = array
+        return stored
+    return name_keras3_layers(read_keras_h5(path), mobilenet_v1(include_top=True))
+
+
+def load_weights(weights: str | os.PathLike, layers: list[Layer], alpha: float,
+                 resolution: int) -> Params:
+    """Params for ``layers`` from "imagenet" (official file) or a ``.h5`` / ``.npz`` path."""
+    if str(weights) == "imagenet":
+        from .download import keras_weights_path  # imported here: only "imagenet" needs it
+
+        include_top = layers[-1].kind == "softmax"
+        weights = keras_weights_path(alpha, resolution, include_top)
+    stored = read_weights_file(weights)
+    try:
+        return check_params(stored, layers, str(weights))
+    except ValueError as error:
+        holds = describe_v1(infer_v1_config(stored))
+        raise ValueError(f"{error}\n{weights} holds {holds}: pass the matching options "
+                         f"(e.g. alpha=..., include_top=...) or another file") from None
+
+
+def load_npz(path: str | os.PathLike) -> Params:
+    """Arrays of an ``.npz`` file, never unpickling (``allow_pickle=False``)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except ValueError as error:  # object arrays need pickle: refuse them
+        raise ValueError(f"{path}: holds pickled objects, refused (only plain arrays are "
+                         f"loaded): {error}") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ValueError(f"{path}: not a readable .npz file (truncated?): {error}") from None
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
+
+    A failure (or Ctrl-C) leaves no half-written file under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".part")
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def save_npz(params: Params, path: str | os.PathLike) -> None:
+    """Write params to ``path`` atomically, one array per "layer/weight" key."""
+    with atomic_output(path) as temporary, open(temporary, "wb") as file:
+        np.savez(file, **params)
+
+
+def convert(source: str | os.PathLike, destination: str | os.PathLike) -> dict:
+    """Convert a Keras HDF5 file to ``.npz`` after checking every array; return what it holds."""
+    stored = read_weights_file(source)
+    config = infer_v1_config(stored)
+    layers = mobilenet_v1(config["alpha"], 224, config["depth_multiplier"],
+                          config["include_top"], None, config["classes"] or 1000)
+    save_npz(check_params(stored, layers, str(source)), destination)
+    return config
+
+
+def random_weights(layers: list[Layer], seed: int = 0) -> Params:
+    """Seeded weights whose activations neither vanish nor explode, for teaching and tests.
+
+    Kernels are He-normal (std sqrt(2 / fan_in)); batch-norm statistics are random but sane
+    (variance in [0.5, 2]), so every layer's numbers matter. Keras's own init is not enough:
+    its BN is an identity and MobileNet's logits come out ~1e-18.
+    """
+    rng = np.random.default_rng(seed)
+    params = {}
+    for layer in layers:
+        for weight, shape in layer.weights.items():
+            if weight in ("kernel", "depthwise_kernel"):
+                fan_in = int(np.prod(shape[:2])) * (1 if weight == "depthwise_kernel" else shape[2])
+                value = rng.normal(0, np.sqrt(2 / fan_in), shape)
+            elif weight == "gamma":
+                value = rng.uniform(0.5, 1.5, shape)
+            elif weight == "moving_variance":
+                value = rng.uniform(0.5, 2.0, shape)
+            else:  # beta, moving_mean, bias
+                value = rng.normal(0, 0.5, shape)
+            params[f"{layer.name}/{weight}"] = value.astype(np.float32)
+    return params

@@ -1,0 +1,70 @@
+"""Shared test helpers: the float32 rounding bound, TensorFlow loading, seeded generators."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+# Hypothesis draws the same cases on every run (seeded), so CI and a laptop test the same inputs.
+settings.register_profile("seeded", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("seeded")
+
+ROOT = Path(__file__).resolve().parent.parent
+# Real ImageNet weights (MobileNet V1 0.25/224, official Keras layout), never committed:
+# $MOBILENET_NP_PRETRAINED (set by .ci/run) or ../shared/weights beside the checkout.
+PRETRAINED = Path(os.environ.get("MOBILENET_NP_PRETRAINED")
+                  or ROOT.parent / "shared" / "weights" / "mobilenet_2_5_224_tf.h5")
+UNIT_ROUNDOFF = 2.0**-24  # float32
+
+
+def rounding_bound(abs_sum: np.ndarray, terms: int) -> np.ndarray:
+    """Largest gap two float32 evaluations of the same sum can have, in any order.
+
+    Higham's bound for a sum of ``terms`` products: |computed - exact| <= gamma * sum |x_i w_i|,
+    gamma = terms * u / (1 - terms * u). Two computations (fast vs loop vs TensorFlow) may each
+    be off by that much in opposite directions, hence the factor 2. ``abs_sum`` is the same
+    convolution run on |x| and |w| (plus |bias|); a real bug (wrong tap, wrong padding, wrong
+    channel) is off by the size of a whole term, far above this bound.
+    """
+    gamma = terms * UNIT_ROUNDOFF / (1 - terms * UNIT_ROUNDOFF)
+    return 2 * gamma * abs_sum.astype(np.float64) + 1e-30
+
+
+def assert_within_rounding(actual, expected, abs_sum, terms) -> float:
+    """Assert every element is within ``rounding_bound``; return the max abs error seen."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    error = np.abs(actual - expected)
+    bound = rounding_bound(np.asarray(abs_sum), terms)
+    worst = np.unravel_index(np.argmax(error - bound), error.shape)
+    assert np.all(error <= bound), (
+        f"error {error[worst]:.3g} above the float32 rounding bound {bound[worst]:.3g} at {worst}"
+    )
+    return float(error.max())
+
+
+def import_tensorflow():
+    """TensorFlow, or a skip that says why (the test extra installs it; CI always has it)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return pytest.importorskip(
+        "tensorflow", reason="needs TensorFlow, the gold model: pip install -e '.[test]'"
+    )
+
+
+@pytest.fixture(scope="session")
+def pretrained_path() -> Path:
+    """The real 0.25/224 ImageNet weights, or a skip that says where they were looked for."""
+    if not PRETRAINED.is_file():
+        pytest.skip(f"needs the real ImageNet weights file {PRETRAINED} (set "
+                    f"MOBILENET_NP_PRETRAINED); a fresh clone has none")
+    return PRETRAINED
+
+
+@pytest.fixture(scope="session")
+def tf():
+    """The TensorFlow module (skips with a reason when it is not installed)."""
+    return import_tensorflow()
