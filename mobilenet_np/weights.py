@@ -28,6 +28,7 @@ Stored = dict[str, dict[str, np.ndarray]]  # layer name -> {weight name (or posi
 # not by layer name; these are the classes behind each of our layer kinds.
 KERAS_CLASSES = {"conv2d": "conv2d", "pointwise_conv2d": "conv2d", "classifier": "conv2d",
                  "depthwise_conv2d": "depthwise_conv2d", "batch_norm": "batch_normalization"}
+KERAS3_KEY = r"([a-z0-9_]+?)(?:_(\d+))?"  # "conv2d_12" -> class "conv2d", position 12
 
 
 def read_keras_h5(path: str | os.PathLike) -> Stored:
@@ -83,7 +84,7 @@ def name_keras3_layers(stored: Stored, reference_layers: list[Layer]) -> Stored:
     The k-th stored layer of a class is the k-th layer of that class in ``reference_layers``
     (the architecture with its top, in order), as Keras 3 saves them.
     """
-    if not all(re.fullmatch(r"[a-z_]+?(_\d+)?", key) and "0" in w for key, w in stored.items()):
+    if not all(re.fullmatch(KERAS3_KEY, key) and "0" in w for key, w in stored.items()):
         return stored  # already named (legacy or .npz)
     by_class: dict[str, list[Layer]] = {}
     for layer in reference_layers:
@@ -91,7 +92,7 @@ def name_keras3_layers(stored: Stored, reference_layers: list[Layer]) -> Stored:
             by_class.setdefault(KERAS_CLASSES[layer.kind], []).append(layer)
     named = {}
     for key, arrays in stored.items():
-        match = re.fullmatch(r"([a-z_]+?)(?:_(\d+))?", key)
+        match = re.fullmatch(KERAS3_KEY, key)
         position = int(match.group(2) or 0)
         candidates = by_class.get(match.group(1), [])
         if position >= len(candidates):

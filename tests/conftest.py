@@ -68,3 +68,29 @@ def pretrained_path() -> Path:
 def tf():
     """The TensorFlow module (skips with a reason when it is not installed)."""
     return import_tensorflow()
+
+
+def set_keras_weights(keras_model, layers, params) -> None:
+    """Copy our params into a Keras model, layer by layer, by Keras layer name."""
+    for layer in layers:
+        if layer.weights:
+            keras_model.get_layer(layer.name).set_weights(
+                [params[f"{layer.name}/{weight}"] for weight in layer.weights])
+
+
+def write_legacy_h5(path, layers, params) -> None:
+    """Write params in the legacy Keras HDF5 weights layout (as the official files), with h5py.
+
+    Used where TensorFlow is not needed; the TF round-trip tests check real Keras files too.
+    """
+    import h5py
+
+    with h5py.File(path, "w") as file:
+        names = [layer.name for layer in layers]
+        file.attrs["layer_names"] = np.array([n.encode() for n in names])
+        for layer in layers:
+            group = file.create_group(layer.name)
+            weight_names = [f"{layer.name}/{w}:0" for w in layer.weights]
+            group.attrs["weight_names"] = np.array([n.encode() for n in weight_names])
+            for weight, name in zip(layer.weights, weight_names, strict=True):
+                group[name] = params[f"{layer.name}/{weight}"]

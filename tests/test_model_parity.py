@@ -1,0 +1,102 @@
+"""MobileNet V1 in NumPy vs Keras ``applications.MobileNet``, on re-randomised weights.
+
+Keras's own random init makes MobileNet's logits vanish (~1e-18, softmax exactly 1/1000), so
+any code would "match". Both models get ``random_weights`` instead (He-normal kernels, random BN
+statistics), and the test asserts the logits really spread before comparing.
+
+Tolerance: |ours - keras| <= 2e-5 * (1 + max |logit|) on logits and 1e-6 on probabilities.
+Each output passes through 28 convolutions of up to 9216 float32 terms; the two libraries sum
+in different orders (oneDNN blocks, our BLAS matmul), so a few float32 ulps (1.2e-7 relative)
+per layer accumulate: the worst seen over all 16 alpha x resolution pairs is 5.5e-6 on logits
+of size ~6 (~1e-6 relative), 1.3e-7 on probabilities (run with -s to print them). The bound
+leaves ~20x headroom for other BLAS builds; a wrong padding, channel order or BN formula moves
+logits by 1e-2 or more.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import set_keras_weights
+
+from mobilenet_np import MobileNet
+
+PAIRS = [(a, r) for a in (0.25, 0.5, 0.75, 1.0) for r in (128, 160, 192, 224)]
+LOGIT_RTOL, PROB_ATOL = 2e-5, 1e-6
+
+
+def images(shape: tuple[int, ...], n: int = 2, seed: int = 0) -> np.ndarray:
+    """Preprocessed-looking random images in [-1, 1], (n, H, W, 3): blocky shapes plus noise.
+
+    Pure noise images all look alike after global pooling; coarse blocks make them differ.
+    """
+    rng = np.random.default_rng(seed)
+    height, width, channels = shape
+    blocks = rng.uniform(-1, 1, (n, height // 16 + 1, width // 16 + 1, channels))
+    coarse = blocks.repeat(16, axis=1).repeat(16, axis=2)[:, :height, :width]  # (n, H, W, 3)
+    return (0.7 * coarse + 0.3 * rng.uniform(-1, 1, (n, *shape))).astype(np.float32)
+
+
+def keras_logits_and_probs(keras, keras_model, x):
+    """Keras's logits (the ``reshape_2`` layer, before softmax) and probabilities."""
+    logits_model = keras.Model(keras_model.inputs, keras_model.get_layer("reshape_2").output)
+    return np.asarray(logits_model(x)), np.asarray(keras_model(x))
+
+
+@pytest.mark.parametrize(("alpha", "resolution"), PAIRS)
+def test_logits_and_probabilities_match_keras(tf, alpha, resolution) -> None:
+    import keras
+
+    ours = MobileNet(alpha=alpha, resolution=resolution, weights=None, seed=resolution)
+    theirs = keras.applications.MobileNet(input_shape=(resolution, resolution, 3), alpha=alpha,
+                                          weights=None)
+    set_keras_weights(theirs, ours.layers, ours.params)
+    x = images((resolution, resolution, 3))
+    keras_logits, keras_probs = keras_logits_and_probs(keras, theirs, x)
+    logits = ours.forward(x, output="logits")
+    # The comparison means something only if the logits are spread over several units and
+    # the image moves them far more than the tolerance (deep random nets wash inputs out).
+    scale = 1 + np.abs(keras_logits).max()
+    assert keras_logits.std(axis=1).min() > 0.5
+    assert np.abs(keras_logits[0] - keras_logits[1]).max() > 20 * LOGIT_RTOL * scale
+    logit_error = np.abs(logits - keras_logits).max()
+    prob_error = np.abs(ours.predict(x) - keras_probs).max()
+    print(f"alpha={alpha} resolution={resolution}: max |logit error| {logit_error:.2e} "
+          f"(scale {scale:.1f}), max |prob error| {prob_error:.2e}")
+    assert logit_error <= LOGIT_RTOL * scale
+    assert prob_error <= PROB_ATOL
+
+
+@pytest.mark.parametrize(("pooling", "shape"), [("avg", (160, 224)), ("max", (224, 160)),
+                                                (None, (97, 131))])
+def test_no_top_features_match_keras_on_non_square_input(tf, pooling, shape) -> None:
+    import keras
+
+    ours = MobileNet(alpha=0.5, resolution=shape, include_top=False, pooling=pooling,
+                     weights=None, seed=3)
+    theirs = keras.applications.MobileNet(input_shape=(*shape, 3), alpha=0.5, weights=None,
+                                          include_top=False, pooling=pooling)
+    set_keras_weights(theirs, ours.layers, ours.params)
+    x = images((*shape, 3))
+    expected = np.asarray(theirs(x))
+    features = ours(x)
+    assert features.shape == expected.shape
+    assert expected.std() > 0.1
+    assert np.abs(features - expected).max() <= LOGIT_RTOL * (1 + np.abs(expected).max())
+
+
+def test_every_captured_activation_matches_keras(tf) -> None:
+    """Layer by layer, so a mismatch names the first layer that is wrong."""
+    import keras
+
+    ours = MobileNet(alpha=0.25, resolution=128, weights=None, seed=5)
+    theirs = keras.applications.MobileNet(input_shape=(128, 128, 3), alpha=0.25, weights=None)
+    set_keras_weights(theirs, ours.layers, ours.params)
+    x = images((128, 128, 3), n=1)
+    _, activations = ours.forward(x, capture=True)
+    names = [name for name in activations if name != "global_average_pooling2d"]
+    probe = keras.Model(theirs.inputs, [theirs.get_layer(n).output for n in names])
+    for name, expected in zip(names, probe(x), strict=True):
+        expected = np.asarray(expected).reshape(activations[name].shape)
+        error = np.abs(activations[name] - expected).max()
+        assert error <= LOGIT_RTOL * (1 + np.abs(expected).max()), name
