@@ -1,0 +1,102 @@
+"""``mobilenet-np classify``, and the real ImageNet weights against Keras."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import write_legacy_h5
+from PIL import Image
+
+import mobilenet_np as mnp
+from mobilenet_np.cli import main
+from mobilenet_np.weights import save_npz
+
+
+def grace_hopper() -> str:
+    cbook = pytest.importorskip("matplotlib.cbook", reason="grace_hopper.jpg ships with matplotlib")
+    return str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+@pytest.fixture(scope="module")
+def weight_files(tmp_path_factory):
+    """Random 0.25/128 weights as .h5 and .npz, and two photos-to-be."""
+    folder = tmp_path_factory.mktemp("cli")
+    model = mnp.MobileNet(alpha=0.25, resolution=128, weights=None, seed=4)
+    write_legacy_h5(folder / "w.h5", model.layers, model.params)
+    save_npz(model.params, folder / "w.npz")
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.jpg"):
+        Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(folder / name)
+    return folder, model
+
+
+def test_classify_json_is_exactly_the_documented_shape(weight_files, capsys) -> None:
+    folder, model = weight_files
+    images = [str(folder / "a.png"), str(folder / "b.jpg")]
+    for weights in ("w.h5", "w.npz"):
+        code = main(["classify", *images, "--weights", str(folder / weights),
+                     "--resolution", "128", "--top", "3", "--json"])
+        assert code == 0
+        results = json.loads(capsys.readouterr().out)
+        assert [r["image"] for r in results] == images
+        for result, image in zip(results, images, strict=True):
+            assert set(result) == {"image", "predictions"}
+            probs = model.predict(mnp.preprocess_input(mnp.load_image(image, 128))[None])[0]
+            best = np.argsort(-probs)[:3]
+            assert [p["index"] for p in result["predictions"]] == best.tolist()
+            for p in result["predictions"]:
+                assert set(p) == {"index", "wnid", "label", "probability"}
+                assert (p["wnid"], p["label"]) == mnp.imagenet_classes()[p["index"]]
+                assert p["probability"] == pytest.approx(float(probs[p["index"]]), rel=1e-6)
+
+
+def test_one_bad_image_is_reported_and_the_rest_finish(weight_files, capsys) -> None:
+    folder, _ = weight_files
+    (folder / "bad.jpg").write_text("not a picture")
+    code = main(["classify", str(folder / "a.png"), str(folder / "bad.jpg"),
+                 str(folder / "missing.png"), str(folder / "b.jpg"),
+                 "--weights", str(folder / "w.npz"), "--resolution", "128"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "bad.jpg: not an image file" in err and "missing.png" in err
+    assert "a.png" in out and "b.jpg" in out and "bad.jpg" not in out
+
+
+def test_classify_reads_alpha_from_the_weights_and_refuses_a_contradiction(weight_files, capsys):
+    folder, _ = weight_files
+    assert main(["classify", str(folder / "a.png"), "--weights", str(folder / "w.npz"),
+                 "--resolution", "128"]) == 0
+    capsys.readouterr()
+    assert main(["classify", str(folder / "a.png"), "--weights", str(folder / "w.npz"),
+                 "--alpha", "0.5"]) == 2
+    assert "holds MobileNet V1 alpha=0.25" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_cli(weight_files) -> None:
+    folder, _ = weight_files
+    done = subprocess.run([sys.executable, "-m", "mobilenet_np", "classify", str(folder / "a.png"),
+                           "--weights", str(folder / "w.h5"), "--resolution", "128"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(str(folder / "a.png")) and " 1. " in done.stdout
+
+
+def test_real_weights_top5_equals_keras(tf, pretrained_path) -> None:
+    """The shared 0.25/224 ImageNet file on matplotlib's grace_hopper.jpg, vs Keras 3."""
+    import keras
+
+    photo = grace_hopper()
+    x = mnp.preprocess_input(mnp.load_image(photo, 224))[None]
+    ours = mnp.MobileNet(alpha=0.25, resolution=224, weights=pretrained_path).predict(x)
+    theirs_model = keras.applications.MobileNet(alpha=0.25, weights=str(pretrained_path))
+    pixels = keras.utils.img_to_array(keras.utils.load_img(photo, target_size=(224, 224)))
+    theirs = np.asarray(theirs_model(keras.applications.mobilenet.preprocess_input(pixels[None])))
+    assert np.argsort(-ours[0])[:5].tolist() == np.argsort(-theirs[0])[:5].tolist()
+    assert np.abs(ours - theirs).max() <= 1e-6  # the parity tolerance on probabilities
+    top = mnp.decode_predictions(ours, top=2)[0]
+    assert [label for _, label, _ in top] == ["bow_tie", "military_uniform"]
+    assert top[0][2] == pytest.approx(0.349, abs=0.001)

@@ -1,0 +1,95 @@
+"""Downloading official weights, against a local HTTP server on 127.0.0.1 (no internet)."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import pytest
+from conftest import write_legacy_h5
+
+from mobilenet_np import MobileNet
+from mobilenet_np.cli import main
+from mobilenet_np.download import keras_weights_filename, keras_weights_path
+
+NAME = "mobilenet_2_5_128_tf.h5"
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``files`` by name; ``cut`` names are sent half, with the full Content-Length."""
+
+    files: dict[str, bytes] = {}
+    cut: set[str] = set()
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        name = self.path.rsplit("/", 1)[-1]
+        if name not in self.files:
+            self.send_error(404)
+            return
+        body = self.files[name]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if name in self.cut else body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """A weights server, an empty cache and an empty home (so ~/.keras is not reused)."""
+    model = MobileNet(alpha=0.25, resolution=128, weights=None, seed=2)
+    write_legacy_h5(tmp_path / NAME, model.layers, model.params)
+    Handler.files = {NAME: (tmp_path / NAME).read_bytes(), "mobilenet_5_0_128_tf.h5": b"junk"}
+    Handler.cut = set()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("MOBILENET_NP_WEIGHTS_URL", f"http://127.0.0.1:{httpd.server_port}/x/")
+    monkeypatch.setenv("MOBILENET_NP_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    yield model
+    httpd.shutdown()
+
+
+def test_download_then_imagenet_weights_load_from_cache(server, tmp_path, capsys) -> None:
+    assert main(["weights", "download", "--alpha", "0.25", "--resolution", "128"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "cache" / NAME)
+    Handler.files = {}  # a second load must not touch the network
+    model = MobileNet(alpha=0.25, resolution=128, weights="imagenet")
+    assert all((model.params[k] == server.params[k]).all() for k in model.params)
+
+
+def test_cut_off_transfer_leaves_no_file(server, tmp_path) -> None:
+    Handler.cut = {NAME}
+    with pytest.raises(ConnectionError, match="transfer cut off|IncompleteRead|Offline"):
+        keras_weights_path(0.25, 128, include_top=True)
+    cache = tmp_path / "cache"
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_server_error_says_how_to_get_the_file_by_hand(server, tmp_path, capsys) -> None:
+    assert main(["weights", "download", "--alpha", "1.0", "--resolution", "224"]) == 2
+    error = capsys.readouterr().err
+    assert "404" in error and "Offline?" in error and "mobilenet_1_0_224_tf.h5" in error
+
+
+def test_a_served_file_that_is_not_weights_is_not_kept(server, tmp_path) -> None:
+    with pytest.raises(ValueError, match="not a readable HDF5"):
+        keras_weights_path(0.5, 128, include_top=True)
+    assert not (tmp_path / "cache" / "mobilenet_5_0_128_tf.h5").exists()
+
+
+def test_keras_cache_is_reused(server, tmp_path) -> None:
+    keras_dir = tmp_path / "home" / ".keras" / "models"
+    keras_dir.mkdir(parents=True)
+    (keras_dir / NAME).write_bytes(Handler.files[NAME])
+    Handler.files = {}
+    assert keras_weights_path(0.25, 128, include_top=True) == keras_dir / NAME
+
+
+def test_file_names_follow_keras() -> None:
+    assert keras_weights_filename(1.0, 224, True) == "mobilenet_1_0_224_tf.h5"
+    assert keras_weights_filename(0.75, 160, False) == "mobilenet_7_5_160_tf_no_top.h5"
+    with pytest.raises(ValueError, match="no official ImageNet weights for alpha=0.3"):
+        keras_weights_filename(0.3, 224, True)
