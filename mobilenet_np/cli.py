@@ -9,10 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .architectures import mobilenet_v1
 from .download import keras_weights_path
 from .imagenet import imagenet_classes, load_image, preprocess_input, top_k
 from .model import MobileNet
+from .measure import time_standard_vs_separable
 from .progress import ProgressBar
+from .reports import compare_json, compare_plot, compare_table, summary_json, summary_table
 from .weights import convert, describe_v1, infer_v1_config, read_weights_file
 
 
@@ -41,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     conv = commands.add_parser("convert", help="Keras .h5 weights -> checked .npz")
     conv.add_argument("source", type=Path)
     conv.add_argument("destination", type=Path)
+
+    summary = commands.add_parser("summary", help="per-layer params and MACs")
+    compare = commands.add_parser("compare", help="standard vs depthwise-separable convolution")
+    for command in (summary, compare):
+        command.add_argument("--alpha", type=float, default=1.0)
+        command.add_argument("--resolution", type=int, default=224)
+        command.add_argument("--json", action="store_true")
+    compare.add_argument("--measure", action="store_true", help="also time both in NumPy")
+    compare.add_argument("--plot", metavar="FILE.png", help="write a figure")
 
     weights = commands.add_parser("weights", help="official Keras weight files")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)
@@ -75,6 +87,21 @@ def classify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cost_report(args: argparse.Namespace) -> int:
+    """``summary`` and ``compare``: counts from the layer table, times when asked."""
+    layers = mobilenet_v1(args.alpha, args.resolution)
+    if args.command == "summary":
+        report = summary_json(layers, args.alpha, args.resolution)
+        print(json.dumps(report, indent=2) if args.json else summary_table(layers))
+        return 0
+    measured = time_standard_vs_separable(layers) if args.measure else None
+    report = compare_json(layers, measured)
+    if args.plot:
+        compare_plot(report, args.plot)
+    print(json.dumps(report, indent=2) if args.json else compare_table(report))
+    return 0
+
+
 def _top(probs: np.ndarray, k: int) -> list[dict]:
     classes = imagenet_classes()
     return [{"index": int(i), "wnid": classes[i][0], "label": classes[i][1],
@@ -97,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "classify":
             return classify(args)
+        if args.command in ("summary", "compare"):
+            return cost_report(args)
         if args.command == "convert":
             config = convert(args.source, args.destination)
             print(f"wrote {args.destination}: {describe_v1(config)}")

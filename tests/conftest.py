@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -94,3 +95,12 @@ def write_legacy_h5(path, layers, params) -> None:
             group.attrs["weight_names"] = np.array([n.encode() for n in weight_names])
             for weight, name in zip(layer.weights, weight_names, strict=True):
                 group[name] = params[f"{layer.name}/{weight}"]
+
+
+@functools.cache
+def keras_mobilenet(alpha: float, resolution: int):
+    """One Keras MobileNet per (alpha, resolution) per session: building them is the slow part."""
+    import keras
+
+    return keras.applications.MobileNet(input_shape=(resolution, resolution, 3), alpha=alpha,
+                                        weights=None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import set_keras_weights
+from conftest import keras_mobilenet, set_keras_weights
 
 from mobilenet_np import MobileNet
 
@@ -48,8 +48,7 @@ def test_logits_and_probabilities_match_keras(tf, alpha, resolution) -> None:
     import keras
 
     ours = MobileNet(alpha=alpha, resolution=resolution, weights=None, seed=resolution)
-    theirs = keras.applications.MobileNet(input_shape=(resolution, resolution, 3), alpha=alpha,
-                                          weights=None)
+    theirs = keras_mobilenet(alpha, resolution)
     set_keras_weights(theirs, ours.layers, ours.params)
     x = images((resolution, resolution, 3))
     keras_logits, keras_probs = keras_logits_and_probs(keras, theirs, x)

@@ -1,0 +1,151 @@
+"""Parameter and multiply-accumulate counts, read off the same layer table the forward pass runs.
+
+Convention, stated once: one multiply-add = 1 MAC, and FLOPs = 2 x MACs. MACs count the
+convolutions and the classifier only (as the MobileNet paper and TF-slim do); bias adds, batch
+norm, ReLU6, padding and pooling are elementwise work, reported apart as ``elementwise``
+(one per output element they produce), never folded into MACs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .architectures import Layer
+
+CONV_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "classifier")
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """What one layer costs: parameters (split three ways) and MACs."""
+
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    weights: int  # conv kernels, classifier kernel and bias
+    bn_trainable: int  # gamma and beta
+    bn_statistics: int  # moving mean and variance (not trainable)
+    macs: int
+    elementwise: int  # outputs of BN / ReLU6 / padding / pooling / softmax
+
+    @property
+    def params(self) -> int:
+        return self.weights + self.bn_trainable + self.bn_statistics
+
+
+def layer_macs(layer: Layer) -> int:
+    """Multiply-adds of one layer: every output element of a conv sums kh * kw * Cin' products.
+
+    conv2d: Ho*Wo*k*k*Cin*Cout; depthwise: Ho*Wo*k*k*C*M; pointwise: H*W*Cin*Cout;
+    classifier: C*classes. Everything else: 0.
+    """
+    if layer.kind not in CONV_KINDS:
+        return 0
+    kernel_shape = next(iter(layer.weights.values()))  # (kh, kw, Cin or C, Cout or M)
+    outputs_per_pixel = layer.output_shape[-1]
+    kh, kw, cin, _ = kernel_shape
+    products_per_output = kh * kw * (1 if layer.kind == "depthwise_conv2d" else cin)
+    pixels = int(np.prod(layer.output_shape[:-1]))  # Ho * Wo, or 1 for the classifier
+    return pixels * outputs_per_pixel * products_per_output
+
+
+def layer_cost(layer: Layer) -> LayerCost:
+    """Parameters and MACs of one layer."""
+    sizes = {name: int(np.prod(shape)) for name, shape in layer.weights.items()}
+    bn_trainable = sizes.get("gamma", 0) + sizes.get("beta", 0)
+    bn_statistics = sizes.get("moving_mean", 0) + sizes.get("moving_variance", 0)
+    weights = sum(sizes.values()) - bn_trainable - bn_statistics
+    elementwise = 0 if layer.kind in CONV_KINDS else int(np.prod(layer.output_shape))
+    return LayerCost(layer.name, layer.kind, layer.output_shape, weights, bn_trainable,
+                     bn_statistics, layer_macs(layer), elementwise)
+
+
+def network_cost(layers: list[Layer]) -> dict:
+    """Per-layer costs and totals: ``{"layers", "total_params", "trainable_params",
+    "conv_weights", "total_macs", "elementwise"}`` (all integers)."""
+    costs = [layer_cost(layer) for layer in layers]
+    return {
+        "layers": costs,
+        "total_params": sum(c.params for c in costs),
+        "trainable_params": sum(c.weights + c.bn_trainable for c in costs),
+        "conv_weights": sum(c.weights for c in costs if c.kind != "classifier"),
+        "total_macs": sum(c.macs for c in costs),
+        "elementwise": sum(c.elementwise for c in costs),
+    }
+
+
+@dataclass(frozen=True)
+class SeparableVsStandard:
+    """One depthwise-separable block beside the standard conv it replaces (paper, section 3.1)."""
+
+    name: str  # the depthwise layer's name
+    kernel: int  # Dk
+    in_channels: int  # M
+    out_channels: int  # N
+    size: tuple[int, int]  # Df x Df, the output feature map
+    standard_macs: int  # Dk*Dk*M*N*Df*Df
+    separable_macs: int  # Dk*Dk*M*Df*Df + M*N*Df*Df
+    standard_params: int  # Dk*Dk*M*N
+    separable_params: int  # Dk*Dk*M + M*N
+
+    @property
+    def mac_ratio(self) -> float:
+        """separable / standard; equals the closed form 1/N + 1/Dk^2 exactly."""
+        return self.separable_macs / self.standard_macs
+
+    @property
+    def closed_form(self) -> float:
+        return 1 / self.out_channels + 1 / self.kernel**2
+
+
+def separable_blocks(layers: list[Layer]) -> list[SeparableVsStandard]:
+    """Pair every depthwise layer with the next pointwise layer (depth multiplier 1 assumed
+    by the paper's formula; with M' = M * multiplier the pointwise input widens to match)."""
+    blocks = []
+    for i, layer in enumerate(layers):
+        if layer.kind != "depthwise_conv2d":
+            continue
+        pointwise = next(later for later in layers[i + 1:] if later.kind == "pointwise_conv2d")
+        k, m, n = layer.kernel, layer.input_shape[-1], pointwise.output_shape[-1]
+        height, width = layer.output_shape[:2]
+        pixels = height * width
+        blocks.append(SeparableVsStandard(
+            layer.name, k, m, n, (height, width),
+            standard_macs=k * k * m * n * pixels,
+            separable_macs=layer_macs(layer) + layer_macs(pointwise),
+            standard_params=k * k * m * n,
+            separable_params=int(np.prod(layer.weights["depthwise_kernel"]))
+            + int(np.prod(pointwise.weights["kernel"])),
+        ))
+    return blocks
+
+
+def conv_mobilenet_cost(layers: list[Layer]) -> dict:
+    """The paper's "Conv MobileNet" (Table 4): every separable block replaced by a full 3x3 conv.
+
+    Counts conv/classifier weights and MACs; the batch norms of the replaced blocks are left
+    out (the paper's 29.3M counts weights only; MobileNet's BN adds only 0.04M anyway).
+    """
+    base = network_cost(layers)
+    blocks = separable_blocks(layers)
+    macs = base["total_macs"] - sum(b.separable_macs - b.standard_macs for b in blocks)
+    weights = sum(c.weights for c in base["layers"]) - sum(
+        b.separable_params - b.standard_params for b in blocks)
+    return {"total_macs": macs, "weights": weights}
+
+
+def share_by_type(layers: list[Layer]) -> dict[str, dict[str, float]]:
+    """Fractions of MACs and of weights by layer type, as the paper's Table 2 groups them."""
+    groups = {"conv2d": "Conv 3x3 (stem)", "depthwise_conv2d": "Conv DW 3x3",
+              "pointwise_conv2d": "Conv 1x1", "classifier": "Fully connected"}
+    cost = network_cost(layers)
+    total_macs = cost["total_macs"]
+    total_weights = sum(c.weights for c in cost["layers"])
+    shares = {label: {"macs": 0.0, "params": 0.0} for label in groups.values()}
+    for c in cost["layers"]:
+        if c.kind in groups:
+            shares[groups[c.kind]]["macs"] += c.macs / total_macs
+            shares[groups[c.kind]]["params"] += c.weights / total_weights
+    return shares

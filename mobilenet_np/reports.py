@@ -1,0 +1,123 @@
+"""Tables and JSON for ``mobilenet-np summary`` and ``compare``, built from ``cost.py``."""
+
+from __future__ import annotations
+
+from .architectures import Layer
+from .cost import network_cost, separable_blocks
+
+
+def summary_json(layers: list[Layer], alpha: float, resolution: int) -> dict:
+    """``{"alpha", "resolution", "layers": [...], "total_params", "trainable_params",
+    "total_macs"}``, every count an int."""
+    cost = network_cost(layers)
+    return {
+        "alpha": alpha, "resolution": resolution,
+        "layers": [{"name": c.name, "kind": c.kind, "output_shape": list(c.output_shape),
+                    "params": c.params, "macs": c.macs} for c in cost["layers"]],
+        "total_params": cost["total_params"], "trainable_params": cost["trainable_params"],
+        "total_macs": cost["total_macs"],
+    }
+
+
+def summary_table(layers: list[Layer]) -> str:
+    """A torchinfo-style table: name, kind, output shape, params, MACs, % of total MACs."""
+    cost = network_cost(layers)
+    total = cost["total_macs"]
+    lines = [f"{'layer':<26}{'kind':<20}{'output':>16}{'params':>12}{'MACs':>15}{'%MACs':>8}"]
+    lines.append("-" * len(lines[0]))
+    for c in cost["layers"]:
+        shape = "x".join(map(str, c.output_shape))
+        lines.append(f"{c.name:<26}{c.kind:<20}{shape:>16}{c.params:>12,}{c.macs:>15,}"
+                     f"{100 * c.macs / total:>7.2f}%")
+    lines.append("-" * len(lines[0]))
+    lines.append(f"total params {cost['total_params']:,} (trainable {cost['trainable_params']:,},"
+                 f" BN statistics {cost['total_params'] - cost['trainable_params']:,})")
+    lines.append(f"total MACs {total:,} = {total / 1e6:.2f}M (FLOPs = 2 x MACs = "
+                 f"{2 * total / 1e9:.3f}G); BN/ReLU6/pool elementwise outputs "
+                 f"{cost['elementwise']:,}, not in MACs")
+    return "\n".join(lines)
+
+
+def compare_json(layers: list[Layer], measured: list[dict] | None = None) -> dict:
+    """Standard vs depthwise-separable per block and in total, with measured times if given."""
+    blocks = separable_blocks(layers)
+    rows = []
+    for i, b in enumerate(blocks):
+        row = {"name": b.name, "kernel": b.kernel, "in_channels": b.in_channels,
+               "out_channels": b.out_channels, "size": list(b.size),
+               "standard_macs": b.standard_macs, "separable_macs": b.separable_macs,
+               "standard_params": b.standard_params, "separable_params": b.separable_params,
+               "mac_ratio": b.standard_macs / b.separable_macs,
+               "closed_form": 1 / b.closed_form}
+        if measured:
+            row.update({k: v for k, v in measured[i].items() if k != "name"})
+        rows.append(row)
+    totals = {key: sum(r[key] for r in rows) for key in
+              ("standard_macs", "separable_macs", "standard_params", "separable_params")}
+    return {"blocks": rows, **totals}
+
+
+def compare_table(report: dict) -> str:
+    """Per block: Df, M, N, both costs, the ratio and 1/(1/N + 1/Dk^2); times when measured."""
+    measured = "time_ratio" in report["blocks"][0]
+    header = (f"{'block':<12}{'Df':>9}{'M':>6}{'N':>6}{'standard MACs':>16}{'separable MACs':>16}"
+              f"{'ratio':>7}{'formula':>8}")
+    if measured:
+        header += f"{'t std ms':>10}{'t sep ms':>10}{'t ratio':>8}{'GFLOP/s std/sep':>17}"
+    lines = [header, "-" * len(header)]
+    for r in report["blocks"]:
+        line = (f"{r['name']:<12}{'x'.join(map(str, r['size'])):>9}{r['in_channels']:>6}"
+                f"{r['out_channels']:>6}{r['standard_macs']:>16,}{r['separable_macs']:>16,}"
+                f"{r['mac_ratio']:>7.2f}{r['closed_form']:>8.2f}")
+        if measured:
+            line += (f"{1e3 * r['standard_seconds']:>10.2f}{1e3 * r['separable_seconds']:>10.2f}"
+                     f"{r['time_ratio']:>8.2f}{r['standard_gflops']:>9.1f}/"
+                     f"{r['separable_gflops']:<7.1f}")
+        lines.append(line)
+    lines.append("-" * len(header))
+    ratio = report["standard_macs"] / report["separable_macs"]
+    lines.append(f"all blocks: standard {report['standard_macs']:,} MACs, separable "
+                 f"{report['separable_macs']:,} MACs ({ratio:.2f}x fewer); params "
+                 f"{report['standard_params']:,} vs {report['separable_params']:,}")
+    if measured:
+        t_std = sum(r["standard_seconds"] for r in report["blocks"])
+        t_sep = sum(r["separable_seconds"] for r in report["blocks"])
+        lines.append(f"measured (NumPy, batch 1, medians): standard {1e3 * t_std:.1f} ms, "
+                     f"separable {1e3 * t_sep:.1f} ms ({t_std / t_sep:.2f}x faster, vs "
+                     f"{ratio:.2f}x fewer MACs)")
+    return "\n".join(lines)
+
+
+def compare_plot(report: dict, path: str) -> None:
+    """Bars of MACs per block (both kinds, log scale) and measured vs MAC ratio if measured."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install matplotlib") from None
+    blocks = report["blocks"]
+    names = [b["name"].replace("conv_dw_", "") for b in blocks]
+    positions = range(len(blocks))
+    measured = "time_ratio" in blocks[0]
+    figure, axes = plt.subplots(1, 2 if measured else 1, figsize=(12 if measured else 7, 4),
+                                squeeze=False)
+    left = axes[0, 0]
+    left.bar([p - 0.2 for p in positions], [b["standard_macs"] for b in blocks], 0.4,
+             label="standard 3x3 conv")
+    left.bar([p + 0.2 for p in positions], [b["separable_macs"] for b in blocks], 0.4,
+             label="depthwise + pointwise")
+    left.set(yscale="log", xlabel="block", ylabel="MACs (log scale)",
+             title="MACs per MobileNet block", xticks=list(positions), xticklabels=names)
+    left.legend()
+    if measured:
+        right = axes[0, 1]
+        right.plot(names, [b["mac_ratio"] for b in blocks], "o-", label="MAC ratio")
+        right.plot(names, [b["time_ratio"] for b in blocks], "s-", label="measured time ratio")
+        right.set(xlabel="block", ylabel="standard / separable",
+                  title="Fewer MACs is not the same as less time")
+        right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
