@@ -12,8 +12,8 @@ import numpy as np
 from .architectures import mobilenet_v1
 from .download import keras_weights_path
 from .imagenet import imagenet_classes, load_image, preprocess_input, top_k
-from .model import MobileNet
 from .measure import time_standard_vs_separable
+from .model import MobileNet
 from .progress import ProgressBar
 from .reports import compare_json, compare_plot, compare_table, summary_json, summary_table
 from .weights import convert, describe_v1, infer_v1_config, read_weights_file

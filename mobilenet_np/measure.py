@@ -9,7 +9,7 @@ import numpy as np
 
 from . import ops
 from .architectures import Layer
-from .cost import separable_blocks
+from .cost import SeparableVsStandard, separable_blocks
 
 
 def median_seconds(run: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
@@ -31,29 +31,33 @@ def time_standard_vs_separable(layers: list[Layer], repeats: int = 3, seed: int 
     name, seconds for each kind, the time ratio, and achieved GFLOP/s (2 FLOPs per MAC).
     """
     rng = np.random.default_rng(seed)
-    rows = []
-    for block in separable_blocks(layers):
-        depthwise = next(layer for layer in layers if layer.name == block.name)
-        k, m, n = block.kernel, block.in_channels, block.out_channels
-        x = rng.standard_normal((1, *depthwise.input_shape)).astype(np.float32)
-        standard_kernel = rng.standard_normal((k, k, m, n)).astype(np.float32)
-        depthwise_kernel = rng.standard_normal((k, k, m, 1)).astype(np.float32)
-        pointwise_kernel = rng.standard_normal((m, n)).astype(np.float32)
-        stride, padding = depthwise.stride, depthwise.padding
+    by_name = {layer.name: layer for layer in layers}
+    return [_time_block(by_name[block.name], block, rng, repeats)
+            for block in separable_blocks(layers)]
 
-        def standard():
-            return ops.conv2d(x, standard_kernel, stride=stride, padding=padding)
 
-        def separable():
-            spatial = ops.depthwise_conv2d(x, depthwise_kernel, stride=stride, padding=padding)
-            return ops.pointwise_conv2d(spatial, pointwise_kernel)
+def _time_block(depthwise: Layer, block: SeparableVsStandard, rng: np.random.Generator,
+                repeats: int) -> dict:
+    """Time one block both ways on random data of its shapes, batch 1."""
+    k, m, n = block.kernel, block.in_channels, block.out_channels
+    x = rng.standard_normal((1, *depthwise.input_shape)).astype(np.float32)
+    standard_kernel = rng.standard_normal((k, k, m, n)).astype(np.float32)
+    depthwise_kernel = rng.standard_normal((k, k, m, 1)).astype(np.float32)
+    pointwise_kernel = rng.standard_normal((m, n)).astype(np.float32)
+    stride, padding = depthwise.stride, depthwise.padding
 
-        t_standard = median_seconds(standard, repeats)
-        t_separable = median_seconds(separable, repeats)
-        rows.append({
-            "name": block.name, "standard_seconds": t_standard, "separable_seconds": t_separable,
-            "time_ratio": t_standard / t_separable, "mac_ratio": 1 / block.mac_ratio,
-            "standard_gflops": 2 * block.standard_macs / t_standard / 1e9,
-            "separable_gflops": 2 * block.separable_macs / t_separable / 1e9,
-        })
-    return rows
+    def standard():
+        return ops.conv2d(x, standard_kernel, stride=stride, padding=padding)
+
+    def separable():
+        spatial = ops.depthwise_conv2d(x, depthwise_kernel, stride=stride, padding=padding)
+        return ops.pointwise_conv2d(spatial, pointwise_kernel)
+
+    t_standard = median_seconds(standard, repeats)
+    t_separable = median_seconds(separable, repeats)
+    return {
+        "name": block.name, "standard_seconds": t_standard, "separable_seconds": t_separable,
+        "time_ratio": t_standard / t_separable, "mac_ratio": 1 / block.mac_ratio,
+        "standard_gflops": 2 * block.standard_macs / t_standard / 1e9,
+        "separable_gflops": 2 * block.separable_macs / t_separable / 1e9,
+    }
