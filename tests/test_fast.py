@@ -1,0 +1,85 @@
+"""The fast path (BN folded, fused ReLU6, banded depthwise) equals the readable path.
+
+Tolerance: the same as Keras parity (2e-5 relative to the largest logit, 1e-6 on
+probabilities): folding BN changes the rounding of each layer by a few ulps, nothing more.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mobilenet_np import MobileNet, ops
+from mobilenet_np.architectures import Layer
+from mobilenet_np.fast import Depthwise, fold_batch_norm
+
+CONFIGS = [dict(alpha=0.25, resolution=128), dict(alpha=0.75, resolution=224),
+           dict(alpha=0.5, resolution=(97, 131), include_top=False, pooling="avg"),
+           dict(alpha=1.0, resolution=160, include_top=False),
+           dict(alpha=0.5, resolution=64, include_top=False, pooling="max")]
+
+
+def images(model: MobileNet, n: int = 3, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (n, *model.input_shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_fast_equals_readable_on_random_weights(config) -> None:
+    model = MobileNet(weights=None, seed=9, **config)
+    x = images(model)
+    readable = model.forward(x, output="logits")
+    fast = model.predict(x, batch_size=2)
+    if model.include_top:
+        fast = np.log(fast)  # compare via log-probabilities: logits up to a constant per row
+        readable = readable - np.log(np.exp(readable).sum(axis=1, keepdims=True))
+    scale = 1 + np.abs(readable).max()
+    assert fast.shape == readable.shape
+    assert np.abs(fast - readable).max() <= 2e-5 * scale
+
+
+def test_fast_equals_readable_on_real_weights(pretrained_path) -> None:
+    model = MobileNet(alpha=0.25, resolution=224, weights=pretrained_path)
+    x = images(model, n=2)
+    assert np.abs(model.predict(x) - model.predict(x, fast=False)).max() <= 1e-6
+
+
+def test_depth_multiplier_above_one_falls_back_to_the_readable_path() -> None:
+    model = MobileNet(alpha=0.25, resolution=64, depth_multiplier=2, weights=None)
+    x = images(model, n=1)
+    assert model.fast_plan() is None
+    np.testing.assert_array_equal(model.predict(x), model.forward(x))
+
+
+def test_folding_batch_norm_is_the_same_algebra() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2, 9, 9, 4)).astype(np.float32)
+    gamma, beta, mean = (rng.normal(size=6).astype(np.float32) for _ in range(3))
+    variance = rng.uniform(0.5, 2, 6).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, 4, 6)).astype(np.float32)
+    expected = ops.batch_norm(ops.conv2d(x, kernel), gamma, beta, mean, variance)
+    folded, bias = fold_batch_norm(kernel, gamma, beta, mean, variance)
+    np.testing.assert_allclose(ops.conv2d(x, folded, bias), expected, rtol=1e-5, atol=1e-5)
+    dw_kernel = rng.normal(size=(3, 3, 3, 2)).astype(np.float32)  # C=3, M=2 -> 6 channels
+    expected = ops.batch_norm(ops.depthwise_conv2d(x[..., :3], dw_kernel), gamma, beta, mean,
+                              variance)
+    folded, bias = fold_batch_norm(dw_kernel, gamma, beta, mean, variance, depthwise=True)
+    np.testing.assert_allclose(ops.depthwise_conv2d(x[..., :3], folded, bias), expected,
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("size", "stride", "pads"), [(16, 1, ((1, 1), (1, 1))),
+                                                      (15, 2, ((0, 1), (0, 1))),
+                                                      (40, 2, ((1, 1), (0, 2)))])
+def test_banded_depthwise_matches_ops_across_band_edges(monkeypatch, size, stride, pads) -> None:
+    """Bands of 3 rows force many band edges, each needing the right padded input rows."""
+    rng = np.random.default_rng(1)
+    channels = 8
+    x = rng.uniform(-3, 3, (2, size, size + 3, channels)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3, channels, 1)).astype(np.float32)
+    bias = rng.normal(size=channels).astype(np.float32)
+    expected = ops.relu6(ops.depthwise_conv2d(x, kernel, bias, stride, pads))
+    layer = Layer("dw", "depthwise_conv2d", x.shape[1:], expected.shape[1:], kernel=3,
+                  stride=stride, padding="valid")
+    monkeypatch.setattr("mobilenet_np.fast.BAND_BYTES", 3 * expected.shape[2] * channels * 4)
+    got = Depthwise(layer, pads, kernel, bias)(x)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-5)
