@@ -12,10 +12,17 @@ import numpy as np
 from .architectures import mobilenet_v1
 from .download import keras_weights_path
 from .imagenet import imagenet_classes, load_image, preprocess_input, top_k
-from .measure import time_standard_vs_separable
+from .measure import profile_layers, time_standard_vs_separable
 from .model import MobileNet
 from .progress import ProgressBar
-from .reports import compare_json, compare_plot, compare_table, summary_json, summary_table
+from .reports import (
+    compare_json,
+    compare_plot,
+    compare_table,
+    profile_table,
+    summary_json,
+    summary_table,
+)
 from .weights import convert, describe_v1, infer_v1_config, read_weights_file
 
 
@@ -53,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true")
     compare.add_argument("--measure", action="store_true", help="also time both in NumPy")
     compare.add_argument("--plot", metavar="FILE.png", help="write a figure")
+
+    profile = commands.add_parser("profile", help="time every layer: where does the time go?")
+    profile.add_argument("--alpha", type=float, default=1.0)
+    profile.add_argument("--resolution", type=int, default=224)
+    profile.add_argument("--batch", type=int, default=1)
+    profile.add_argument("--repeats", type=int, default=5)
+    profile.add_argument("--fast", action="store_true", help="profile the fused fast path")
+    profile.add_argument("--json", action="store_true")
 
     weights = commands.add_parser("weights", help="official Keras weight files")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)
@@ -126,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             return classify(args)
         if args.command in ("summary", "compare"):
             return cost_report(args)
+        if args.command == "profile":
+            model = MobileNet(alpha=args.alpha, resolution=args.resolution, weights=None)
+            rows = profile_layers(model, args.batch, args.repeats, args.fast)
+            print(json.dumps(rows, indent=2) if args.json else profile_table(rows, args.batch))
+            return 0
         if args.command == "convert":
             config = convert(args.source, args.destination)
             print(f"wrote {args.destination}: {describe_v1(config)}")

@@ -33,12 +33,24 @@ def keras_weights_filename(alpha: float, resolution: int, include_top: bool) -> 
     return f"mobilenet_{ALPHA_TEXT[alpha]}_{resolution}_tf{suffix}.h5"
 
 
-def keras_weights_path(alpha: float, resolution: int, include_top: bool) -> Path:
-    """The official file: from our cache, else from Keras's cache, else downloaded into ours."""
+def cached_weights(alpha: float, resolution: int, include_top: bool = True) -> Path | None:
+    """The official file if it is already on disk (our cache, then Keras's), else None.
+
+    Never downloads: the notebooks use it to run offline, falling back to random weights.
+    """
     name = keras_weights_filename(alpha, resolution, include_top)
     for candidate in (cache_dir() / name, Path.home() / ".keras" / "models" / name):
         if candidate.is_file():
             return candidate
+    return None
+
+
+def keras_weights_path(alpha: float, resolution: int, include_top: bool) -> Path:
+    """The official file: from our cache, else from Keras's cache, else downloaded into ours."""
+    cached = cached_weights(alpha, resolution, include_top)
+    if cached is not None:
+        return cached
+    name = keras_weights_filename(alpha, resolution, include_top)
     url = os.environ.get("MOBILENET_NP_WEIGHTS_URL", KERAS_URL).rstrip("/") + "/" + name
     return download(url, cache_dir() / name)
 

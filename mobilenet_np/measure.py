@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -9,7 +10,8 @@ import numpy as np
 
 from . import ops
 from .architectures import Layer
-from .cost import SeparableVsStandard, separable_blocks
+from .cost import SeparableVsStandard, layer_macs, separable_blocks
+from .model import LAYER_FUNCTIONS
 
 
 def median_seconds(run: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
@@ -61,3 +63,34 @@ def _time_block(depthwise: Layer, block: SeparableVsStandard, rng: np.random.Gen
         "standard_gflops": 2 * block.standard_macs / t_standard / 1e9,
         "separable_gflops": 2 * block.separable_macs / t_separable / 1e9,
     }
+
+
+def profile_layers(model, batch: int = 1, repeats: int = 5, fast: bool = False,
+                   seed: int = 0) -> list[dict]:
+    """Median time of every layer (readable path) or fused step (fast path) on random input.
+
+    Returns rows {name, kind, seconds, macs, gflops}; a fused step is named by its conv layer
+    and carries the MACs of that conv (BN and ReLU6 are folded into it).
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (batch, *model.input_shape)).astype(np.float32)
+    if fast and model.fast_plan() is not None:
+        steps = [(step, getattr(step, "layer", None)) for step in model.fast_plan()]
+        run_step = lambda step, layer, x: step(x)  # noqa: E731
+    else:
+        steps = [(None, layer) for layer in model.layers]
+        run_step = lambda step, layer, x: LAYER_FUNCTIONS[layer.kind](  # noqa: E731
+            x, layer, model.layer_weights(layer))
+    rows = []
+    for step, layer in steps:
+        seconds = median_seconds(functools.partial(run_step, step, layer, x), repeats)
+        macs = batch * (layer_macs(layer) if layer is not None else _head_macs(model))
+        rows.append({"name": layer.name if layer is not None else "head",
+                     "kind": layer.kind if layer is not None else "pool+classifier",
+                     "seconds": seconds, "macs": macs, "gflops": 2 * macs / seconds / 1e9})
+        x = run_step(step, layer, x)
+    return rows
+
+
+def _head_macs(model) -> int:
+    return sum(layer_macs(layer) for layer in model.layers if layer.kind == "classifier")

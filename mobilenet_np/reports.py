@@ -121,3 +121,25 @@ def compare_plot(report: dict, path: str) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def profile_table(rows: list[dict], batch: int) -> str:
+    """Per layer: time, MACs, GFLOP/s; then time share vs MAC share by layer kind."""
+    total_time = sum(r["seconds"] for r in rows)
+    total_macs = sum(r["macs"] for r in rows) or 1
+    lines = [f"{'layer':<26}{'kind':<20}{'ms':>9}{'MACs':>16}{'GFLOP/s':>9}{'%time':>7}",
+             "-" * 87]
+    for r in rows:
+        lines.append(f"{r['name']:<26}{r['kind']:<20}{1e3 * r['seconds']:>9.3f}{r['macs']:>16,}"
+                     f"{r['gflops']:>9.1f}{100 * r['seconds'] / total_time:>6.1f}%")
+    lines += ["-" * 87, f"total {1e3 * total_time:.1f} ms for batch {batch} "
+              f"({1e3 * total_time / batch:.1f} ms per image); medians of repeated runs", "",
+              f"{'kind':<20}{'% of time':>10}{'% of MACs':>10}"]
+    kinds: dict[str, list[float]] = {}
+    for r in rows:
+        share = kinds.setdefault(r["kind"], [0.0, 0.0])
+        share[0] += r["seconds"] / total_time
+        share[1] += r["macs"] / total_macs
+    for kind, (time_share, mac_share) in sorted(kinds.items(), key=lambda kv: -kv[1][0]):
+        lines.append(f"{kind:<20}{100 * time_share:>9.1f}%{100 * mac_share:>9.1f}%")
+    return "\n".join(lines)
