@@ -1,6 +1,6 @@
 """NumPy MobileNet V1 vs TensorFlow on this CPU, measured side by side in one run.
 
-    pip install -e ".[test,bench]"      # TensorFlow is the comparison, not a dependency
+    pip install -e ".[test,bench]"   # TensorFlow, tf2onnx, onnxruntime: comparisons only
     python benchmarks/bench_vs_tensorflow.py [--alpha 1.0] [--resolution 224] [--repeats 7]
 
 Every contender runs the same random weights and inputs at batch 1 and 32, interleaved round
