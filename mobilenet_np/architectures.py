@@ -1,4 +1,4 @@
-"""MobileNet as data: a short table of rows, expanded into a list of named layers.
+"""MobileNets as data: short tables of rows, expanded into lists of named layers.
 
 The expanded ``Layer`` list is the single source for the forward pass (``model.py``), the
 weight names and shapes (``weights.py``) and the cost counters (``cost.py``). Layer names are
@@ -42,13 +42,14 @@ class Layer:
 
     name: str
     kind: str  # conv2d | depthwise_conv2d | pointwise_conv2d | batch_norm | relu6 | zero_pad
-    #            | global_average_pool | global_max_pool | classifier | softmax
+    #            | global_average_pool | global_max_pool | classifier | dense | add | softmax
     input_shape: tuple[int, ...]  # (H, W, C), or (C,) after pooling
     output_shape: tuple[int, ...]
     kernel: int = 1
     stride: int = 1
     padding: str | Pads = "valid"
     weights: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name -> shape, in order
+    source: str | None = None  # "add": the earlier layer whose output is added (the shortcut)
 
 
 class LayerBuilder:
@@ -99,12 +100,36 @@ class LayerBuilder:
                   weights={"kernel": (1, 1, channels, classes), "bias": (classes,)})
 
 
+    def dense(self, name: str, classes: int) -> None:
+        """A fully connected layer with bias on pooled features (Keras ``Dense``)."""
+        self._add(name, "dense", (classes,),
+                  weights={"kernel": (self.shape[-1], classes), "bias": (classes,)})
+
+    def add(self, name: str, source: str) -> None:
+        """Residual connection: this activation plus the output of layer ``source``."""
+        self._add(name, "add", self.shape, source=source)
+
+
 def conv_bn_relu6(builder: LayerBuilder, prefix: str, kind: str, kernel: int, stride: int,
-                  padding: str | Pads, filters: int, depth_multiplier: int = 1) -> None:
-    """conv -> ``{prefix}_bn`` -> ``{prefix}_relu``: the unit every MobileNet V1 layer uses."""
+                  padding: str | Pads, filters: int, depth_multiplier: int = 1,
+                  bn_suffix: str = "_bn") -> None:
+    """conv -> ``{prefix}_bn`` -> ``{prefix}_relu``: the unit every MobileNet layer uses."""
     builder.conv(prefix, kind, kernel, stride, padding, filters, depth_multiplier)
-    builder.batch_norm(f"{prefix}_bn")
+    builder.batch_norm(f"{prefix}{bn_suffix}")
     builder.activation(f"{prefix}_relu", "relu6")
+
+
+def _check_options(alpha: float, resolution: int | tuple[int, int], pooling: str | None,
+                   classes: int) -> tuple[int, int]:
+    """Validate the options every family shares; return (height, width)."""
+    height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
+    if min(height, width) < 32:
+        raise ValueError(f"resolution must be at least 32x32, got {height}x{width}")
+    if alpha <= 0 or classes < 1:
+        raise ValueError(f"need alpha > 0 and classes >= 1, got alpha={alpha}, classes={classes}")
+    if pooling is not None and pooling not in POOLING_KINDS:
+        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
+    return height, width
 
 
 def mobilenet_v1(
@@ -116,14 +141,9 @@ def mobilenet_v1(
     Stride-2 blocks pad ((0, 1), (0, 1)) explicitly (``conv_pad_N``) then convolve "valid",
     exactly as Keras; the stem ``conv1`` uses TF's "same" rule, again as Keras does.
     """
-    height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
-    if min(height, width) < 32:
-        raise ValueError(f"resolution must be at least 32x32, got {height}x{width}")
-    if alpha <= 0 or depth_multiplier < 1 or classes < 1:
-        raise ValueError(f"need alpha > 0, depth_multiplier >= 1 and classes >= 1, got "
-                         f"alpha={alpha}, depth_multiplier={depth_multiplier}, classes={classes}")
-    if pooling is not None and pooling not in POOLING_KINDS:
-        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
+    height, width = _check_options(alpha, resolution, pooling, classes)
+    if depth_multiplier < 1:
+        raise ValueError(f"depth_multiplier must be >= 1, got {depth_multiplier}")
     builder = LayerBuilder((height, width, 3))
     block = 0
     for kind, kernel, stride, filters in MOBILENET_V1:
@@ -146,3 +166,82 @@ def mobilenet_v1(
     elif pooling is not None:
         builder.global_pool(f"global_{pooling}_pooling2d", POOLING_KINDS[pooling])
     return builder.layers
+
+
+# MobileNetV2 (Sandler et al. 2018, Table 2): inverted residual blocks with linear bottlenecks.
+# Each row repeats a block n times; only the first of them has the stride. Filters are before
+# alpha. A block expands its input t times with a 1x1 conv, filters it with a depthwise 3x3,
+# projects back down with a linear 1x1 (no ReLU6), and adds its input when shapes allow.
+#            (expansion t, filters c, repeats n, stride s)
+MOBILENET_V2 = (
+    (1,  16, 1, 1),
+    (6,  24, 2, 2),
+    (6,  32, 3, 2),
+    (6,  64, 4, 2),
+    (6,  96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round a channel count to a multiple of ``divisor``, never below 90% of ``value`` (Keras)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def correct_pad(height: int, width: int, kernel: int = 3) -> Pads:
+    """Keras's stride-2 padding for MobileNetV2: ((k//2 - 1, k//2) on even sizes, symmetric on odd."""
+    return tuple((kernel // 2 - (1 - size % 2), kernel // 2) for size in (height, width))
+
+
+def mobilenet_v2(
+    alpha: float = 1.0, resolution: int | tuple[int, int] = 224, include_top: bool = True,
+    pooling: str | None = None, classes: int = 1000,
+) -> list[Layer]:
+    """Expand ``MOBILENET_V2`` into Keras's layers (``Conv1``, ``block_{i}_expand``, ...)."""
+    height, width = _check_options(alpha, resolution, pooling, classes)
+    builder = LayerBuilder((height, width, 3))
+    builder.conv("Conv1", "conv2d", 3, 2, "same", make_divisible(32 * alpha))
+    builder.batch_norm("bn_Conv1")
+    builder.activation("Conv1_relu", "relu6")
+    block, block_input = 0, "Conv1_relu"
+    for expansion, filters, repeats, first_stride in MOBILENET_V2:
+        for repeat in range(repeats):
+            stride = first_stride if repeat == 0 else 1
+            prefix = f"block_{block}_" if block else "expanded_conv_"
+            in_channels = builder.shape[-1]
+            if block:  # block 0 has expansion 1 and no expand layer
+                builder.conv(f"{prefix}expand", "pointwise_conv2d", 1, 1, "valid",
+                             expansion * in_channels)
+                builder.batch_norm(f"{prefix}expand_BN")
+                builder.activation(f"{prefix}expand_relu", "relu6")
+            padding = "same"
+            if stride == 2:
+                builder.zero_pad(f"{prefix}pad", correct_pad(*builder.shape[:2]))
+                padding = "valid"
+            conv_bn_relu6(builder, f"{prefix}depthwise", "depthwise_conv2d", 3, stride, padding,
+                          0, bn_suffix="_BN")
+            out_channels = make_divisible(int(filters * alpha))
+            builder.conv(f"{prefix}project", "pointwise_conv2d", 1, 1, "valid", out_channels)
+            builder.batch_norm(f"{prefix}project_BN")  # linear bottleneck: no ReLU6 here
+            if stride == 1 and in_channels == out_channels:
+                builder.add(f"{prefix}add", block_input)
+            block_input = builder.layers[-1].name
+            block += 1
+    last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
+    builder.conv("Conv_1", "pointwise_conv2d", 1, 1, "valid", last)
+    builder.batch_norm("Conv_1_bn")
+    builder.activation("out_relu", "relu6")
+    if include_top:
+        builder.global_pool("global_average_pooling2d", "global_average_pool")
+        builder.dense("predictions", classes)
+        builder.activation("predictions_softmax", "softmax")
+    elif pooling is not None:
+        builder.global_pool(f"global_{pooling}_pooling2d", POOLING_KINDS[pooling])
+    return builder.layers
+
+
+# --arch names -> layer-table builders (keyword arguments: alpha, resolution, include_top,
+# pooling, classes).
+ARCHITECTURES = {"v1": mobilenet_v1, "v2": mobilenet_v2}

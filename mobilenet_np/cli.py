@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .architectures import mobilenet_v1
+from .architectures import ARCHITECTURES
 from .download import keras_weights_path
 from .imagenet import imagenet_classes, load_image, preprocess_input, top_k
 from .measure import profile_layers, time_standard_vs_separable
-from .model import MobileNet
+from .model import MobileNet, MobileNetV2
 from .progress import ProgressBar
 from .reports import (
     compare_json,
@@ -23,7 +23,7 @@ from .reports import (
     summary_json,
     summary_table,
 )
-from .weights import convert, describe_v1, infer_v1_config, read_weights_file
+from .weights import convert, describe_weights, infer_config, read_weights_file
 
 
 def _resolution(text: str) -> int | tuple[int, int]:
@@ -32,11 +32,17 @@ def _resolution(text: str) -> int | tuple[int, int]:
     return parts[0] if len(parts) == 1 else (parts[0], parts[1])
 
 
+MODELS = {"v1": MobileNet, "v2": MobileNetV2}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mobilenet-np", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    family = argparse.ArgumentParser(add_help=False)
+    family.add_argument("--arch", choices=sorted(MODELS), default="v1",
+                        help="MobileNet family (default v1)")
 
-    classify = commands.add_parser("classify", help="top-k ImageNet classes of images")
+    classify = commands.add_parser("classify", help="top-k ImageNet classes of images", parents=[family])
     classify.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     classify.add_argument("--weights", default="imagenet",
                           help="a .h5 or .npz file (default: the official Keras file, cached)")
@@ -48,12 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--exif", action="store_true", help="turn photos upright by EXIF")
     classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    conv = commands.add_parser("convert", help="Keras .h5 weights -> checked .npz")
+    conv = commands.add_parser("convert", help="Keras .h5 weights -> checked .npz", parents=[family])
     conv.add_argument("source", type=Path)
     conv.add_argument("destination", type=Path)
 
-    summary = commands.add_parser("summary", help="per-layer params and MACs")
-    compare = commands.add_parser("compare", help="standard vs depthwise-separable convolution")
+    summary = commands.add_parser("summary", help="per-layer params and MACs", parents=[family])
+    compare = commands.add_parser("compare", help="standard vs depthwise-separable convolution",
+                                  parents=[family])
     for command in (summary, compare):
         command.add_argument("--alpha", type=float, default=1.0)
         command.add_argument("--resolution", type=int, default=224)
@@ -61,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--measure", action="store_true", help="also time both in NumPy")
     compare.add_argument("--plot", metavar="FILE.png", help="write a figure")
 
-    profile = commands.add_parser("profile", help="time every layer: where does the time go?")
+    profile = commands.add_parser("profile", help="time every layer: where does the time go?",
+                                  parents=[family])
     profile.add_argument("--alpha", type=float, default=1.0)
     profile.add_argument("--resolution", type=int, default=224)
     profile.add_argument("--batch", type=int, default=1)
@@ -71,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     weights = commands.add_parser("weights", help="official Keras weight files")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)
-    download = weights_commands.add_parser("download", help="fetch into the cache")
+    download = weights_commands.add_parser("download", help="fetch into the cache", parents=[family])
     download.add_argument("--alpha", type=float, default=1.0)
     download.add_argument("--resolution", type=int, default=224)
     download.add_argument("--no-top", action="store_true")
@@ -83,8 +91,8 @@ def classify(args: argparse.Namespace) -> int:
     alpha = args.alpha
     if alpha is None:
         alpha = 1.0 if args.weights == "imagenet" else \
-            infer_v1_config(read_weights_file(args.weights))["alpha"]
-    model = MobileNet(alpha=alpha, resolution=args.resolution, weights=args.weights)
+            infer_config(read_weights_file(args.weights, args.arch))["alpha"]
+    model = MODELS[args.arch](alpha=alpha, resolution=args.resolution, weights=args.weights)
     results, failed = [], 0
     bar = ProgressBar(len(args.images) if len(args.images) > 3 else 0, "classifying")
     for done, path in enumerate(args.images, 1):
@@ -104,7 +112,7 @@ def classify(args: argparse.Namespace) -> int:
 
 def cost_report(args: argparse.Namespace) -> int:
     """``summary`` and ``compare``: counts from the layer table, times when asked."""
-    layers = mobilenet_v1(args.alpha, args.resolution)
+    layers = ARCHITECTURES[args.arch](alpha=args.alpha, resolution=args.resolution)
     if args.command == "summary":
         report = summary_json(layers, args.alpha, args.resolution)
         print(json.dumps(report, indent=2) if args.json else summary_table(layers))
@@ -142,15 +150,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("summary", "compare"):
             return cost_report(args)
         if args.command == "profile":
-            model = MobileNet(alpha=args.alpha, resolution=args.resolution, weights=None)
+            model = MODELS[args.arch](alpha=args.alpha, resolution=args.resolution, weights=None)
             rows = profile_layers(model, args.batch, args.repeats, args.fast)
             print(json.dumps(rows, indent=2) if args.json else profile_table(rows, args.batch))
             return 0
         if args.command == "convert":
-            config = convert(args.source, args.destination)
-            print(f"wrote {args.destination}: {describe_v1(config)}")
+            stored = read_weights_file(args.source, args.arch)
+            convert(args.source, args.destination, args.arch)
+            print(f"wrote {args.destination}: {describe_weights(stored)}")
         elif args.command == "weights":
-            path = keras_weights_path(args.alpha, args.resolution, not args.no_top)
+            path = keras_weights_path(args.alpha, args.resolution, not args.no_top, args.arch)
             print(path)
         return 0
     except (ValueError, TypeError, OSError) as error:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .architectures import Layer
 
-CONV_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "classifier")
+CONV_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "classifier", "dense")
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,12 @@ def layer_macs(layer: Layer) -> int:
     """Multiply-adds of one layer: every output element of a conv sums kh * kw * Cin' products.
 
     conv2d: Ho*Wo*k*k*Cin*Cout; depthwise: Ho*Wo*k*k*C*M; pointwise: H*W*Cin*Cout;
-    classifier: C*classes. Everything else: 0.
+    classifier and dense: C*classes. Everything else (residual adds too): 0.
     """
     if layer.kind not in CONV_KINDS:
         return 0
+    if layer.kind == "dense":
+        return layer.input_shape[-1] * layer.output_shape[-1]
     kernel_shape = next(iter(layer.weights.values()))  # (kh, kw, Cin or C, Cout or M)
     outputs_per_pixel = layer.output_shape[-1]
     kh, kw, cin, _ = kernel_shape

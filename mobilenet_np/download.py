@@ -11,10 +11,12 @@ from pathlib import Path
 from .progress import ProgressBar
 from .weights import atomic_output, read_keras_h5
 
-# The same URL Keras's MobileNet(weights="imagenet") downloads from; override for a mirror.
-KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
-ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}
-RESOLUTIONS = (128, 160, 192, 224)
+# The same URLs Keras's MobileNet / MobileNetV2(weights="imagenet") download from.
+KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+FOLDERS = {"v1": "mobilenet/", "v2": "mobilenet_v2/"}
+ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}  # V1's file names
+PUBLISHED = {"v1": (tuple(ALPHA_TEXT), (128, 160, 192, 224)),
+             "v2": ((0.35, 0.5, 0.75, 1.0, 1.3, 1.4), (96, 128, 160, 192, 224))}
 
 
 def cache_dir() -> Path:
@@ -22,36 +24,47 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MOBILENET_NP_HOME", Path.home() / ".cache" / "mobilenet-np"))
 
 
-def keras_weights_filename(alpha: float, resolution: int, include_top: bool) -> str:
-    """Keras's file name, e.g. ``mobilenet_2_5_224_tf.h5`` or ``mobilenet_1_0_128_tf_no_top.h5``."""
-    if alpha not in ALPHA_TEXT or resolution not in RESOLUTIONS:
+def keras_weights_filename(alpha: float, resolution: int, include_top: bool,
+                           arch: str = "v1") -> str:
+    """Keras's file name, e.g. ``mobilenet_2_5_224_tf.h5`` or
+    ``mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5``."""
+    alphas, resolutions = PUBLISHED[arch]
+    if alpha not in alphas or resolution not in resolutions:
         raise ValueError(
-            f"no official ImageNet weights for alpha={alpha}, resolution={resolution}: they "
-            f"exist for alpha in {sorted(ALPHA_TEXT)} and resolution in {list(RESOLUTIONS)}"
+            f"no official ImageNet weights for {arch} alpha={alpha}, resolution={resolution}: "
+            f"they exist for alpha in {sorted(alphas)} and resolution in {list(resolutions)}"
         )
     suffix = "" if include_top else "_no_top"
+    if arch == "v2":
+        return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{resolution}{suffix}.h5"
     return f"mobilenet_{ALPHA_TEXT[alpha]}_{resolution}_tf{suffix}.h5"
 
 
-def cached_weights(alpha: float, resolution: int, include_top: bool = True) -> Path | None:
+def cached_weights(alpha: float, resolution: int, include_top: bool = True,
+                   arch: str = "v1") -> Path | None:
     """The official file if it is already on disk (our cache, then Keras's), else None.
 
     Never downloads: the notebooks use it to run offline, falling back to random weights.
     """
-    name = keras_weights_filename(alpha, resolution, include_top)
+    name = keras_weights_filename(alpha, resolution, include_top, arch)
     for candidate in (cache_dir() / name, Path.home() / ".keras" / "models" / name):
         if candidate.is_file():
             return candidate
     return None
 
 
-def keras_weights_path(alpha: float, resolution: int, include_top: bool) -> Path:
-    """The official file: from our cache, else from Keras's cache, else downloaded into ours."""
-    cached = cached_weights(alpha, resolution, include_top)
+def keras_weights_path(alpha: float, resolution: int, include_top: bool,
+                       arch: str = "v1") -> Path:
+    """The official file: from our cache, else from Keras's cache, else downloaded into ours.
+
+    ``$MOBILENET_NP_WEIGHTS_URL`` replaces Keras's folder URL (a mirror, or a test server).
+    """
+    cached = cached_weights(alpha, resolution, include_top, arch)
     if cached is not None:
         return cached
-    name = keras_weights_filename(alpha, resolution, include_top)
-    url = os.environ.get("MOBILENET_NP_WEIGHTS_URL", KERAS_URL).rstrip("/") + "/" + name
+    name = keras_weights_filename(alpha, resolution, include_top, arch)
+    base = os.environ.get("MOBILENET_NP_WEIGHTS_URL", KERAS_URL + FOLDERS[arch])
+    url = base.rstrip("/") + "/" + name
     return download(url, cache_dir() / name)
 
 

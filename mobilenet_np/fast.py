@@ -161,10 +161,29 @@ class Head:
         return pooled if self.kernel is None else pooled @ self.kernel + self.bias
 
 
+class Residual:
+    """MobileNetV2's shortcut: add the saved output of an earlier step (``source``)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __call__(self, x: np.ndarray, saved: dict[str, np.ndarray]) -> np.ndarray:
+        return x + saved[self.source]
+
+
+def run_step(step, x: np.ndarray, saved: dict[str, np.ndarray]) -> np.ndarray:
+    """One step; ``saved`` holds the outputs that residual steps will add back."""
+    return step(x, saved) if isinstance(step, Residual) else step(x)
+
+
 def run_plan(plan: list, x: np.ndarray) -> np.ndarray:
     """Run fused steps in order: (N, H, W, 3) -> logits (N, classes) or features."""
+    shortcuts = {step.source for step in plan if isinstance(step, Residual)}
+    saved = {}
     for step in plan:
-        x = step(x)
+        x = run_step(step, x, saved)
+        if getattr(step, "output_name", None) in shortcuts:
+            saved[step.output_name] = x
     return x
 
 
@@ -182,25 +201,36 @@ def compile_plan(layers: list[Layer], params: Params) -> list:
             i += 1
             continue
         if layer.kind in ("conv2d", "pointwise_conv2d", "depthwise_conv2d"):
-            bn, relu = layers[i + 1], layers[i + 2]
-            if bn.kind != "batch_norm" or relu.kind != "relu6":
-                raise ValueError(f"cannot fuse {layer.name}: not followed by BN and ReLU6")
+            bn = layers[i + 1]
+            relu = i + 2 < len(layers) and layers[i + 2].kind == "relu6"
+            if bn.kind != "batch_norm":
+                raise ValueError(f"cannot fuse {layer.name}: not followed by batch norm")
             depthwise = layer.kind == "depthwise_conv2d"
             weight = params[f"{layer.name}/{'depthwise_kernel' if depthwise else 'kernel'}"]
             statistics = (params[f"{bn.name}/{w}"] for w in BN_WEIGHTS)
             kernel, bias = fold_batch_norm(weight, *statistics, depthwise=depthwise)
             if depthwise:
-                if kernel.shape[3] != 1:
-                    raise ValueError("the fast path handles depth_multiplier 1 only")
-                plan.append(Depthwise(layer, _merge_pads(pads, layer), kernel, bias))
+                if kernel.shape[3] != 1 or not relu:
+                    raise ValueError("the fast path's depthwise needs multiplier 1 and ReLU6")
+                step = Depthwise(layer, _merge_pads(pads, layer), kernel, bias)
             else:
-                plan.append(Conv(layer, kernel, bias, relu=True))
+                step = Conv(layer, kernel, bias, relu=relu)  # no ReLU6: a linear bottleneck
+            step.output_name = layers[i + 1 + relu].name  # the layer whose output it produces
+            plan.append(step)
             pads = None
-            i += 3
+            i += 2 + relu
+            continue
+        if layer.kind == "add":
+            residual = Residual(layer.source)
+            residual.output_name = layer.name
+            plan.append(residual)
+            i += 1
             continue
         if layer.kind in ("global_average_pool", "global_max_pool"):
-            classifier = next((later for later in layers[i:] if later.kind == "classifier"), None)
-            kernel = None if classifier is None else params[f"{classifier.name}/kernel"][0, 0]
+            classifier = next((later for later in layers[i:]
+                               if later.kind in ("classifier", "dense")), None)
+            kernel = None if classifier is None else \
+                params[f"{classifier.name}/kernel"].reshape(-1, classifier.output_shape[0])
             bias = None if classifier is None else params[f"{classifier.name}/bias"]
             plan.append(Head("avg" if layer.kind == "global_average_pool" else "max", kernel, bias))
             break

@@ -11,6 +11,7 @@ import numpy as np
 from . import ops
 from .architectures import Layer
 from .cost import SeparableVsStandard, layer_macs, separable_blocks
+from .fast import Head, run_step
 from .model import LAYER_FUNCTIONS
 
 
@@ -76,21 +77,37 @@ def profile_layers(model, batch: int = 1, repeats: int = 5, fast: bool = False,
     x = rng.uniform(-1, 1, (batch, *model.input_shape)).astype(np.float32)
     if fast and model.fast_plan() is not None:
         steps = [(step, getattr(step, "layer", None)) for step in model.fast_plan()]
-        run_step = lambda step, layer, x: step(x)  # noqa: E731
+        saved: dict[str, np.ndarray] = {}  # every output, for the residual steps to add
+
+        def run(step, layer, x):
+            out = run_step(step, x, saved)
+            saved[getattr(step, "output_name", "")] = out
+            return out
     else:
         steps = [(None, layer) for layer in model.layers]
-        run_step = lambda step, layer, x: LAYER_FUNCTIONS[layer.kind](  # noqa: E731
-            x, layer, model.layer_weights(layer))
+        outputs: dict[str, np.ndarray] = {}
+
+        def run(step, layer, x):
+            if layer.kind == "add":
+                out = x + outputs[layer.source]
+            else:
+                out = LAYER_FUNCTIONS[layer.kind](x, layer, model.layer_weights(layer))
+            outputs[layer.name] = out
+            return out
     rows = []
     for step, layer in steps:
-        seconds = median_seconds(functools.partial(run_step, step, layer, x), repeats)
-        macs = batch * (layer_macs(layer) if layer is not None else _head_macs(model))
-        rows.append({"name": layer.name if layer is not None else "head",
-                     "kind": layer.kind if layer is not None else "pool+classifier",
-                     "seconds": seconds, "macs": macs, "gflops": 2 * macs / seconds / 1e9})
-        x = run_step(step, layer, x)
+        seconds = median_seconds(functools.partial(run, step, layer, x), repeats)
+        if layer is not None:
+            macs = batch * layer_macs(layer)
+        else:  # a fused Head carries the classifier's MACs; a Residual has none
+            macs = batch * _head_macs(model) if isinstance(step, Head) else 0
+        name = layer.name if layer is not None else getattr(step, "output_name", "head")
+        kind = layer.kind if layer is not None else type(step).__name__.lower()
+        rows.append({"name": name, "kind": kind, "seconds": seconds, "macs": macs,
+                     "gflops": 2 * macs / seconds / 1e9})
+        x = run(step, layer, x)
     return rows
 
 
 def _head_macs(model) -> int:
-    return sum(layer_macs(layer) for layer in model.layers if layer.kind == "classifier")
+    return sum(layer_macs(layer) for layer in model.layers if layer.kind in ("classifier", "dense"))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
 
 from . import ops
-from .architectures import Layer, mobilenet_v1
+from .architectures import Layer, mobilenet_v1, mobilenet_v2
+from .download import keras_weights_path
 from .fast import compile_plan, run_plan
 from .shapes import as_float32
 from .weights import Params, load_weights, random_weights
@@ -27,40 +29,28 @@ LAYER_FUNCTIONS: dict[str, Callable[[np.ndarray, Layer, dict], np.ndarray]] = {
     "global_max_pool": lambda x, layer, w: ops.global_max_pool(x),
     # Keras's conv_preds is a 1x1 conv on the pooled (N, 1, 1, C) map: a matrix multiply.
     "classifier": lambda x, layer, w: x @ w["kernel"][0, 0] + w["bias"],
+    "dense": lambda x, layer, w: x @ w["kernel"] + w["bias"],  # (N, C) @ (C, classes)
     "softmax": lambda x, layer, w: ops.softmax(x),
 }
 
 
-class MobileNet:
-    """MobileNet V1 with Keras's arguments, layer names and numbers.
+class Network:
+    """A MobileNet built from its layer table: ``forward`` layer by layer, ``predict`` fused."""
 
-    Parameters
-    ----------
-    alpha : width multiplier; every layer has ``int(filters * alpha)`` filters.
-    resolution : input height = width, or a pair (height, width); at least 32.
-    depth_multiplier : depthwise filters per input channel.
-    include_top : end with the 1000-way classifier (``conv_preds`` + softmax).
-    weights : "imagenet" (the official Keras file, from the cache or downloaded), a path to a
-        ``.h5``/``.npz`` file, or None for seeded random weights that do not vanish.
-    pooling : with ``include_top=False``: None (feature map), "avg" or "max".
-    classes : size of the classifier.
-    seed : seed of the random weights when ``weights=None``.
-    """
+    arch = "v1"  # the family, as named by --arch and ARCHITECTURES
 
-    def __init__(
-        self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
-        depth_multiplier: int = 1, include_top: bool = True, weights: str | None = "imagenet",
-        pooling: str | None = None, classes: int = 1000, seed: int = 0,
-    ) -> None:
-        self.alpha, self.depth_multiplier, self.include_top = alpha, depth_multiplier, include_top
-        self.layers = mobilenet_v1(alpha, resolution, depth_multiplier, include_top, pooling,
-                                   classes)
-        self.input_shape = self.layers[0].input_shape  # (H, W, 3)
+    def __init__(self, layers: list[Layer], weights: str | os.PathLike | None, seed: int,
+                 alpha: float) -> None:
+        self.layers, self.alpha = layers, alpha
+        self.input_shape = layers[0].input_shape  # (H, W, 3)
+        self.include_top = layers[-1].kind == "softmax"
         if weights is None:
-            self.params: Params = random_weights(self.layers, seed)
+            self.params: Params = random_weights(layers, seed)
         else:
-            self.params = load_weights(weights, self.layers, alpha=alpha,
-                                       resolution=self.input_shape[0])
+            if str(weights) == "imagenet":
+                weights = keras_weights_path(alpha, self.input_shape[0], self.include_top,
+                                             self.arch)
+            self.params = load_weights(weights, layers, self.arch)
         self._plan: list | None = None  # the fused fast path, compiled on first predict
 
     def layer_weights(self, layer: Layer) -> dict[str, np.ndarray]:
@@ -88,10 +78,17 @@ class MobileNet:
             raise ValueError(f"output must be 'probabilities' or 'logits', got {output!r}")
         x = self.check_input(x)
         activations = {}
+        shortcuts = {layer.source for layer in self.layers if layer.kind == "add"}
+        saved = {}  # outputs that a later residual "add" needs
         for layer in self.layers:
             if output == "logits" and layer.kind == "softmax":
                 break
-            x = LAYER_FUNCTIONS[layer.kind](x, layer, self.layer_weights(layer))
+            if layer.kind == "add":
+                x = x + saved.pop(layer.source)  # the residual connection
+            else:
+                x = LAYER_FUNCTIONS[layer.kind](x, layer, self.layer_weights(layer))
+            if layer.name in shortcuts:
+                saved[layer.name] = x
             if capture:
                 activations[layer.name] = x
         return (x, activations) if capture else x
@@ -143,3 +140,51 @@ class MobileNet:
             raise ValueError(f"this model takes (N, {', '.join(map(str, self.input_shape))}) "
                              f"images, got {tuple(x.shape)}")
         return x
+
+
+class MobileNet(Network):
+    """MobileNet V1 with Keras's arguments, layer names and numbers.
+
+    Parameters
+    ----------
+    alpha : width multiplier; every layer has ``int(filters * alpha)`` filters.
+    resolution : input height = width, or a pair (height, width); at least 32.
+    depth_multiplier : depthwise filters per input channel.
+    include_top : end with the 1000-way classifier (``conv_preds`` + softmax).
+    weights : "imagenet" (the official Keras file, from the cache or downloaded), a path to a
+        ``.h5``/``.npz`` file, or None for seeded random weights that do not vanish.
+    pooling : with ``include_top=False``: None (feature map), "avg" or "max".
+    classes : size of the classifier.
+    seed : seed of the random weights when ``weights=None``.
+    """
+
+    arch = "v1"
+
+    def __init__(
+        self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
+        depth_multiplier: int = 1, include_top: bool = True,
+        weights: str | os.PathLike | None = "imagenet", pooling: str | None = None,
+        classes: int = 1000, seed: int = 0,
+    ) -> None:
+        self.depth_multiplier = depth_multiplier
+        layers = mobilenet_v1(alpha, resolution, depth_multiplier, include_top, pooling, classes)
+        super().__init__(layers, weights, seed, alpha)
+
+
+class MobileNetV2(Network):
+    """MobileNetV2 (inverted residuals, linear bottlenecks) with Keras's arguments and names.
+
+    Same parameters as ``MobileNet`` without ``depth_multiplier``; Keras publishes ImageNet
+    weights for alpha in {0.35, 0.5, 0.75, 1.0, 1.3, 1.4} and resolution in {96, 128, 160,
+    192, 224}.
+    """
+
+    arch = "v2"
+
+    def __init__(
+        self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
+        include_top: bool = True, weights: str | os.PathLike | None = "imagenet",
+        pooling: str | None = None, classes: int = 1000, seed: int = 0,
+    ) -> None:
+        layers = mobilenet_v2(alpha, resolution, include_top, pooling, classes)
+        super().__init__(layers, weights, seed, alpha)

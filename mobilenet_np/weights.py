@@ -19,7 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .architectures import Layer, mobilenet_v1
+from .architectures import ARCHITECTURES, Layer, make_divisible
 
 Params = dict[str, np.ndarray]
 Stored = dict[str, dict[str, np.ndarray]]  # layer name -> {weight name (or position): array}
@@ -27,7 +27,8 @@ Stored = dict[str, dict[str, np.ndarray]]  # layer name -> {weight name (or posi
 # Keras 3 ``.weights.h5`` files name layers by class and position (conv2d, conv2d_1, ...),
 # not by layer name; these are the classes behind each of our layer kinds.
 KERAS_CLASSES = {"conv2d": "conv2d", "pointwise_conv2d": "conv2d", "classifier": "conv2d",
-                 "depthwise_conv2d": "depthwise_conv2d", "batch_norm": "batch_normalization"}
+                 "depthwise_conv2d": "depthwise_conv2d", "batch_norm": "batch_normalization",
+                 "dense": "dense"}
 KERAS3_KEY = r"([a-z0-9_]+?)(?:_(\d+))?"  # "conv2d_12" -> class "conv2d", position 12
 
 
@@ -105,28 +106,48 @@ def name_keras3_layers(stored: Stored, reference_layers: list[Layer]) -> Stored:
     return named
 
 
-def infer_v1_config(stored: Stored) -> dict:
-    """What a MobileNet V1 weights file holds, read off its shapes.
+V2_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)  # the widths Keras publishes weights for
 
-    alpha from the last pointwise conv (1024 * alpha filters), depth_multiplier from the
-    first depthwise kernel, include_top and classes from ``conv_preds``.
+
+def _first(stored: Stored, layer: str) -> np.ndarray:
+    return next(iter(stored[layer].values()))
+
+
+def infer_config(stored: Stored) -> dict:
+    """What a weights file holds, read off its shapes: the family and its builder options.
+
+    V1: alpha = (conv_pw_13 filters) / 1024, depth_multiplier from conv_dw_1. V2: alpha is the
+    published width whose rounded 320 * alpha equals block_16_project's filters. Both: the
+    top and its classes from the classifier.
     """
     try:
-        last_filters = next(iter(stored["conv_pw_13"].values())).shape[-1]
-        multiplier = next(iter(stored["conv_dw_1"].values())).shape[-1]
+        if "conv_pw_13" in stored:
+            config = {"arch": "v1", "alpha": _first(stored, "conv_pw_13").shape[-1] / 1024,
+                      "depth_multiplier": int(_first(stored, "conv_dw_1").shape[-1])}
+            top = "conv_preds"
+        elif "block_16_project" in stored:
+            filters = _first(stored, "block_16_project").shape[-1]
+            alphas = [a for a in V2_ALPHAS if make_divisible(int(320 * a)) == filters]
+            config = {"arch": "v2", "alpha": alphas[0] if alphas else filters / 320}
+            top = "predictions"
+        else:
+            raise KeyError
     except (KeyError, StopIteration):
-        raise ValueError("not MobileNet V1 weights: no conv_pw_13 / conv_dw_1 layer") from None
-    config = {"alpha": last_filters / 1024, "depth_multiplier": int(multiplier),
-              "include_top": "conv_preds" in stored, "classes": None}
-    if config["include_top"]:
-        config["classes"] = int(next(iter(stored["conv_preds"].values())).shape[-1])
+        raise ValueError(f"not MobileNet weights this package knows (layers "
+                         f"{sorted(stored)[:4]}...)") from None
+    config["include_top"] = top in stored
+    config["classes"] = int(stored[top]["bias"].shape[0]) if top in stored else 1000
     return config
 
 
-def describe_v1(config: dict) -> str:
+def describe_weights(stored: Stored) -> str:
+    """A one-line account of what a weights file holds, e.g. for error messages."""
+    config = infer_config(stored)
+    options = f"alpha={config['alpha']:g}"
+    if "depth_multiplier" in config:
+        options += f", depth_multiplier={config['depth_multiplier']}"
     top = f"a {config['classes']}-class top" if config["include_top"] else "no top"
-    return (f"MobileNet V1 alpha={config['alpha']:g}, depth_multiplier="
-            f"{config['depth_multiplier']}, with {top}")
+    return f"MobileNet {config['arch'].upper()} {options}, with {top}"
 
 
 def check_params(stored: Stored, layers: list[Layer], source: str) -> Params:
@@ -135,7 +156,7 @@ def check_params(stored: Stored, layers: list[Layer], source: str) -> Params:
     A file with a classifier may be loaded into a model without one (its top is dropped).
     """
     expected = {layer.name: layer for layer in layers if layer.weights}
-    extra = set(stored) - set(expected) - {"conv_preds"}
+    extra = set(stored) - set(expected) - {"conv_preds", "predictions"}
     missing = [name for name in expected if name not in stored]
     problems = []
     if missing:
@@ -162,8 +183,11 @@ def check_params(stored: Stored, layers: list[Layer], source: str) -> Params:
     return params
 
 
-def read_weights_file(path: str | os.PathLike) -> Stored:
-    """Read ``.npz`` (ours) or ``.h5`` (Keras) weights into {layer: {weight: array}}."""
+def read_weights_file(path: str | os.PathLike, arch: str = "v1") -> Stored:
+    """Read ``.npz`` (ours) or ``.h5`` (Keras) weights into {layer: {weight: array}}.
+
+    ``arch`` names the family, for Keras 3 files whose layers are only numbered.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
@@ -173,22 +197,16 @@ def read_weights_file(path: str | os.PathLike) -> Stored:
             layer, _, weight = key.rpartition("/")
             stored.setdefault(layer, {})[weight] = array
         return stored
-    return name_keras3_layers(read_keras_h5(path), mobilenet_v1(include_top=True))
+    return name_keras3_layers(read_keras_h5(path), ARCHITECTURES[arch](include_top=True))
 
 
-def load_weights(weights: str | os.PathLike, layers: list[Layer], alpha: float,
-                 resolution: int) -> Params:
-    """Params for ``layers`` from "imagenet" (official file) or a ``.h5`` / ``.npz`` path."""
-    if str(weights) == "imagenet":
-        from .download import keras_weights_path  # imported here: only "imagenet" needs it
-
-        include_top = layers[-1].kind == "softmax"
-        weights = keras_weights_path(alpha, resolution, include_top)
-    stored = read_weights_file(weights)
+def load_weights(weights: str | os.PathLike, layers: list[Layer], arch: str = "v1") -> Params:
+    """Params for ``layers`` from a ``.h5`` / ``.npz`` file, every name and shape checked."""
+    stored = read_weights_file(weights, arch)
     try:
         return check_params(stored, layers, str(weights))
     except ValueError as error:
-        holds = describe_v1(infer_v1_config(stored))
+        holds = describe_weights(stored)
         raise ValueError(f"{error}\n{weights} holds {holds}: pass the matching options "
                          f"(e.g. alpha=..., include_top=...) or another file") from None
 
@@ -230,12 +248,13 @@ def save_npz(params: Params, path: str | os.PathLike) -> None:
         np.savez(file, **params)
 
 
-def convert(source: str | os.PathLike, destination: str | os.PathLike) -> dict:
+def convert(source: str | os.PathLike, destination: str | os.PathLike,
+            arch: str = "v1") -> dict:
     """Convert a Keras HDF5 file to ``.npz`` after checking every array; return what it holds."""
-    stored = read_weights_file(source)
-    config = infer_v1_config(stored)
-    layers = mobilenet_v1(config["alpha"], 224, config["depth_multiplier"],
-                          config["include_top"], None, config["classes"] or 1000)
+    stored = read_weights_file(source, arch)
+    config = infer_config(stored)
+    options = {k: v for k, v in config.items() if k != "arch"}
+    layers = ARCHITECTURES[config["arch"]](**options)
     save_npz(check_params(stored, layers, str(source)), destination)
     return config
 
@@ -252,7 +271,8 @@ def random_weights(layers: list[Layer], seed: int = 0) -> Params:
     for layer in layers:
         for weight, shape in layer.weights.items():
             if weight in ("kernel", "depthwise_kernel"):
-                fan_in = int(np.prod(shape[:2])) * (1 if weight == "depthwise_kernel" else shape[2])
+                # depthwise (kh, kw, C, M): kh*kw inputs per output; others: all but the last axis
+                fan_in = int(np.prod(shape[:2] if weight == "depthwise_kernel" else shape[:-1]))
                 value = rng.normal(0, np.sqrt(2 / fan_in), shape)
             elif weight == "gamma":
                 value = rng.uniform(0.5, 1.5, shape)

@@ -98,9 +98,9 @@ def write_legacy_h5(path, layers, params) -> None:
 
 
 @functools.cache
-def keras_mobilenet(alpha: float, resolution: int):
-    """One Keras MobileNet per (alpha, resolution) per session: building them is the slow part."""
+def keras_mobilenet(alpha: float, resolution: int, arch: str = "v1"):
+    """One Keras model per (alpha, resolution, family) per session: building is the slow part."""
     import keras
 
-    return keras.applications.MobileNet(input_shape=(resolution, resolution, 3), alpha=alpha,
-                                        weights=None)
+    build = {"v1": keras.applications.MobileNet, "v2": keras.applications.MobileNetV2}[arch]
+    return build(input_shape=(resolution, resolution, 3), alpha=alpha, weights=None)

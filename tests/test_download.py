@@ -91,5 +91,9 @@ def test_keras_cache_is_reused(server, tmp_path) -> None:
 def test_file_names_follow_keras() -> None:
     assert keras_weights_filename(1.0, 224, True) == "mobilenet_1_0_224_tf.h5"
     assert keras_weights_filename(0.75, 160, False) == "mobilenet_7_5_160_tf_no_top.h5"
-    with pytest.raises(ValueError, match="no official ImageNet weights for alpha=0.3"):
+    assert keras_weights_filename(1.4, 96, False, "v2") == \
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.4_96_no_top.h5"
+    with pytest.raises(ValueError, match="no official ImageNet weights for v1 alpha=0.3"):
         keras_weights_filename(0.3, 224, True)
+    with pytest.raises(ValueError, match="for v2 alpha=0.25"):
+        keras_weights_filename(0.25, 224, True, "v2")
