@@ -1,0 +1,52 @@
+"""``profile`` and ``--arch`` on the command line: counts that add up, both families."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mobilenet_np.architectures import ARCHITECTURES
+from mobilenet_np.cli import main
+from mobilenet_np.cost import network_cost
+from mobilenet_np.model import MobileNetV2
+from mobilenet_np.weights import save_npz
+
+
+@pytest.mark.parametrize("arch", ["v1", "v2"])
+@pytest.mark.parametrize("fast", [False, True])
+def test_profile_rows_carry_every_mac(capsys, arch, fast) -> None:
+    args = ["profile", "--arch", arch, "--alpha", "0.5", "--resolution", "64", "--batch", "2",
+            "--repeats", "1"] + (["--fast"] if fast else [])
+    assert main([*args, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    total = network_cost(ARCHITECTURES[arch](alpha=0.5, resolution=64))["total_macs"]
+    assert sum(r["macs"] for r in rows) == 2 * total  # batch 2
+    assert all(r["seconds"] > 0 for r in rows)
+    assert any(r["kind"] == "depthwise_conv2d" for r in rows)
+    assert main(args) == 0
+    assert "% of time" in capsys.readouterr().out
+
+
+def test_summary_of_v2_equals_the_counter(capsys) -> None:
+    assert main(["summary", "--arch", "v2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["total_macs"] == 300_774_272
+    assert report["total_params"] == network_cost(ARCHITECTURES["v2"]())["total_params"]
+    assert {layer["kind"] for layer in report["layers"]} >= {"add", "dense", "zero_pad"}
+
+
+def test_classify_and_convert_with_v2(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    model = MobileNetV2(alpha=0.35, resolution=96, weights=None, seed=3)
+    save_npz(model.params, tmp_path / "v2.npz")
+    Image.new("RGB", (120, 90), (200, 30, 30)).save(tmp_path / "red.png")
+    assert main(["classify", "--arch", "v2", str(tmp_path / "red.png"), "--weights",
+                 str(tmp_path / "v2.npz"), "--resolution", "96", "--json", "--top", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result[0]["predictions"]) == 2
+    # The V1 family cannot read V2 weights, and says what the file holds.
+    assert main(["classify", str(tmp_path / "red.png"), "--weights", str(tmp_path / "v2.npz"),
+                 "--alpha", "0.35", "--resolution", "96"]) == 2
+    assert "holds MobileNet V2 alpha=0.35" in capsys.readouterr().err
