@@ -7,9 +7,15 @@ Keras's, so they double as weight keys: ``conv_dw_3_bn/gamma``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from .shapes import Pads, conv_output_hw, resolve_padding
+from .layers import (
+    POOLING_KINDS,
+    Layer,
+    LayerBuilder,
+    check_options,
+    conv_bn_relu6,
+    correct_pad,
+    make_divisible,
+)
 
 # MobileNet V1 (Howard et al. 2017, Table 1). Filters are before the width multiplier alpha.
 # "conv" is a standard conv + BN + ReLU6; "separable" is depthwise 3x3 + BN + ReLU6 followed
@@ -32,106 +38,6 @@ MOBILENET_V1 = (
     ("separable", 3, 1, 1024),
 )
 
-POOLING_KINDS = {"avg": "global_average_pool", "max": "global_max_pool"}
-BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")  # Keras's order
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One layer: its Keras name, what it computes, and the shapes around it (no batch axis)."""
-
-    name: str
-    kind: str  # conv2d | depthwise_conv2d | pointwise_conv2d | batch_norm | relu6 | zero_pad
-    #            | global_average_pool | global_max_pool | classifier | dense | add | softmax
-    input_shape: tuple[int, ...]  # (H, W, C), or (C,) after pooling
-    output_shape: tuple[int, ...]
-    kernel: int = 1
-    stride: int = 1
-    padding: str | Pads = "valid"
-    weights: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name -> shape, in order
-    source: str | None = None  # "add": the earlier layer whose output is added (the shortcut)
-
-
-class LayerBuilder:
-    """Appends layers one at a time, tracking the running activation shape."""
-
-    def __init__(self, input_shape: tuple[int, int, int]) -> None:
-        self.shape: tuple[int, ...] = input_shape
-        self.layers: list[Layer] = []
-
-    def _add(self, name: str, kind: str, output_shape: tuple[int, ...], **details) -> None:
-        self.layers.append(Layer(name, kind, self.shape, output_shape, **details))
-        self.shape = output_shape
-
-    def conv(self, name: str, kind: str, kernel: int, stride: int, padding: str | Pads,
-             filters: int, depth_multiplier: int = 1) -> None:
-        """A convolution of ``kind`` conv2d, depthwise_conv2d or pointwise_conv2d (no bias)."""
-        height, width, channels = self.shape
-        pads = resolve_padding(padding, (height, width), (kernel, kernel), (stride, stride), name)
-        out_hw = conv_output_hw((height, width), (kernel, kernel), (stride, stride), pads, name)
-        if kind == "depthwise_conv2d":
-            filters = channels * depth_multiplier
-            weights = {"depthwise_kernel": (kernel, kernel, channels, depth_multiplier)}
-        else:
-            weights = {"kernel": (kernel, kernel, channels, filters)}
-        self._add(name, kind, (*out_hw, filters), kernel=kernel, stride=stride, padding=padding,
-                  weights=weights)
-
-    def batch_norm(self, name: str) -> None:
-        channels = self.shape[-1]
-        self._add(name, "batch_norm", self.shape, weights={w: (channels,) for w in BN_WEIGHTS})
-
-    def activation(self, name: str, kind: str) -> None:
-        self._add(name, kind, self.shape)
-
-    def zero_pad(self, name: str, pads: Pads) -> None:
-        (top, bottom), (left, right) = pads
-        height, width, channels = self.shape
-        self._add(name, "zero_pad", (height + top + bottom, width + left + right, channels),
-                  padding=pads)
-
-    def global_pool(self, name: str, kind: str) -> None:
-        self._add(name, kind, (self.shape[-1],))
-
-    def classifier(self, name: str, classes: int) -> None:
-        """Keras's 1x1 conv with bias on the pooled features: a dense layer in conv clothing."""
-        channels = self.shape[-1]
-        self._add(name, "classifier", (classes,),
-                  weights={"kernel": (1, 1, channels, classes), "bias": (classes,)})
-
-
-    def dense(self, name: str, classes: int) -> None:
-        """A fully connected layer with bias on pooled features (Keras ``Dense``)."""
-        self._add(name, "dense", (classes,),
-                  weights={"kernel": (self.shape[-1], classes), "bias": (classes,)})
-
-    def add(self, name: str, source: str) -> None:
-        """Residual connection: this activation plus the output of layer ``source``."""
-        self._add(name, "add", self.shape, source=source)
-
-
-def conv_bn_relu6(builder: LayerBuilder, prefix: str, kind: str, kernel: int, stride: int,
-                  padding: str | Pads, filters: int, depth_multiplier: int = 1,
-                  bn_suffix: str = "_bn") -> None:
-    """conv -> ``{prefix}_bn`` -> ``{prefix}_relu``: the unit every MobileNet layer uses."""
-    builder.conv(prefix, kind, kernel, stride, padding, filters, depth_multiplier)
-    builder.batch_norm(f"{prefix}{bn_suffix}")
-    builder.activation(f"{prefix}_relu", "relu6")
-
-
-def _check_options(alpha: float, resolution: int | tuple[int, int], pooling: str | None,
-                   classes: int) -> tuple[int, int]:
-    """Validate the options every family shares; return (height, width)."""
-    height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
-    if min(height, width) < 32:
-        raise ValueError(f"resolution must be at least 32x32, got {height}x{width}")
-    if alpha <= 0 or classes < 1:
-        raise ValueError(f"need alpha > 0 and classes >= 1, got alpha={alpha}, classes={classes}")
-    if pooling is not None and pooling not in POOLING_KINDS:
-        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
-    return height, width
-
-
 def mobilenet_v1(
     alpha: float = 1.0, resolution: int | tuple[int, int] = 224, depth_multiplier: int = 1,
     include_top: bool = True, pooling: str | None = None, classes: int = 1000,
@@ -141,7 +47,7 @@ def mobilenet_v1(
     Stride-2 blocks pad ((0, 1), (0, 1)) explicitly (``conv_pad_N``) then convolve "valid",
     exactly as Keras; the stem ``conv1`` uses TF's "same" rule, again as Keras does.
     """
-    height, width = _check_options(alpha, resolution, pooling, classes)
+    height, width = check_options(alpha, resolution, pooling, classes)
     if depth_multiplier < 1:
         raise ValueError(f"depth_multiplier must be >= 1, got {depth_multiplier}")
     builder = LayerBuilder((height, width, 3))
@@ -184,23 +90,12 @@ MOBILENET_V2 = (
 )
 
 
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round a channel count to a multiple of ``divisor``, never below 90% of ``value`` (Keras)."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
-
-
-def correct_pad(height: int, width: int, kernel: int = 3) -> Pads:
-    """Keras's stride-2 padding for MobileNetV2: ((k//2 - 1, k//2) on even sizes, symmetric on odd."""
-    return tuple((kernel // 2 - (1 - size % 2), kernel // 2) for size in (height, width))
-
-
 def mobilenet_v2(
     alpha: float = 1.0, resolution: int | tuple[int, int] = 224, include_top: bool = True,
     pooling: str | None = None, classes: int = 1000,
 ) -> list[Layer]:
     """Expand ``MOBILENET_V2`` into Keras's layers (``Conv1``, ``block_{i}_expand``, ...)."""
-    height, width = _check_options(alpha, resolution, pooling, classes)
+    height, width = check_options(alpha, resolution, pooling, classes)
     builder = LayerBuilder((height, width, 3))
     builder.conv("Conv1", "conv2d", 3, 2, "same", make_divisible(32 * alpha))
     builder.batch_norm("bn_Conv1")

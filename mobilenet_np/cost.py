@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .architectures import Layer
+from .layers import Layer
 
 CONV_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "classifier", "dense")
 

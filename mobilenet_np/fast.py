@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .architectures import BN_WEIGHTS, Layer
+from .layers import BN_WEIGHTS, Layer
 from .shapes import resolve_padding
 from .weights import Params
 

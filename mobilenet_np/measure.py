@@ -9,9 +9,9 @@ from collections.abc import Callable
 import numpy as np
 
 from . import ops
-from .architectures import Layer
 from .cost import SeparableVsStandard, layer_macs, separable_blocks
 from .fast import Head, run_step
+from .layers import Layer
 from .model import LAYER_FUNCTIONS
 
 

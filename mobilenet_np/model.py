@@ -8,9 +8,10 @@ from collections.abc import Callable
 import numpy as np
 
 from . import ops
-from .architectures import Layer, mobilenet_v1, mobilenet_v2
+from .architectures import mobilenet_v1, mobilenet_v2
 from .download import keras_weights_path
 from .fast import compile_plan, run_plan
+from .layers import Layer
 from .shapes import as_float32
 from .weights import Params, load_weights, random_weights
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .architectures import Layer
 from .cost import network_cost, separable_blocks
+from .layers import Layer
 
 
 def summary_json(layers: list[Layer], alpha: float, resolution: int) -> dict:

@@ -19,7 +19,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .architectures import ARCHITECTURES, Layer, make_divisible
+from .architectures import ARCHITECTURES
+from .layers import Layer, make_divisible
 
 Params = dict[str, np.ndarray]
 Stored = dict[str, dict[str, np.ndarray]]  # layer name -> {weight name (or position): array}

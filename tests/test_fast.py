@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mobilenet_np import MobileNet, ops
-from mobilenet_np.architectures import Layer
 from mobilenet_np.fast import Depthwise, fold_batch_norm
+from mobilenet_np.layers import Layer
 
 CONFIGS = [dict(alpha=0.25, resolution=128), dict(alpha=0.75, resolution=224),
            dict(alpha=0.5, resolution=(97, 131), include_top=False, pooling="avg"),

@@ -14,8 +14,9 @@ from conftest import keras_mobilenet, set_keras_weights, write_legacy_h5
 from test_model_parity import LOGIT_RTOL, images
 
 from mobilenet_np import MobileNetV2
-from mobilenet_np.architectures import make_divisible, mobilenet_v2
+from mobilenet_np.architectures import mobilenet_v2
 from mobilenet_np.cost import network_cost
+from mobilenet_np.layers import make_divisible
 from mobilenet_np.weights import convert
 
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)

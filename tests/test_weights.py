@@ -9,8 +9,9 @@ import pytest
 from conftest import set_keras_weights, write_legacy_h5
 
 from mobilenet_np import MobileNet
-from mobilenet_np.architectures import Layer, mobilenet_v1
+from mobilenet_np.architectures import mobilenet_v1
 from mobilenet_np.cli import main
+from mobilenet_np.layers import Layer
 from mobilenet_np.weights import (
     convert,
     load_npz,
