@@ -7,8 +7,8 @@
 """
 
 from .imagenet import decode_predictions, imagenet_classes, load_image, preprocess_input
-from .model import MobileNet, MobileNetV2
+from .model import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Small
 
 __version__ = "0.1.0"
-__all__ = ["MobileNet", "MobileNetV2", "decode_predictions", "imagenet_classes", "load_image",
-           "preprocess_input"]
+__all__ = ["MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
+           "decode_predictions", "imagenet_classes", "load_image", "preprocess_input"]

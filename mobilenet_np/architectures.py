@@ -137,6 +137,112 @@ def mobilenet_v2(
     return builder.layers
 
 
+# MobileNetV3 (Howard et al. 2019, Tables 1 and 2), as Keras builds it. "K" is the large
+# kernel (5, or 3 when minimalistic), "SE" a squeeze-and-excite gate (none when minimalistic),
+# "HS" hard-swish (ReLU when minimalistic). Filters are before alpha.
+#            (expansion, filters, kernel, stride, squeeze-excite, activation)
+MOBILENET_V3_LARGE = (
+    (1,   16,  3,  1, False, "RE"), (4,   24,  3,  2, False, "RE"), (3,   24,  3,  1, False, "RE"),
+    (3,   40, "K", 2, True,  "RE"), (3,   40, "K", 1, True,  "RE"), (3,   40, "K", 1, True,  "RE"),
+    (6,   80,  3,  2, False, "HS"), (2.5, 80,  3,  1, False, "HS"), (2.3, 80,  3,  1, False, "HS"),
+    (2.3, 80,  3,  1, False, "HS"), (6,  112,  3,  1, True,  "HS"), (6,  112,  3,  1, True,  "HS"),
+    (6,  160, "K", 2, True,  "HS"), (6,  160, "K", 1, True,  "HS"), (6,  160, "K", 1, True,  "HS"),
+)
+MOBILENET_V3_SMALL = (
+    (1,     16,  3,  2, True,  "RE"), (72 / 16, 24, 3, 2, False, "RE"),
+    (88 / 24, 24, 3,  1, False, "RE"), (4,     40, "K", 2, True, "HS"),
+    (6,     40, "K", 1, True,  "HS"), (6,     40, "K", 1, True,  "HS"),
+    (3,     48, "K", 1, True,  "HS"), (3,     48, "K", 1, True,  "HS"),
+    (6,     96, "K", 2, True,  "HS"), (6,     96, "K", 1, True,  "HS"),
+    (6,     96, "K", 1, True,  "HS"),
+)
+V3_LAST_POINT = {"large": 1280, "small": 1024}  # the 1x1 conv after pooling, before alpha > 1
+
+
+def _squeeze_excite(builder: LayerBuilder, prefix: str, channels: int) -> None:
+    """Pool to (1, 1, C), squeeze to C/4 with ReLU, expand back with a hard-sigmoid gate, and
+    multiply the block's activation channel by channel."""
+    gated = builder.layers[-1].name
+    builder.global_pool(f"{prefix}squeeze_excite_avg_pool", "global_average_pool", keepdims=True)
+    builder.conv(f"{prefix}squeeze_excite_conv", "pointwise_conv2d", 1, 1, "valid",
+                 make_divisible(channels * 0.25), bias=True)
+    builder.activation(f"{prefix}squeeze_excite_relu", "relu")
+    builder.conv(f"{prefix}squeeze_excite_conv_1", "pointwise_conv2d", 1, 1, "valid", channels,
+                 bias=True)
+    builder.activation(f"{prefix}squeeze_excite_hard_sigmoid", "hard_sigmoid")
+    builder.multiply(f"{prefix}squeeze_excite_mul", gated)
+
+
+def mobilenet_v3(
+    size: str, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
+    include_top: bool = True, pooling: str | None = None, classes: int = 1000,
+    minimalistic: bool = False, include_preprocessing: bool = True,
+) -> list[Layer]:
+    """Expand ``MOBILENET_V3_LARGE`` or ``_SMALL`` (``size``) into Keras's layers.
+
+    ``include_preprocessing`` starts with Keras's ``Rescaling``: the model then takes pixels
+    in [0, 255]. Activation layers get names like ``expanded_conv_3_expand_act``; Keras
+    leaves them unnamed, and they hold no weights.
+    """
+    height, width = check_options(alpha, resolution, pooling, classes)
+    large_kernel, use_se = (3, False) if minimalistic else (5, True)
+    act = {"RE": "relu", "HS": "relu" if minimalistic else "hard_swish"}
+    builder = LayerBuilder((height, width, 3))
+    if include_preprocessing:
+        builder.activation("rescaling", "rescaling")
+    builder.conv("conv", "conv2d", 3, 2, "same", 16)
+    builder.batch_norm("conv_bn")
+    builder.activation("conv_act", act["HS"])
+    rows = MOBILENET_V3_LARGE if size == "large" else MOBILENET_V3_SMALL
+    for block, (expansion, filters, kernel, stride, se, activation) in enumerate(rows):
+        kernel = large_kernel if kernel == "K" else kernel
+        prefix = f"expanded_conv_{block}_" if block else "expanded_conv_"
+        block_input, in_channels = builder.layers[-1].name, builder.shape[-1]
+        hidden = make_divisible(in_channels * expansion)
+        if block:
+            builder.conv(f"{prefix}expand", "pointwise_conv2d", 1, 1, "valid", hidden)
+            builder.batch_norm(f"{prefix}expand_bn")
+            builder.activation(f"{prefix}expand_act", act[activation])
+        padding = "same"
+        if stride == 2:
+            builder.zero_pad(f"{prefix}depthwise_pad", correct_pad(*builder.shape[:2], kernel))
+            padding = "valid"
+        builder.conv(f"{prefix}depthwise", "depthwise_conv2d", kernel, stride, padding, 0)
+        builder.batch_norm(f"{prefix}depthwise_bn")
+        builder.activation(f"{prefix}depthwise_act", act[activation])
+        if se and use_se:
+            _squeeze_excite(builder, prefix, hidden)
+        out_channels = make_divisible(filters * alpha)
+        builder.conv(f"{prefix}project", "pointwise_conv2d", 1, 1, "valid", out_channels)
+        builder.batch_norm(f"{prefix}project_bn")
+        if stride == 1 and in_channels == out_channels:
+            builder.add(f"{prefix}add", block_input)
+    builder.conv("conv_1", "pointwise_conv2d", 1, 1, "valid", make_divisible(builder.shape[-1] * 6))
+    builder.batch_norm("conv_1_bn")
+    builder.activation("conv_1_act", act["HS"])
+    if include_top:
+        last_point = V3_LAST_POINT[size]
+        last_point = make_divisible(last_point * alpha) if alpha > 1.0 else last_point
+        builder.global_pool("global_average_pooling2d", "global_average_pool", keepdims=True)
+        builder.conv("conv_2", "pointwise_conv2d", 1, 1, "valid", last_point, bias=True)
+        builder.activation("conv_2_act", act["HS"])
+        builder.conv("logits", "pointwise_conv2d", 1, 1, "valid", classes, bias=True)
+        builder.flatten("flatten")
+        builder.activation("predictions", "softmax")
+    elif pooling is not None:
+        builder.global_pool(f"{pooling}_pool", POOLING_KINDS[pooling])
+    return builder.layers
+
+
+def mobilenet_v3_large(**options) -> list[Layer]:
+    return mobilenet_v3("large", **options)
+
+
+def mobilenet_v3_small(**options) -> list[Layer]:
+    return mobilenet_v3("small", **options)
+
+
 # --arch names -> layer-table builders (keyword arguments: alpha, resolution, include_top,
-# pooling, classes).
-ARCHITECTURES = {"v1": mobilenet_v1, "v2": mobilenet_v2}
+# pooling, classes, and the family's own: depth_multiplier, minimalistic, ...).
+ARCHITECTURES = {"v1": mobilenet_v1, "v2": mobilenet_v2, "v3-large": mobilenet_v3_large,
+                 "v3-small": mobilenet_v3_small}

@@ -13,7 +13,7 @@ from .architectures import ARCHITECTURES
 from .download import keras_weights_path
 from .imagenet import imagenet_classes, load_image, preprocess_input, top_k
 from .measure import profile_layers, time_standard_vs_separable
-from .model import MobileNet, MobileNetV2
+from .model import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Small
 from .progress import ProgressBar
 from .reports import (
     compare_json,
@@ -32,7 +32,8 @@ def _resolution(text: str) -> int | tuple[int, int]:
     return parts[0] if len(parts) == 1 else (parts[0], parts[1])
 
 
-MODELS = {"v1": MobileNet, "v2": MobileNetV2}
+MODELS = {"v1": MobileNet, "v2": MobileNetV2, "v3-large": MobileNetV3Large,
+          "v3-small": MobileNetV3Small}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     family = argparse.ArgumentParser(add_help=False)
     family.add_argument("--arch", choices=sorted(MODELS), default="v1",
                         help="MobileNet family (default v1)")
+    family.add_argument("--minimalistic", action="store_true",
+                        help="MobileNetV3's variant without squeeze-excite and hard-swish")
 
     classify = commands.add_parser("classify", help="top-k ImageNet classes of images", parents=[family])
     classify.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
@@ -86,13 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def family_options(args: argparse.Namespace) -> dict:
+    """Options only some families take (--minimalistic: MobileNetV3)."""
+    if args.minimalistic and not args.arch.startswith("v3"):
+        raise ValueError("--minimalistic exists for --arch v3-large and v3-small only")
+    return {"minimalistic": True} if args.minimalistic else {}
+
+
 def classify(args: argparse.Namespace) -> int:
     """Classify each image; a bad image is reported and skipped, and the exit code is 1."""
     alpha = args.alpha
     if alpha is None:
         alpha = 1.0 if args.weights == "imagenet" else \
             infer_config(read_weights_file(args.weights, args.arch))["alpha"]
-    model = MODELS[args.arch](alpha=alpha, resolution=args.resolution, weights=args.weights)
+    model = MODELS[args.arch](alpha=alpha, resolution=args.resolution, weights=args.weights,
+                              **family_options(args))
     results, failed = [], 0
     bar = ProgressBar(len(args.images) if len(args.images) > 3 else 0, "classifying")
     for done, path in enumerate(args.images, 1):
@@ -102,7 +113,8 @@ def classify(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             failed += 1
             continue
-        probs = model.predict(preprocess_input(pixels)[None])  # (1, 1000)
+        x = pixels if model.expects_pixels else preprocess_input(pixels)  # V3 rescales itself
+        probs = model.predict(x[None])  # (1, 1000)
         results.append({"image": str(path), "predictions": _top(probs, args.top)})
         bar.update(done)
     bar.close()
@@ -112,7 +124,8 @@ def classify(args: argparse.Namespace) -> int:
 
 def cost_report(args: argparse.Namespace) -> int:
     """``summary`` and ``compare``: counts from the layer table, times when asked."""
-    layers = ARCHITECTURES[args.arch](alpha=args.alpha, resolution=args.resolution)
+    layers = ARCHITECTURES[args.arch](alpha=args.alpha, resolution=args.resolution,
+                                      **family_options(args))
     if args.command == "summary":
         report = summary_json(layers, args.alpha, args.resolution)
         print(json.dumps(report, indent=2) if args.json else summary_table(layers))
@@ -150,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("summary", "compare"):
             return cost_report(args)
         if args.command == "profile":
-            model = MODELS[args.arch](alpha=args.alpha, resolution=args.resolution, weights=None)
+            model = MODELS[args.arch](alpha=args.alpha, resolution=args.resolution, weights=None,
+                                      **family_options(args))
             rows = profile_layers(model, args.batch, args.repeats, args.fast)
             print(json.dumps(rows, indent=2) if args.json else profile_table(rows, args.batch))
             return 0

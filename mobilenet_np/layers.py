@@ -19,15 +19,17 @@ class Layer:
     """One layer: its Keras name, what it computes, and the shapes around it (no batch axis)."""
 
     name: str
-    kind: str  # conv2d | depthwise_conv2d | pointwise_conv2d | batch_norm | relu6 | zero_pad
-    #            | global_average_pool | global_max_pool | classifier | dense | add | softmax
+    kind: str  # conv2d | depthwise_conv2d | pointwise_conv2d | batch_norm | zero_pad
+    #            | relu6 | relu | hard_swish | hard_sigmoid | rescaling | softmax
+    #            | global_average_pool | global_max_pool | classifier | dense | flatten
+    #            | add | multiply
     input_shape: tuple[int, ...]  # (H, W, C), or (C,) after pooling
     output_shape: tuple[int, ...]
     kernel: int = 1
     stride: int = 1
     padding: str | Pads = "valid"
     weights: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name -> shape, in order
-    source: str | None = None  # "add": the earlier layer whose output is added (the shortcut)
+    source: str | None = None  # add / multiply: the earlier layer whose output joins in
 
 
 class LayerBuilder:
@@ -42,8 +44,8 @@ class LayerBuilder:
         self.shape = output_shape
 
     def conv(self, name: str, kind: str, kernel: int, stride: int, padding: str | Pads,
-             filters: int, depth_multiplier: int = 1) -> None:
-        """A convolution of ``kind`` conv2d, depthwise_conv2d or pointwise_conv2d (no bias)."""
+             filters: int, depth_multiplier: int = 1, bias: bool = False) -> None:
+        """A convolution of ``kind`` conv2d, depthwise_conv2d or pointwise_conv2d."""
         height, width, channels = self.shape
         pads = resolve_padding(padding, (height, width), (kernel, kernel), (stride, stride), name)
         out_hw = conv_output_hw((height, width), (kernel, kernel), (stride, stride), pads, name)
@@ -52,6 +54,8 @@ class LayerBuilder:
             weights = {"depthwise_kernel": (kernel, kernel, channels, depth_multiplier)}
         else:
             weights = {"kernel": (kernel, kernel, channels, filters)}
+        if bias:
+            weights["bias"] = (filters,)
         self._add(name, kind, (*out_hw, filters), kernel=kernel, stride=stride, padding=padding,
                   weights=weights)
 
@@ -68,15 +72,15 @@ class LayerBuilder:
         self._add(name, "zero_pad", (height + top + bottom, width + left + right, channels),
                   padding=pads)
 
-    def global_pool(self, name: str, kind: str) -> None:
-        self._add(name, kind, (self.shape[-1],))
+    def global_pool(self, name: str, kind: str, keepdims: bool = False) -> None:
+        """Pool over H and W: (H, W, C) -> (C,), or (1, 1, C) with ``keepdims``."""
+        self._add(name, kind, (1, 1, self.shape[-1]) if keepdims else (self.shape[-1],))
 
     def classifier(self, name: str, classes: int) -> None:
         """Keras's 1x1 conv with bias on the pooled features: a dense layer in conv clothing."""
         channels = self.shape[-1]
         self._add(name, "classifier", (classes,),
                   weights={"kernel": (1, 1, channels, classes), "bias": (classes,)})
-
 
     def dense(self, name: str, classes: int) -> None:
         """A fully connected layer with bias on pooled features (Keras ``Dense``)."""
@@ -86,6 +90,16 @@ class LayerBuilder:
     def add(self, name: str, source: str) -> None:
         """Residual connection: this activation plus the output of layer ``source``."""
         self._add(name, "add", self.shape, source=source)
+
+    def multiply(self, name: str, source: str) -> None:
+        """Squeeze-and-excite's gate: the output of ``source`` (H, W, C) times this (1, 1, C)."""
+        self._add(name, "multiply", self.output_of(source), source=source)
+
+    def flatten(self, name: str) -> None:
+        self._add(name, "flatten", (self.shape[-1],))
+
+    def output_of(self, name: str) -> tuple[int, ...]:
+        return next(layer.output_shape for layer in self.layers if layer.name == name)
 
 
 def conv_bn_relu6(builder: LayerBuilder, prefix: str, kind: str, kernel: int, stride: int,

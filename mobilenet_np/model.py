@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import ops
-from .architectures import mobilenet_v1, mobilenet_v2
+from .architectures import mobilenet_v1, mobilenet_v2, mobilenet_v3
 from .download import keras_weights_path
 from .fast import compile_plan, run_plan
 from .layers import Layer
@@ -21,12 +21,19 @@ LAYER_FUNCTIONS: dict[str, Callable[[np.ndarray, Layer, dict], np.ndarray]] = {
                                              padding=layer.padding),
     "depthwise_conv2d": lambda x, layer, w: ops.depthwise_conv2d(
         x, w["depthwise_kernel"], stride=layer.stride, padding=layer.padding),
-    "pointwise_conv2d": lambda x, layer, w: ops.pointwise_conv2d(x, w["kernel"]),
+    "pointwise_conv2d": lambda x, layer, w: ops.pointwise_conv2d(x, w["kernel"], w.get("bias")),
     "batch_norm": lambda x, layer, w: ops.batch_norm(
         x, w["gamma"], w["beta"], w["moving_mean"], w["moving_variance"], epsilon=1e-3),
     "relu6": lambda x, layer, w: ops.relu6(x),
+    "relu": lambda x, layer, w: ops.relu(x),
+    "hard_swish": lambda x, layer, w: ops.hard_swish(x),
+    "hard_sigmoid": lambda x, layer, w: ops.hard_sigmoid(x),
+    # Keras's Rescaling(1/127.5, offset=-1) inside MobileNetV3: pixels [0, 255] -> [-1, 1]
+    "rescaling": lambda x, layer, w: x * np.float32(1 / 127.5) - np.float32(1),
+    "flatten": lambda x, layer, w: x.reshape(len(x), -1),  # (N, 1, 1, C) -> (N, C)
     "zero_pad": lambda x, layer, w: ops.zero_pad(x, layer.padding),
-    "global_average_pool": lambda x, layer, w: ops.global_average_pool(x),
+    "global_average_pool": lambda x, layer, w: ops.global_average_pool(
+        x, keepdims=len(layer.output_shape) == 3),  # (N, C), or (N, 1, 1, C) to feed 1x1 convs
     "global_max_pool": lambda x, layer, w: ops.global_max_pool(x),
     # Keras's conv_preds is a 1x1 conv on the pooled (N, 1, 1, C) map: a matrix multiply.
     "classifier": lambda x, layer, w: x @ w["kernel"][0, 0] + w["bias"],
@@ -39,20 +46,25 @@ class Network:
     """A MobileNet built from its layer table: ``forward`` layer by layer, ``predict`` fused."""
 
     arch = "v1"  # the family, as named by --arch and ARCHITECTURES
+    minimalistic = False  # MobileNetV3's variant without SE and hard-swish
 
     def __init__(self, layers: list[Layer], weights: str | os.PathLike | None, seed: int,
                  alpha: float) -> None:
         self.layers, self.alpha = layers, alpha
         self.input_shape = layers[0].input_shape  # (H, W, 3)
         self.include_top = layers[-1].kind == "softmax"
+        # MobileNetV3 rescales inside the model (Keras's include_preprocessing): it takes pixels
+        # in [0, 255]; the others take preprocess_input's [-1, 1].
+        self.expects_pixels = layers[0].kind == "rescaling"
+        self._plan: list | None = None  # the fused fast path, compiled on first predict
         if weights is None:
             self.params: Params = random_weights(layers, seed)
+            self.calibrate_batch_norm(seed)
         else:
             if str(weights) == "imagenet":
                 weights = keras_weights_path(alpha, self.input_shape[0], self.include_top,
-                                             self.arch)
+                                             self.arch, self.minimalistic)
             self.params = load_weights(weights, layers, self.arch)
-        self._plan: list | None = None  # the fused fast path, compiled on first predict
 
     def layer_weights(self, layer: Layer) -> dict[str, np.ndarray]:
         """This layer's arrays by Keras weight name, e.g. ``{"gamma": (C,), ...}``."""
@@ -78,15 +90,27 @@ class Network:
         if output not in ("probabilities", "logits"):
             raise ValueError(f"output must be 'probabilities' or 'logits', got {output!r}")
         x = self.check_input(x)
+        return self._run(x, output, capture)
+
+    __call__ = forward
+
+    def _run(self, x: np.ndarray, output: str, capture: bool, calibrate: bool = False):
+        """The layer loop of ``forward``. ``calibrate`` first sets each batch norm's moving
+        statistics to those of its input (see ``calibrate_batch_norm``)."""
         activations = {}
-        shortcuts = {layer.source for layer in self.layers if layer.kind == "add"}
-        saved = {}  # outputs that a later residual "add" needs
+        shortcuts = {layer.source for layer in self.layers if layer.source}
+        saved = {}  # outputs that a later "add" (residual) or "multiply" (SE gate) needs
         for layer in self.layers:
             if output == "logits" and layer.kind == "softmax":
                 break
             if layer.kind == "add":
                 x = x + saved.pop(layer.source)  # the residual connection
+            elif layer.kind == "multiply":
+                x = saved.pop(layer.source) * x  # (N, H, W, C) * (N, 1, 1, C) gate
             else:
+                if calibrate and layer.kind == "batch_norm":
+                    self.params[f"{layer.name}/moving_mean"] = x.mean(axis=(0, 1, 2))
+                    self.params[f"{layer.name}/moving_variance"] = x.var(axis=(0, 1, 2))
                 x = LAYER_FUNCTIONS[layer.kind](x, layer, self.layer_weights(layer))
             if layer.name in shortcuts:
                 saved[layer.name] = x
@@ -94,7 +118,19 @@ class Network:
                 activations[layer.name] = x
         return (x, activations) if capture else x
 
-    __call__ = forward
+    def calibrate_batch_norm(self, seed: int = 0) -> None:
+        """Give random weights batch-norm statistics measured on a seeded random batch.
+
+        He-normal kernels alone let activations shrink or blow up through dozens of layers
+        (V3's unbounded ReLU and hard-swish: logits in the thousands). Setting each BN's
+        moving mean and variance to its actual input statistics makes every BN output
+        ~ N(beta, gamma^2) per channel, in every family: a data-dependent initialisation.
+        """
+        rng = np.random.default_rng(seed)
+        low, high = (0.0, 255.0) if self.expects_pixels else (-1.0, 1.0)
+        x = rng.uniform(low, high, (2, *self.input_shape)).astype(np.float32)
+        self._run(x, "logits", capture=False, calibrate=True)
+        self._plan = None  # the fused path must be rebuilt from the new statistics
 
     def predict(self, x: np.ndarray, batch_size: int = 8, fast: bool = True) -> np.ndarray:
         """Probabilities (N, classes) (or features, without the top) for preprocessed x.
@@ -131,7 +167,7 @@ class Network:
     def check_input(self, x: np.ndarray) -> np.ndarray:
         """Return x as float32 (N, H, W, 3), or raise a clear error."""
         x = np.asarray(x)
-        if x.dtype == np.uint8:
+        if x.dtype == np.uint8 and not self.expects_pixels:
             raise TypeError("x holds uint8 pixels: scale them first with preprocess_input(x)")
         x = as_float32("x", x, "MobileNet")
         if x.ndim == 3 and x.shape == self.input_shape:
@@ -189,3 +225,33 @@ class MobileNetV2(Network):
     ) -> None:
         layers = mobilenet_v2(alpha, resolution, include_top, pooling, classes)
         super().__init__(layers, weights, seed, alpha)
+
+
+class _MobileNetV3(Network):
+    """MobileNetV3 with Keras's arguments and names: hard-swish, squeeze-and-excite, and the
+    pixel rescaling inside the model (``include_preprocessing``)."""
+
+    size = "large"
+
+    def __init__(
+        self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
+        include_top: bool = True, weights: str | os.PathLike | None = "imagenet",
+        pooling: str | None = None, classes: int = 1000, minimalistic: bool = False,
+        include_preprocessing: bool = True, seed: int = 0,
+    ) -> None:
+        self.minimalistic = minimalistic
+        layers = mobilenet_v3(self.size, alpha, resolution, include_top, pooling, classes,
+                              minimalistic, include_preprocessing)
+        super().__init__(layers, weights, seed, alpha)
+
+
+class MobileNetV3Large(_MobileNetV3):
+    """MobileNetV3-Large, like ``keras.applications.MobileNetV3Large``."""
+
+    arch, size = "v3-large", "large"
+
+
+class MobileNetV3Small(_MobileNetV3):
+    """MobileNetV3-Small, like ``keras.applications.MobileNetV3Small``."""
+
+    arch, size = "v3-small", "small"

@@ -178,3 +178,20 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     shifted = logits - logits.max(axis=axis, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=axis, keepdims=True)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """``max(x, 0)``, elementwise."""
+    return np.maximum(as_float32("x", x, "relu"), 0.0)
+
+
+def hard_sigmoid(x: np.ndarray) -> np.ndarray:
+    """MobileNetV3's cheap sigmoid, as Keras defines it: ``relu6(x + 3) / 6``."""
+    x = as_float32("x", x, "hard_sigmoid")
+    return np.clip(x + np.float32(3.0), 0.0, 6.0) / np.float32(6.0)
+
+
+def hard_swish(x: np.ndarray) -> np.ndarray:
+    """MobileNetV3's cheap swish: ``x * hard_sigmoid(x)``."""
+    x = as_float32("x", x, "hard_swish")
+    return x * hard_sigmoid(x)

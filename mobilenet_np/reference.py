@@ -99,3 +99,21 @@ def pointwise_conv2d(
     if bias is not None:
         out += bias
     return out
+
+
+def hard_sigmoid(x: np.ndarray) -> np.ndarray:
+    """The piecewise definition, element by element: 0 below -3, 1 above 3, x/6 + 1/2 between."""
+    x = np.asarray(x, dtype=np.float32)
+    out = np.empty_like(x)
+    for index, value in np.ndenumerate(x):
+        out[index] = 0.0 if value <= -3 else 1.0 if value >= 3 else value / 6 + 0.5
+    return out
+
+
+def hard_swish(x: np.ndarray) -> np.ndarray:
+    """Piecewise, element by element: 0 below -3, x above 3, x * (x + 3) / 6 between."""
+    x = np.asarray(x, dtype=np.float32)
+    out = np.empty_like(x)
+    for index, value in np.ndenumerate(x):
+        out[index] = 0.0 if value <= -3 else value if value >= 3 else value * (value + 3) / 6
+    return out

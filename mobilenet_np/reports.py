@@ -33,7 +33,7 @@ def summary_table(layers: list[Layer]) -> str:
     lines.append(f"total params {cost['total_params']:,} (trainable {cost['trainable_params']:,},"
                  f" BN statistics {cost['total_params'] - cost['trainable_params']:,})")
     lines.append(f"total MACs {total:,} = {total / 1e6:.2f}M (FLOPs = 2 x MACs = "
-                 f"{2 * total / 1e9:.3f}G); BN/ReLU6/pool elementwise outputs "
+                 f"{2 * total / 1e9:.3f}G); BN/activation/pool elementwise outputs "
                  f"{cost['elementwise']:,}, not in MACs")
     return "\n".join(lines)
 

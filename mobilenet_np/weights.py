@@ -131,6 +131,14 @@ def infer_config(stored: Stored) -> dict:
             alphas = [a for a in V2_ALPHAS if make_divisible(int(320 * a)) == filters]
             config = {"arch": "v2", "alpha": alphas[0] if alphas else filters / 320}
             top = "predictions"
+        elif "expanded_conv_10_project" in stored:  # V3: Large has 15 blocks, Small 11
+            size, last = ("large", 14) if "expanded_conv_14_project" in stored else ("small", 10)
+            filters = _first(stored, f"expanded_conv_{last}_project").shape[-1]
+            base = {"large": 160, "small": 96}[size]
+            alphas = [a for a in (0.75, 1.0) if make_divisible(base * a) == filters]
+            config = {"arch": f"v3-{size}", "alpha": alphas[0] if alphas else filters / base,
+                      "minimalistic": not any("squeeze_excite" in name for name in stored)}
+            top = "logits"
         else:
             raise KeyError
     except (KeyError, StopIteration):
@@ -147,6 +155,8 @@ def describe_weights(stored: Stored) -> str:
     options = f"alpha={config['alpha']:g}"
     if "depth_multiplier" in config:
         options += f", depth_multiplier={config['depth_multiplier']}"
+    if "minimalistic" in config:
+        options += f", minimalistic={config['minimalistic']}"
     top = f"a {config['classes']}-class top" if config["include_top"] else "no top"
     return f"MobileNet {config['arch'].upper()} {options}, with {top}"
 
@@ -157,7 +167,8 @@ def check_params(stored: Stored, layers: list[Layer], source: str) -> Params:
     A file with a classifier may be loaded into a model without one (its top is dropped).
     """
     expected = {layer.name: layer for layer in layers if layer.weights}
-    extra = set(stored) - set(expected) - {"conv_preds", "predictions"}
+    tops = {"conv_preds", "predictions", "conv_2", "logits"}  # V1, V2, V3 classifier layers
+    extra = set(stored) - set(expected) - tops
     missing = [name for name in expected if name not in stored]
     problems = []
     if missing:
@@ -263,9 +274,11 @@ def convert(source: str | os.PathLike, destination: str | os.PathLike,
 def random_weights(layers: list[Layer], seed: int = 0) -> Params:
     """Seeded weights whose activations neither vanish nor explode, for teaching and tests.
 
-    Kernels are He-normal (std sqrt(2 / fan_in)); batch-norm statistics are random but sane
-    (variance in [0.5, 2]), so every layer's numbers matter. Keras's own init is not enough:
-    its BN is an identity and MobileNet's logits come out ~1e-18.
+    Kernels are He-normal (std sqrt(2 / fan_in)); batch-norm gamma/beta are random, and the
+    moving statistics random placeholders (variance in [0.5, 2]) that ``MobileNet(weights=None)``
+    then measures on a seeded batch (``Network.calibrate_batch_norm``), so every layer's numbers
+    matter. Keras's own init is not enough: its BN is an identity and MobileNet's logits come
+    out ~1e-18.
     """
     rng = np.random.default_rng(seed)
     params = {}
