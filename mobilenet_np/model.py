@@ -109,8 +109,13 @@ class Network:
                 x = saved.pop(layer.source) * x  # (N, H, W, C) * (N, 1, 1, C) gate
             else:
                 if calibrate and layer.kind == "batch_norm":
-                    self.params[f"{layer.name}/moving_mean"] = x.mean(axis=(0, 1, 2))
-                    self.params[f"{layer.name}/moving_variance"] = x.var(axis=(0, 1, 2))
+                    # Scale each channel by its spread around the (random) moving mean, so
+                    # outputs stay of size ~gamma. The mean is not centred on the data: that
+                    # would subtract nearly equal numbers in near-constant channels, magnify
+                    # round-off and make float32 comparisons meaningless.
+                    mean = self.params[f"{layer.name}/moving_mean"]
+                    self.params[f"{layer.name}/moving_variance"] = ((x - mean) ** 2).mean(
+                        axis=(0, 1, 2))
                 x = LAYER_FUNCTIONS[layer.kind](x, layer, self.layer_weights(layer))
             if layer.name in shortcuts:
                 saved[layer.name] = x
@@ -122,9 +127,9 @@ class Network:
         """Give random weights batch-norm statistics measured on a seeded random batch.
 
         He-normal kernels alone let activations shrink or blow up through dozens of layers
-        (V3's unbounded ReLU and hard-swish: logits in the thousands). Setting each BN's
-        moving mean and variance to its actual input statistics makes every BN output
-        ~ N(beta, gamma^2) per channel, in every family: a data-dependent initialisation.
+        (V3's unbounded ReLU and hard-swish: logits in the thousands). Measuring each BN's
+        statistics on its actual input keeps every BN output of size ~gamma, in every
+        family: a data-dependent initialisation.
         """
         rng = np.random.default_rng(seed)
         low, high = (0.0, 255.0) if self.expects_pixels else (-1.0, 1.0)

@@ -98,9 +98,11 @@ def write_legacy_h5(path, layers, params) -> None:
 
 
 @functools.cache
-def keras_mobilenet(alpha: float, resolution: int, arch: str = "v1"):
+def keras_mobilenet(alpha: float, resolution: int, arch: str = "v1", **options):
     """One Keras model per (alpha, resolution, family) per session: building is the slow part."""
     import keras
 
-    build = {"v1": keras.applications.MobileNet, "v2": keras.applications.MobileNetV2}[arch]
-    return build(input_shape=(resolution, resolution, 3), alpha=alpha, weights=None)
+    build = {"v1": keras.applications.MobileNet, "v2": keras.applications.MobileNetV2,
+             "v3-large": keras.applications.MobileNetV3Large,
+             "v3-small": keras.applications.MobileNetV3Small}[arch]
+    return build(input_shape=(resolution, resolution, 3), alpha=alpha, weights=None, **options)

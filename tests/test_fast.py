@@ -1,7 +1,11 @@
 """The fast path (BN folded, fused ReLU6, banded depthwise) equals the readable path.
 
-Tolerance: the same as Keras parity (2e-5 relative to the largest logit, 1e-6 on
-probabilities): folding BN changes the rounding of each layer by a few ulps, nothing more.
+Tolerance: folding BN changes the rounding of each layer by a few ulps, nothing more; how far
+a few ulps travel depends on the network. So the bound is measured per case: the larger of
+the Keras-parity rule (2e-5 x (1 + max |output|)) and 8x how much the readable output moves
+when the *input alone* is perturbed by one ulp (every layer rounds, hence the factor). Deep
+random networks that keep images apart also amplify round-off (1-ulp input noise moves
+MobileNet 1.0/160 features by ~1.5e-4); a wrong fold or bias moves outputs by ~1.
 """
 
 from __future__ import annotations
@@ -23,18 +27,24 @@ def images(model: MobileNet, n: int = 3, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-1, 1, (n, *model.input_shape)).astype(np.float32)
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+
 @pytest.mark.parametrize("config", CONFIGS)
 def test_fast_equals_readable_on_random_weights(config) -> None:
     model = MobileNet(weights=None, seed=9, **config)
     x = images(model)
     readable = model.forward(x, output="logits")
     fast = model.predict(x, batch_size=2)
-    if model.include_top:
-        fast = np.log(fast)  # compare via log-probabilities: logits up to a constant per row
-        readable = readable - np.log(np.exp(readable).sum(axis=1, keepdims=True))
-    scale = 1 + np.abs(readable).max()
+    one_ulp = np.sign(np.random.default_rng(1).standard_normal(x.shape)).astype(np.float32)
+    nudged = model.forward(x * (1 + np.finfo(np.float32).eps * one_ulp), output="logits")
+    if model.include_top:  # compare log-probabilities: logits up to a constant per row
+        fast, readable, nudged = np.log(fast), log_softmax(readable), log_softmax(nudged)
+    sensitivity = np.abs(nudged - readable).max()
     assert fast.shape == readable.shape
-    assert np.abs(fast - readable).max() <= 2e-5 * scale
+    bound = max(2e-5 * (1 + np.abs(readable).max()), 8 * sensitivity)
+    assert np.abs(fast - readable).max() <= bound
 
 
 def test_fast_equals_readable_on_real_weights(pretrained_path) -> None:

@@ -1,0 +1,119 @@
+"""MobileNetV3 Small/Large vs Keras: hard-swish and hard-sigmoid, SE blocks, outputs, counts.
+
+Parity: shared re-randomised weights, logits within 2e-5 x (1 + max |logit|) and
+probabilities within twice that (see test_mobilenet_v2.py). Keras's V3 models rescale pixels
+themselves (include_preprocessing), so both take pixels in [0, 255].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import keras_mobilenet, set_keras_weights, write_legacy_h5
+from test_model_parity import LOGIT_RTOL
+
+from mobilenet_np import MobileNetV3Large, MobileNetV3Small, ops, reference
+from mobilenet_np.architectures import ARCHITECTURES
+from mobilenet_np.cost import network_cost
+from mobilenet_np.weights import convert
+
+MODELS = {"v3-large": MobileNetV3Large, "v3-small": MobileNetV3Small}
+CASES = [(arch, minimalistic, alpha) for arch in MODELS for minimalistic in (False, True)
+         for alpha in (0.75, 1.0)]
+
+
+def pixels(shape, n: int = 2, seed: int = 0) -> np.ndarray:
+    """Blocky random pictures in [0, 255] (n, H, W, 3), so images differ after pooling."""
+    rng = np.random.default_rng(seed)
+    height, width, _ = shape
+    blocks = rng.uniform(0, 255, (n, height // 16 + 1, width // 16 + 1, 3))
+    coarse = blocks.repeat(16, axis=1).repeat(16, axis=2)[:, :height, :width]
+    return (0.7 * coarse + 0.3 * rng.uniform(0, 255, (n, *shape))).astype(np.float32)
+
+
+def test_hard_activations_loop_twins_and_keras(tf) -> None:
+    import keras
+
+    x = np.concatenate([np.linspace(-5, 5, 1001), [-3, 3, 0]]).astype(np.float32)
+    np.testing.assert_allclose(ops.hard_sigmoid(x), reference.hard_sigmoid(x), atol=1e-7)
+    np.testing.assert_allclose(ops.hard_swish(x), reference.hard_swish(x), atol=1e-6)
+    np.testing.assert_allclose(ops.hard_sigmoid(x), keras.activations.hard_sigmoid(x), atol=1e-7)
+    np.testing.assert_allclose(ops.hard_swish(x), keras.activations.hard_swish(x), atol=1e-6)
+    assert ops.relu(np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
+@pytest.mark.parametrize(("arch", "minimalistic", "alpha"), CASES)
+def test_v3_logits_and_probabilities_match_keras(tf, arch, minimalistic, alpha) -> None:
+    import keras
+
+    ours = MODELS[arch](alpha=alpha, minimalistic=minimalistic, weights=None, seed=4)
+    theirs = keras_mobilenet(alpha, 224, arch, minimalistic=minimalistic)
+    set_keras_weights(theirs, ours.layers, ours.params)
+    x = pixels((224, 224, 3))
+    logits_model = keras.Model(theirs.input, theirs.get_layer("logits").output)
+    keras_logits = np.asarray(logits_model(x)).reshape(2, -1)
+    scale = 1 + np.abs(keras_logits).max()
+    assert keras_logits.std(axis=1).min() > 0.5
+    assert np.abs(keras_logits[0] - keras_logits[1]).max() > 20 * LOGIT_RTOL * scale
+    error = np.abs(ours.forward(x, output="logits") - keras_logits).max()
+    print(f"{arch} minimalistic={minimalistic} alpha={alpha}: max |logit error| {error:.2e} "
+          f"(scale {scale:.1f})")
+    assert error <= LOGIT_RTOL * scale
+    probability_error = np.abs(ours.predict(x) - np.asarray(theirs(x))).max()
+    assert probability_error <= 2 * LOGIT_RTOL * scale
+
+
+def test_v3_without_preprocessing_and_top_on_a_non_square_input(tf) -> None:
+    import keras
+
+    ours = MobileNetV3Small(resolution=(160, 96), include_top=False, pooling="avg", weights=None,
+                            include_preprocessing=False, seed=1)
+    theirs = keras.applications.MobileNetV3Small(input_shape=(160, 96, 3), include_top=False,
+                                                 pooling="avg", weights=None,
+                                                 include_preprocessing=False)
+    set_keras_weights(theirs, ours.layers, ours.params)
+    x = pixels((160, 96, 3)) / 127.5 - 1
+    expected = np.asarray(theirs(x))
+    assert ours(x).shape == expected.shape
+    assert np.abs(ours(x) - expected).max() <= LOGIT_RTOL * (1 + np.abs(expected).max())
+
+
+@pytest.mark.parametrize(("arch", "minimalistic", "alpha"), CASES)
+def test_v3_params_equal_keras_count_params(tf, arch, minimalistic, alpha) -> None:
+    model = keras_mobilenet(alpha, 224, arch, minimalistic=minimalistic)
+    layers = ARCHITECTURES[arch](alpha=alpha, minimalistic=minimalistic)
+    assert network_cost(layers)["total_params"] == model.count_params()
+
+
+def test_v3_macs_against_the_paper() -> None:
+    """The V3 paper (Howard et al. 2019, Tables 3 and 4): Large 1.0 217M, Small 1.0 56M MAdds.
+
+    Ours count every convolution, the SE block's two 1x1 convs (on a 1x1 map, so tiny) and
+    the two top 1x1 convs; hard-swish, the SE gate's multiply and pooling are elementwise.
+    """
+    large = network_cost(ARCHITECTURES["v3-large"]())["total_macs"]
+    small = network_cost(ARCHITECTURES["v3-small"]())["total_macs"]
+    assert round(large / 1e6) == 217 and round(small / 1e6) == 57
+    assert small // 10**6 == 56  # the paper truncates: 56.51M
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS))
+def test_v3_weight_files_round_trip(tf, tmp_path, arch) -> None:
+    import keras
+
+    original = MODELS[arch](alpha=0.75, weights=None, seed=8)
+    legacy = tmp_path / "v3.h5"
+    write_legacy_h5(legacy, original.layers, original.params)
+    keras3 = tmp_path / "v3.weights.h5"
+    theirs = {"v3-large": keras.applications.MobileNetV3Large,
+              "v3-small": keras.applications.MobileNetV3Small}[arch](alpha=0.75, weights=None)
+    set_keras_weights(theirs, original.layers, original.params)
+    theirs.save_weights(str(keras3))
+    x = pixels((224, 224, 3), n=1)
+    for path in (legacy, keras3):
+        config = convert(path, tmp_path / "v3.npz", arch=arch)
+        assert config == {"arch": arch, "alpha": 0.75, "minimalistic": False,
+                          "include_top": True, "classes": 1000}
+        for source in (path, tmp_path / "v3.npz"):
+            loaded = MODELS[arch](alpha=0.75, weights=source)
+            np.testing.assert_array_equal(loaded.predict(x), original.predict(x))
