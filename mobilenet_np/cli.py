@@ -12,13 +12,14 @@ import numpy as np
 from .architectures import ARCHITECTURES
 from .download import keras_weights_path
 from .imagenet import imagenet_classes, load_image, preprocess_input, top_k
-from .measure import profile_layers, time_standard_vs_separable
-from .model import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Small
+from .measure import family_rows, profile_layers, time_standard_vs_separable
+from .model import MODELS
 from .progress import ProgressBar
 from .reports import (
     compare_json,
     compare_plot,
     compare_table,
+    family_table,
     profile_table,
     summary_json,
     summary_table,
@@ -30,10 +31,6 @@ def _resolution(text: str) -> int | tuple[int, int]:
     """"224" or "192x256" (height x width)."""
     parts = [int(p) for p in text.lower().split("x")]
     return parts[0] if len(parts) == 1 else (parts[0], parts[1])
-
-
-MODELS = {"v1": MobileNet, "v2": MobileNetV2, "v3-large": MobileNetV3Large,
-          "v3-small": MobileNetV3Small}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true")
     compare.add_argument("--measure", action="store_true", help="also time both in NumPy")
     compare.add_argument("--plot", metavar="FILE.png", help="write a figure")
+    compare.add_argument("--family", action="store_true",
+                         help="instead: every published V1/V2/V3 model side by side, timed")
 
     profile = commands.add_parser("profile", help="time every layer: where does the time go?",
                                   parents=[family])
@@ -129,6 +128,10 @@ def cost_report(args: argparse.Namespace) -> int:
     if args.command == "summary":
         report = summary_json(layers, args.alpha, args.resolution)
         print(json.dumps(report, indent=2) if args.json else summary_table(layers))
+        return 0
+    if args.family:
+        rows = family_rows()
+        print(json.dumps(rows, indent=2) if args.json else family_table(rows))
         return 0
     measured = time_standard_vs_separable(layers) if args.measure else None
     report = compare_json(layers, measured)

@@ -9,10 +9,11 @@ from collections.abc import Callable
 import numpy as np
 
 from . import ops
-from .cost import SeparableVsStandard, layer_macs, separable_blocks
+from .cost import SeparableVsStandard, layer_macs, network_cost, separable_blocks
 from .fast import Head, run_step
 from .layers import Layer
-from .model import LAYER_FUNCTIONS
+from .model import LAYER_FUNCTIONS, MODELS
+from .published import FAMILY
 
 
 def median_seconds(run: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
@@ -111,3 +112,24 @@ def profile_layers(model, batch: int = 1, repeats: int = 5, fast: bool = False,
 
 def _head_macs(model) -> int:
     return sum(layer_macs(layer) for layer in model.layers if layer.kind in ("classifier", "dense"))
+
+
+def family_rows(repeats: int = 5, seed: int = 0) -> list[dict]:
+    """Every published model of ``published.FAMILY`` at 224: exact MACs and params beside the
+    published ones, and the measured NumPy ``predict`` latency at batch 1 (random weights)."""
+
+    rows = []
+    for name, (arch, options, top1, macs, params, source) in FAMILY.items():
+        model = MODELS[arch](weights=None, seed=seed, **options)
+        high = 255.0 if model.expects_pixels else 1.0
+        x = np.random.default_rng(seed).uniform(-high * (not model.expects_pixels), high,
+                                                (1, *model.input_shape)).astype(np.float32)
+        cost = network_cost(model.layers)
+        rows.append({"name": name, "arch": arch, "options": options,
+                     "macs": cost["total_macs"], "params": cost["total_params"],
+                     "published_macs_m": macs, "published_params_m": params,
+                     "published_top1": top1, "source": source,
+                     "fast_path": model.fast_plan() is not None,
+                     "latency_ms": 1e3 * median_seconds(lambda m=model, x=x: m.predict(x),
+                                                        repeats)})
+    return rows

@@ -260,3 +260,8 @@ class MobileNetV3Small(_MobileNetV3):
     """MobileNetV3-Small, like ``keras.applications.MobileNetV3Small``."""
 
     arch, size = "v3-small", "small"
+
+
+# --arch names -> model classes
+MODELS = {"v1": MobileNet, "v2": MobileNetV2, "v3-large": MobileNetV3Large,
+          "v3-small": MobileNetV3Small}

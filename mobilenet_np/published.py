@@ -29,3 +29,23 @@ PAPER_TABLE_2 = {"Conv 1x1": (94.86, 74.59), "Conv DW 3x3": (3.06, 1.06),
 
 # Paper Table 4: model -> (top-1 %, million mult-adds, million parameters)
 PAPER_TABLE_4 = {"Conv MobileNet": (71.7, 4866, 29.3), "MobileNet": (70.6, 569, 4.2)}
+
+# The family at 224x224, one row per published model:
+# name -> (--arch, builder options, ImageNet top-1 %, million MACs, million params, source)
+FAMILY = {
+    "MobileNet V1 1.0": ("v1", {}, 70.9, 569, 4.24, "TF-slim mobilenet_v1.md"),
+    "MobileNet V1 0.25": ("v1", {"alpha": 0.25}, 49.8, 41, 0.47, "TF-slim mobilenet_v1.md"),
+    "MobileNetV2 1.0": ("v2", {}, 71.8, 300, 3.47, "TF-slim mobilenet/README.md"),
+    "MobileNetV2 1.4": ("v2", {"alpha": 1.4}, 75.0, 582, 6.06, "TF-slim mobilenet/README.md"),
+    "MobileNetV2 0.35": ("v2", {"alpha": 0.35}, 60.3, 59, 1.66, "TF-slim mobilenet/README.md"),
+    "MobileNetV3-Large 1.0": ("v3-large", {}, 75.2, 217, 5.4, "TF-slim mobilenet/README.md"),
+    "MobileNetV3-Large 0.75": ("v3-large", {"alpha": 0.75}, 73.3, 155, 4.0,
+                               "TF-slim mobilenet/README.md"),
+    "MobileNetV3-Large minimalistic": ("v3-large", {"minimalistic": True}, 72.3, 209, 3.9,
+                                       "TF-slim mobilenet/README.md"),
+    "MobileNetV3-Small 1.0": ("v3-small", {}, 67.5, 66, 2.9, "TF-slim mobilenet/README.md"),
+    "MobileNetV3-Small 0.75": ("v3-small", {"alpha": 0.75}, 65.4, 44, 2.4,
+                               "TF-slim mobilenet/README.md"),
+    "MobileNetV3-Small minimalistic": ("v3-small", {"minimalistic": True}, 61.9, 65, 2.0,
+                                       "TF-slim mobilenet/README.md"),
+}

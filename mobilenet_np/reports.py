@@ -143,3 +143,19 @@ def profile_table(rows: list[dict], batch: int) -> str:
     for kind, (time_share, mac_share) in sorted(kinds.items(), key=lambda kv: -kv[1][0]):
         lines.append(f"{kind:<20}{100 * time_share:>9.1f}%{100 * mac_share:>9.1f}%")
     return "\n".join(lines)
+
+
+def family_table(rows: list[dict]) -> str:
+    """The MobileNet family side by side: exact counts, published ones, measured latency."""
+    lines = [f"{'model (224x224)':<32}{'MACs':>9}{'published':>10}{'params':>8}{'published':>10}"
+             f"{'top-1 %':>8}{'NumPy ms':>10}", "-" * 87]
+    for r in rows:
+        lines.append(f"{r['name']:<32}{r['macs'] / 1e6:>8.1f}M{r['published_macs_m']:>9}M"
+                     f"{r['params'] / 1e6:>7.2f}M{r['published_params_m']:>9}M"
+                     f"{r['published_top1']:>8.1f}{r['latency_ms']:>9.1f}"
+                     f"{'' if r['fast_path'] else '*'}")
+    lines += ["-" * 87, "MACs and params: exact, from the layer tables (params as Keras "
+              "count_params()). Published MACs/params/top-1: TF-slim's tables (1001 classes).",
+              "NumPy ms: predict, batch 1, median, this machine; * = readable path (the fused "
+              "path has no SE/hard-swish steps yet)."]
+    return "\n".join(lines)

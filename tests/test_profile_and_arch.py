@@ -50,3 +50,14 @@ def test_classify_and_convert_with_v2(tmp_path, capsys) -> None:
     assert main(["classify", str(tmp_path / "red.png"), "--weights", str(tmp_path / "v2.npz"),
                  "--alpha", "0.35", "--resolution", "96"]) == 2
     assert "holds MobileNet V2 alpha=0.35" in capsys.readouterr().err
+
+
+def test_compare_family_puts_exact_counts_beside_the_published_ones(capsys) -> None:
+    assert main(["compare", "--family", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert len(rows) == 11 and all(row["latency_ms"] > 0 for row in rows.values())
+    off = {"MobileNetV3-Small 1.0", "MobileNetV3-Small minimalistic"}  # see the README
+    for name, row in rows.items():
+        gap = abs(row["macs"] / 1e6 - row["published_macs_m"])
+        assert (gap > 5) if name in off else (gap < 1), name
+    assert rows["MobileNetV3-Small 1.0"]["macs"] // 10**6 == 56  # the V3 paper's 56M
