@@ -26,6 +26,7 @@ from .layers import BN_WEIGHTS, Layer
 from .shapes import resolve_padding
 from .weights import Params
 
+ACTIVATIONS = ("relu6", "relu", "hard_swish")  # what a fused step may apply after its conv
 BAND_BYTES = 1 << 18  # 256 KiB of output per depthwise band: fits in L2 with its input
 
 
@@ -45,16 +46,26 @@ def fold_batch_norm(
     return folded.astype(np.float32), bias.astype(np.float32)
 
 
-def relu6_inplace(x: np.ndarray) -> np.ndarray:
-    """min(max(x, 0), 6) without a temporary."""
-    return np.clip(x, 0.0, 6.0, out=x)
+def activate_inplace(x: np.ndarray, kind: str | None) -> np.ndarray:
+    """Apply relu6 / relu / hard_swish (or nothing: a linear bottleneck) to x in place."""
+    if kind == "relu6":
+        np.clip(x, 0.0, 6.0, out=x)
+    elif kind == "relu":
+        np.maximum(x, 0.0, out=x)
+    elif kind == "hard_swish":  # x * relu6(x + 3) / 6, with one temporary
+        gate = np.add(x, np.float32(3.0))
+        np.clip(gate, 0.0, 6.0, out=gate)
+        gate /= np.float32(6.0)
+        x *= gate
+    return x
 
 
 class Conv:
     """im2col conv (standard or 1x1) with folded BN bias and an optional fused ReLU6."""
 
-    def __init__(self, layer: Layer, kernel: np.ndarray, bias: np.ndarray, relu: bool) -> None:
-        self.layer, self.relu = layer, relu
+    def __init__(self, layer: Layer, kernel: np.ndarray, bias: np.ndarray,
+                 activation: str | None) -> None:
+        self.layer, self.activation = layer, activation
         kh, kw, cin, cout = kernel.shape
         self.matrix = np.ascontiguousarray(kernel.reshape(kh * kw * cin, cout))  # (K, Cout)
         self.bias = bias
@@ -70,8 +81,7 @@ class Conv:
             cols = im2col(x, self.layer.kernel, self.layer.stride, self.pads, (out_h, out_w))
         out = cols @ self.matrix  # (N*Ho*Wo, Cout)
         out += self.bias
-        if self.relu:
-            relu6_inplace(out)
+        activate_inplace(out, self.activation)
         return out.reshape(n, out_h, out_w, cout)
 
 
@@ -94,8 +104,9 @@ class Depthwise:
     runs over whole contiguous rows of Wo * C numbers instead of C at a time.
     """
 
-    def __init__(self, layer: Layer, pads, kernel: np.ndarray, bias: np.ndarray) -> None:
-        self.layer, self.pads = layer, pads
+    def __init__(self, layer: Layer, pads, kernel: np.ndarray, bias: np.ndarray,
+                 activation: str | None = "relu6") -> None:
+        self.layer, self.pads, self.activation = layer, pads, activation
         out_w, channels = layer.output_shape[1:]
         kh, kw = kernel.shape[:2]
         self.kernel_rows = np.ascontiguousarray(  # (kh, kw, Wo, C): tap weights, tiled
@@ -128,7 +139,7 @@ class Depthwise:
         return band
 
     def _band(self, x: np.ndarray, out: np.ndarray, image: int, start: int, stop: int) -> None:
-        """Output rows [start, stop) of one image: kh*kw shifted multiply-adds, bias, ReLU6."""
+        """Output rows [start, stop) of one image: kh*kw shifted multiply-adds, bias, activation."""
         s = self.layer.stride
         band = self._padded_rows(x, image, start, stop)
         # Column phases: at stride 2, even and odd columns as two contiguous arrays, so tap j
@@ -147,18 +158,46 @@ class Depthwise:
                     np.multiply(tap, self.kernel_rows[i, j], out=tmp)
                     acc += tmp
         acc += self.bias_row
-        relu6_inplace(acc)
+        activate_inplace(acc, self.activation)
 
 
 class Head:
-    """Global average pool -> classifier (a matmul) -> softmax or logits; or pooling only."""
+    """Global pooling, then 1x1 stages on the pooled vector: matmul + bias (+ activation).
 
-    def __init__(self, pool: str, kernel: np.ndarray | None, bias: np.ndarray | None) -> None:
-        self.pool, self.kernel, self.bias = pool, kernel, bias
+    V1: one stage (conv_preds); V2: one (the Dense layer); V3: two (conv_2 with hard-swish,
+    then logits); no top: none, the pooled features are the output.
+    """
+
+    def __init__(self, pool: str, stages: list[tuple[np.ndarray, np.ndarray, str | None]]):
+        self.pool, self.stages = pool, stages
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        pooled = x.mean(axis=(1, 2)) if self.pool == "avg" else x.max(axis=(1, 2))  # (N, C)
-        return pooled if self.kernel is None else pooled @ self.kernel + self.bias
+        x = x.mean(axis=(1, 2)) if self.pool == "avg" else x.max(axis=(1, 2))  # (N, C)
+        for matrix, bias, activation in self.stages:
+            x = activate_inplace(x @ matrix + bias, activation)  # (N, C')
+        return x
+
+
+class SqueezeExcite:
+    """MobileNetV3's gate: x * hard_sigmoid(W2 relu(W1 mean(x) + b1) + b2), per channel."""
+
+    def __init__(self, squeeze: tuple[np.ndarray, np.ndarray],
+                 excite: tuple[np.ndarray, np.ndarray]) -> None:
+        self.squeeze, self.excite = squeeze, excite
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        pooled = x.mean(axis=(1, 2))  # (N, C)
+        hidden = np.maximum(pooled @ self.squeeze[0] + self.squeeze[1], 0.0)  # (N, C/4)
+        gate = np.clip(hidden @ self.excite[0] + self.excite[1] + np.float32(3.0), 0.0, 6.0)
+        gate /= np.float32(6.0)  # hard sigmoid, (N, C)
+        return x * gate[:, None, None, :]
+
+
+class Rescale:
+    """MobileNetV3's built-in preprocessing: pixels [0, 255] -> [-1, 1]."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x * np.float32(1 / 127.5) - np.float32(1.0)
 
 
 class Residual:
@@ -200,9 +239,20 @@ def compile_plan(layers: list[Layer], params: Params) -> list:
             pads = layer.padding
             i += 1
             continue
+        if layer.kind == "rescaling":
+            plan.append(Rescale())
+            i += 1
+            continue
+        if layer.kind == "global_average_pool" and any(
+                later.kind == "multiply" for later in layers[i + 1:i + 6]):
+            plan.append(_squeeze_excite(layers[i:i + 6], params))  # pool .. multiply
+            plan[-1].output_name = layers[i + 5].name
+            i += 6
+            continue
         if layer.kind in ("conv2d", "pointwise_conv2d", "depthwise_conv2d"):
             bn = layers[i + 1]
-            relu = i + 2 < len(layers) and layers[i + 2].kind == "relu6"
+            follower = layers[i + 2].kind if i + 2 < len(layers) else None
+            activation = follower if follower in ACTIVATIONS else None
             if bn.kind != "batch_norm":
                 raise ValueError(f"cannot fuse {layer.name}: not followed by batch norm")
             depthwise = layer.kind == "depthwise_conv2d"
@@ -210,15 +260,16 @@ def compile_plan(layers: list[Layer], params: Params) -> list:
             statistics = (params[f"{bn.name}/{w}"] for w in BN_WEIGHTS)
             kernel, bias = fold_batch_norm(weight, *statistics, depthwise=depthwise)
             if depthwise:
-                if kernel.shape[3] != 1 or not relu:
-                    raise ValueError("the fast path's depthwise needs multiplier 1 and ReLU6")
-                step = Depthwise(layer, _merge_pads(pads, layer), kernel, bias)
-            else:
-                step = Conv(layer, kernel, bias, relu=relu)  # no ReLU6: a linear bottleneck
-            step.output_name = layers[i + 1 + relu].name  # the layer whose output it produces
+                if kernel.shape[3] != 1:
+                    raise ValueError("the fast path's depthwise handles depth multiplier 1")
+                step = Depthwise(layer, _merge_pads(pads, layer), kernel, bias, activation)
+            else:  # activation None: a linear bottleneck
+                step = Conv(layer, kernel, bias, activation)
+            used = 3 if activation else 2
+            step.output_name = layers[i + used - 1].name  # the layer whose output it produces
             plan.append(step)
             pads = None
-            i += 2 + relu
+            i += used
             continue
         if layer.kind == "add":
             residual = Residual(layer.source)
@@ -227,15 +278,37 @@ def compile_plan(layers: list[Layer], params: Params) -> list:
             i += 1
             continue
         if layer.kind in ("global_average_pool", "global_max_pool"):
-            classifier = next((later for later in layers[i:]
-                               if later.kind in ("classifier", "dense")), None)
-            kernel = None if classifier is None else \
-                params[f"{classifier.name}/kernel"].reshape(-1, classifier.output_shape[0])
-            bias = None if classifier is None else params[f"{classifier.name}/bias"]
-            plan.append(Head("avg" if layer.kind == "global_average_pool" else "max", kernel, bias))
+            plan.append(_head(layer, layers[i + 1:], params))
             break
         raise ValueError(f"the fast path has no step for {layer.kind} ({layer.name})")
     return plan
+
+
+def _matrix(layer: Layer, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    """A 1x1 conv or dense layer's kernel as a (Cin, Cout) matrix, and its bias."""
+    kernel = params[f"{layer.name}/kernel"]
+    return kernel.reshape(-1, kernel.shape[-1]), params[f"{layer.name}/bias"]
+
+
+def _head(pool: Layer, rest: list[Layer], params: Params) -> Head:
+    """Pooling and the matmul stages after it (each with the activation that follows it)."""
+    stages = []
+    for i, layer in enumerate(rest):
+        if layer.kind in ("classifier", "dense", "pointwise_conv2d"):
+            follower = rest[i + 1].kind if i + 1 < len(rest) else None
+            stages.append((*_matrix(layer, params),
+                           follower if follower in ACTIVATIONS else None))
+    return Head("avg" if pool.kind == "global_average_pool" else "max", stages)
+
+
+def _squeeze_excite(layers: list[Layer], params: Params) -> SqueezeExcite:
+    """pool, conv, relu, conv, hard_sigmoid, multiply -> one step."""
+    kinds = [layer.kind for layer in layers]
+    expected = ["global_average_pool", "pointwise_conv2d", "relu", "pointwise_conv2d",
+                "hard_sigmoid", "multiply"]
+    if kinds != expected:
+        raise ValueError(f"the fast path knows squeeze-excite as {expected}, got {kinds}")
+    return SqueezeExcite(_matrix(layers[1], params), _matrix(layers[3], params))
 
 
 def _merge_pads(before, layer: Layer):

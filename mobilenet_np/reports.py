@@ -156,6 +156,6 @@ def family_table(rows: list[dict]) -> str:
                      f"{'' if r['fast_path'] else '*'}")
     lines += ["-" * 87, "MACs and params: exact, from the layer tables (params as Keras "
               "count_params()). Published MACs/params/top-1: TF-slim's tables (1001 classes).",
-              "NumPy ms: predict, batch 1, median, this machine; * = readable path (the fused "
-              "path has no SE/hard-swish steps yet)."]
+              "NumPy ms: predict, batch 1, median, this machine; * = readable path (no fused "
+              "steps for it)."]
     return "\n".join(lines)

@@ -13,14 +13,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mobilenet_np import MobileNet, ops
+from mobilenet_np import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Small, ops
 from mobilenet_np.fast import Depthwise, fold_batch_norm
 from mobilenet_np.layers import Layer
 
-CONFIGS = [dict(alpha=0.25, resolution=128), dict(alpha=0.75, resolution=224),
-           dict(alpha=0.5, resolution=(97, 131), include_top=False, pooling="avg"),
-           dict(alpha=1.0, resolution=160, include_top=False),
-           dict(alpha=0.5, resolution=64, include_top=False, pooling="max")]
+CONFIGS = [(MobileNet, dict(alpha=0.25, resolution=128)),
+           (MobileNet, dict(alpha=0.75, resolution=224)),
+           (MobileNet, dict(alpha=0.5, resolution=(97, 131), include_top=False, pooling="avg")),
+           (MobileNet, dict(alpha=1.0, resolution=160, include_top=False)),
+           (MobileNet, dict(alpha=0.5, resolution=64, include_top=False, pooling="max")),
+           (MobileNetV2, dict(alpha=1.4, resolution=96)),
+           (MobileNetV2, dict(alpha=0.35, resolution=(97, 131), include_top=False)),
+           (MobileNetV3Large, dict(resolution=160)),
+           (MobileNetV3Large, dict(alpha=0.75, minimalistic=True, include_top=False,
+                                   pooling="avg")),
+           (MobileNetV3Small, dict(resolution=(128, 96))),
+           (MobileNetV3Small, dict(minimalistic=True, include_preprocessing=False))]
 
 
 def images(model: MobileNet, n: int = 3, seed: int = 0) -> np.ndarray:
@@ -31,10 +39,11 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
 
 
-@pytest.mark.parametrize("config", CONFIGS)
-def test_fast_equals_readable_on_random_weights(config) -> None:
-    model = MobileNet(weights=None, seed=9, **config)
-    x = images(model)
+@pytest.mark.parametrize(("family", "config"), CONFIGS)
+def test_fast_equals_readable_on_random_weights(family, config) -> None:
+    model = family(weights=None, seed=9, **config)
+    assert model.fast_plan() is not None
+    x = images(model) * (127.5 if model.expects_pixels else 1) + (127.5 * model.expects_pixels)
     readable = model.forward(x, output="logits")
     fast = model.predict(x, batch_size=2)
     one_ulp = np.sign(np.random.default_rng(1).standard_normal(x.shape)).astype(np.float32)
