@@ -7,6 +7,8 @@ Keras's, so they double as weight keys: ``conv_dw_3_bn/gamma``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .layers import (
     POOLING_KINDS,
     Layer,
@@ -38,6 +40,17 @@ MOBILENET_V1 = (
     ("separable", 3, 1, 1024),
 )
 
+def add_top(builder: LayerBuilder, include_top: bool, pooling: str | None,
+            add_classifier: Callable[[], None], softmax_name: str) -> None:
+    """V1's and V2's ending: average pool, classifier, softmax; or only the optional pooling."""
+    if include_top:
+        builder.global_pool("global_average_pooling2d", "global_average_pool")
+        add_classifier()
+        builder.activation(softmax_name, "softmax")
+    elif pooling is not None:
+        builder.global_pool(f"global_{pooling}_pooling2d", POOLING_KINDS[pooling])
+
+
 def mobilenet_v1(
     alpha: float = 1.0, resolution: int | tuple[int, int] = 224, depth_multiplier: int = 1,
     include_top: bool = True, pooling: str | None = None, classes: int = 1000,
@@ -65,12 +78,8 @@ def mobilenet_v1(
         conv_bn_relu6(builder, f"conv_dw_{block}", "depthwise_conv2d", kernel, stride, padding,
                       0, depth_multiplier)
         conv_bn_relu6(builder, f"conv_pw_{block}", "pointwise_conv2d", 1, 1, "valid", filters)
-    if include_top:
-        builder.global_pool("global_average_pooling2d", "global_average_pool")
-        builder.classifier("conv_preds", classes)
-        builder.activation("predictions", "softmax")
-    elif pooling is not None:
-        builder.global_pool(f"global_{pooling}_pooling2d", POOLING_KINDS[pooling])
+    add_top(builder, include_top, pooling, lambda: builder.classifier("conv_preds", classes),
+            "predictions")
     return builder.layers
 
 
@@ -128,12 +137,8 @@ def mobilenet_v2(
     builder.conv("Conv_1", "pointwise_conv2d", 1, 1, "valid", last)
     builder.batch_norm("Conv_1_bn")
     builder.activation("out_relu", "relu6")
-    if include_top:
-        builder.global_pool("global_average_pooling2d", "global_average_pool")
-        builder.dense("predictions", classes)
-        builder.activation("predictions_softmax", "softmax")
-    elif pooling is not None:
-        builder.global_pool(f"global_{pooling}_pooling2d", POOLING_KINDS[pooling])
+    add_top(builder, include_top, pooling, lambda: builder.dense("predictions", classes),
+            "predictions_softmax")
     return builder.layers
 
 
