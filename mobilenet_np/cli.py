@@ -27,12 +27,6 @@ from .reports import (
 from .weights import convert, describe_weights, infer_config, read_weights_file
 
 
-def _resolution(text: str) -> int | tuple[int, int]:
-    """"224" or "192x256" (height x width)."""
-    parts = [int(p) for p in text.lower().split("x")]
-    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mobilenet-np", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
