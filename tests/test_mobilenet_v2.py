@@ -1,9 +1,8 @@
 """MobileNetV2 vs Keras ``applications.MobileNetV2``: outputs, counts and weight files.
 
 Same method as test_model_parity.py: shared re-randomised weights (Keras's init makes outputs
-vanish), logits within 2e-5 x (1 + max |logit|). V2's random logits are larger (~12), so
-probabilities get the bound that follows from the logits' one: softmax moves no probability
-by more than 2 x max |logit error|.
+vanish), logits within 2e-5 x (1 + max |logit|). Probabilities get the bound that follows
+from the logits' one: softmax moves no probability by more than 2 x max |logit error|.
 """
 
 from __future__ import annotations
