@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import ops
 from .layers import BN_WEIGHTS, Layer
 from .shapes import resolve_padding
 from .weights import Params
@@ -186,11 +187,7 @@ class SqueezeExcite:
         self.squeeze, self.excite = squeeze, excite
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        pooled = x.mean(axis=(1, 2))  # (N, C)
-        hidden = np.maximum(pooled @ self.squeeze[0] + self.squeeze[1], 0.0)  # (N, C/4)
-        gate = np.clip(hidden @ self.excite[0] + self.excite[1] + np.float32(3.0), 0.0, 6.0)
-        gate /= np.float32(6.0)  # hard sigmoid, (N, C)
-        return x * gate[:, None, None, :]
+        return ops.squeeze_excite(x, *self.squeeze, *self.excite)
 
 
 class Rescale:

@@ -195,3 +195,27 @@ def hard_swish(x: np.ndarray) -> np.ndarray:
     """MobileNetV3's cheap swish: ``x * hard_sigmoid(x)``."""
     x = as_float32("x", x, "hard_swish")
     return x * hard_sigmoid(x)
+
+
+def squeeze_excite(
+    x: np.ndarray, squeeze_kernel: np.ndarray, squeeze_bias: np.ndarray,
+    excite_kernel: np.ndarray, excite_bias: np.ndarray,
+) -> np.ndarray:
+    """MobileNetV3's squeeze-and-excite gate, vectorised.
+
+    x (N, H, W, C); squeeze (C, C') and (C',); excite (C', C) and (C,) (1x1 kernels may also be
+    given as (1, 1, Cin, Cout)). Each channel is rescaled by a number in [0, 1] computed from
+    the whole image: ``x * hard_sigmoid(relu(mean(x) @ Ws + bs) @ We + be)``.
+    """
+    x = as_float32("x", x, "squeeze_excite")
+    check_rank("x", x, 4, "(N, H, W, C)", "squeeze_excite")
+    squeeze = as_float32("squeeze_kernel", squeeze_kernel, "squeeze_excite")
+    excite = as_float32("excite_kernel", excite_kernel, "squeeze_excite")
+    squeeze, excite = squeeze.reshape(-1, squeeze.shape[-1]), excite.reshape(-1, excite.shape[-1])
+    if squeeze.shape[0] != x.shape[3] or excite.shape != squeeze.shape[::-1]:
+        raise ValueError(f"squeeze_excite: kernels {squeeze.shape} and {excite.shape} do not fit "
+                         f"x with {x.shape[3]} channels (need (C, C') and (C', C))")
+    pooled = x.mean(axis=(1, 2), dtype=np.float32)  # (N, C): squeeze space away
+    hidden = relu(pooled @ squeeze + squeeze_bias)  # (N, C')
+    gate = hard_sigmoid(hidden @ excite + excite_bias)  # (N, C), in [0, 1]
+    return x * gate[:, None, None, :]

@@ -117,3 +117,25 @@ def hard_swish(x: np.ndarray) -> np.ndarray:
     for index, value in np.ndenumerate(x):
         out[index] = 0.0 if value <= -3 else value if value >= 3 else value * (value + 3) / 6
     return out
+
+
+def squeeze_excite(
+    x: np.ndarray, squeeze_kernel: np.ndarray, squeeze_bias: np.ndarray,
+    excite_kernel: np.ndarray, excite_bias: np.ndarray,
+) -> np.ndarray:
+    """Squeeze-and-excite by loops; same arguments and shapes as ``ops.squeeze_excite``."""
+    x = np.asarray(x, dtype=np.float32)
+    squeeze = np.asarray(squeeze_kernel, np.float32).reshape(-1, np.shape(squeeze_kernel)[-1])
+    excite = np.asarray(excite_kernel, np.float32).reshape(-1, np.shape(excite_kernel)[-1])
+    n_images, height, width, channels = x.shape
+    out = np.empty_like(x)
+    for n in range(n_images):
+        pooled = [x[n, :, :, c].sum() / (height * width) for c in range(channels)]
+        hidden = [max(0.0, squeeze_bias[h] + sum(pooled[c] * squeeze[c, h]
+                                                 for c in range(channels)))
+                  for h in range(squeeze.shape[1])]
+        for c in range(channels):
+            logit = excite_bias[c] + sum(hidden[h] * excite[h, c] for h in range(len(hidden)))
+            gate = 0.0 if logit <= -3 else 1.0 if logit >= 3 else logit / 6 + 0.5
+            out[n, :, :, c] = x[n, :, :, c] * gate
+    return out

@@ -117,3 +117,26 @@ def test_v3_weight_files_round_trip(tf, tmp_path, arch) -> None:
         for source in (path, tmp_path / "v3.npz"):
             loaded = MODELS[arch](alpha=0.75, weights=source)
             np.testing.assert_array_equal(loaded.predict(x), original.predict(x))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_squeeze_excite_loop_twin_and_tensorflow(tf, seed) -> None:
+    """ops vs loops vs TF's own ops (mean, matmul, relu, relu6(x + 3) / 6, multiply).
+
+    Tolerance 1e-5: a few float32 sums of at most C terms of size ~1, then a gate in [0, 1].
+    """
+    rng = np.random.default_rng(seed)
+    n, h, w, c = rng.integers(1, 3), rng.integers(1, 6), rng.integers(1, 6), rng.integers(2, 9)
+    hidden = int(rng.integers(1, 5))
+    x = rng.uniform(-2, 2, (n, h, w, c)).astype(np.float32)
+    weights = [rng.normal(0, 1, shape).astype(np.float32)
+               for shape in ((c, hidden), (hidden,), (hidden, c), (c,))]
+    fast, loop = ops.squeeze_excite(x, *weights), reference.squeeze_excite(x, *weights)
+    pooled = tf.reduce_mean(x, axis=(1, 2))
+    gate = tf.nn.relu6(tf.nn.relu(pooled @ weights[0] + weights[1]) @ weights[2] + weights[3]
+                       + 3.0) / 6.0
+    expected = (x * gate[:, None, None, :]).numpy()
+    np.testing.assert_allclose(fast, loop, atol=1e-5)
+    np.testing.assert_allclose(fast, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="do not fit"):
+        ops.squeeze_excite(x, weights[0][:-1], weights[1], weights[2], weights[3])
