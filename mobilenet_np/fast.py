@@ -62,11 +62,11 @@ def activate_inplace(x: np.ndarray, kind: str | None) -> np.ndarray:
 
 
 class Conv:
-    """im2col conv (standard or 1x1) with folded BN bias and an optional fused ReLU6."""
+    """im2col conv (standard or 1x1) with folded BN bias and an optional fused activation."""
 
     def __init__(self, layer: Layer, kernel: np.ndarray, bias: np.ndarray,
                  activation: str | None) -> None:
-        self.layer, self.activation = layer, activation
+        self.layer, self.activation, self.kind = layer, activation, layer.kind
         kh, kw, cin, cout = kernel.shape
         self.matrix = np.ascontiguousarray(kernel.reshape(kh * kw * cin, cout))  # (K, Cout)
         self.bias = bias
@@ -76,7 +76,7 @@ class Conv:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         out_h, out_w, cout = self.layer.output_shape
-        if self.matrix.shape[0] == x.shape[-1]:  # 1x1: the activation already is the matrix
+        if self.layer.kernel == 1:  # 1x1: the activation already is the im2col matrix
             cols = x.reshape(n * out_h * out_w, -1)  # (N*H*W, Cin)
         else:
             cols = im2col(x, self.layer.kernel, self.layer.stride, self.pads, (out_h, out_w))
@@ -108,6 +108,7 @@ class Depthwise:
     def __init__(self, layer: Layer, pads, kernel: np.ndarray, bias: np.ndarray,
                  activation: str | None = "relu6") -> None:
         self.layer, self.pads, self.activation = layer, pads, activation
+        self.kind = "depthwise_conv2d"
         out_w, channels = layer.output_shape[1:]
         kh, kw = kernel.shape[:2]
         self.kernel_rows = np.ascontiguousarray(  # (kh, kw, Wo, C): tap weights, tiled
@@ -169,6 +170,8 @@ class Head:
     then logits); no top: none, the pooled features are the output.
     """
 
+    kind = "head"
+
     def __init__(self, pool: str, stages: list[tuple[np.ndarray, np.ndarray, str | None]]):
         self.pool, self.stages = pool, stages
 
@@ -182,6 +185,8 @@ class Head:
 class SqueezeExcite:
     """MobileNetV3's gate: x * hard_sigmoid(W2 relu(W1 mean(x) + b1) + b2), per channel."""
 
+    kind = "squeeze_excite"
+
     def __init__(self, squeeze: tuple[np.ndarray, np.ndarray],
                  excite: tuple[np.ndarray, np.ndarray]) -> None:
         self.squeeze, self.excite = squeeze, excite
@@ -193,12 +198,16 @@ class SqueezeExcite:
 class Rescale:
     """MobileNetV3's built-in preprocessing: pixels [0, 255] -> [-1, 1]."""
 
+    kind = "rescaling"
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return x * np.float32(1 / 127.5) - np.float32(1.0)
+        return ops.rescale_pixels(x)
 
 
 class Residual:
     """MobileNetV2's shortcut: add the saved output of an earlier step (``source``)."""
+
+    kind = "add"
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -218,67 +227,65 @@ def run_plan(plan: list, x: np.ndarray) -> np.ndarray:
     saved = {}
     for step in plan:
         x = run_step(step, x, saved)
-        if getattr(step, "output_name", None) in shortcuts:
-            saved[step.output_name] = x
+        if step.covers[-1].name in shortcuts:
+            saved[step.covers[-1].name] = x
     return x
 
 
 def compile_plan(layers: list[Layer], params: Params) -> list:
-    """Turn the layer table into fused steps: conv+BN+ReLU6 -> one ``Conv`` or ``Depthwise``.
+    """Turn the layer table into fused steps: conv+BN+activation -> one ``Conv`` or
+    ``Depthwise``, SE's six layers -> one ``SqueezeExcite``, pooling and the top -> ``Head``.
 
+    Every step records the layers it replaces in ``step.covers`` (its output is the output of
+    ``covers[-1]``), so costs and residual shortcuts are read off the table, not re-derived.
     Raises ValueError for tables it cannot fuse (e.g. depth multiplier > 1); the readable
     path runs those.
     """
-    plan, i, pads = [], 0, None
+    plan, i = [], 0
     while i < len(layers):
-        layer = layers[i]
+        start, layer = i, layers[i]
+        pads = None
         if layer.kind == "zero_pad":  # merged into the next depthwise's own padding
-            pads = layer.padding
-            i += 1
-            continue
+            pads, i = layer.padding, i + 1
+            layer = layers[i]
         if layer.kind == "rescaling":
-            plan.append(Rescale())
-            i += 1
-            continue
-        if layer.kind == "global_average_pool" and any(
+            step, used = Rescale(), 1
+        elif layer.kind == "global_average_pool" and any(
                 later.kind == "multiply" for later in layers[i + 1:i + 6]):
-            plan.append(_squeeze_excite(layers[i:i + 6], params))  # pool .. multiply
-            plan[-1].output_name = layers[i + 5].name
-            i += 6
-            continue
-        if layer.kind in ("conv2d", "pointwise_conv2d", "depthwise_conv2d"):
-            bn = layers[i + 1]
-            follower = layers[i + 2].kind if i + 2 < len(layers) else None
-            activation = follower if follower in ACTIVATIONS else None
-            if bn.kind != "batch_norm":
-                raise ValueError(f"cannot fuse {layer.name}: not followed by batch norm")
-            depthwise = layer.kind == "depthwise_conv2d"
-            weight = params[f"{layer.name}/{'depthwise_kernel' if depthwise else 'kernel'}"]
-            statistics = (params[f"{bn.name}/{w}"] for w in BN_WEIGHTS)
-            kernel, bias = fold_batch_norm(weight, *statistics, depthwise=depthwise)
-            if depthwise:
-                if kernel.shape[3] != 1:
-                    raise ValueError("the fast path's depthwise handles depth multiplier 1")
-                step = Depthwise(layer, _merge_pads(pads, layer), kernel, bias, activation)
-            else:  # activation None: a linear bottleneck
-                step = Conv(layer, kernel, bias, activation)
-            used = 3 if activation else 2
-            step.output_name = layers[i + used - 1].name  # the layer whose output it produces
-            plan.append(step)
-            pads = None
-            i += used
-            continue
-        if layer.kind == "add":
-            residual = Residual(layer.source)
-            residual.output_name = layer.name
-            plan.append(residual)
-            i += 1
-            continue
-        if layer.kind in ("global_average_pool", "global_max_pool"):
-            plan.append(_head(layer, layers[i + 1:], params))
-            break
-        raise ValueError(f"the fast path has no step for {layer.kind} ({layer.name})")
+            step, used = _squeeze_excite(layers[i:i + 6], params), 6  # pool .. multiply
+        elif layer.kind in ("conv2d", "pointwise_conv2d", "depthwise_conv2d"):
+            step, used = _fused_conv(layers[i:i + 3], params, pads)
+        elif layer.kind == "add":
+            step, used = Residual(layer.source), 1
+        elif layer.kind in ("global_average_pool", "global_max_pool"):
+            step, used = _head(layer, layers[i + 1:], params), len(layers) - i
+        else:
+            raise ValueError(f"the fast path has no step for {layer.kind} ({layer.name})")
+        i += used
+        step.covers = tuple(layers[start:i])
+        plan.append(step)
     return plan
+
+
+def _fused_conv(layers: list[Layer], params: Params, pads) -> tuple[object, int]:
+    """conv, BN and (if one follows) its activation -> one step, and how many layers it took."""
+    layer, bn = layers[0], layers[1]
+    if bn.kind != "batch_norm":
+        raise ValueError(f"cannot fuse {layer.name}: not followed by batch norm")
+    follower = layers[2].kind if len(layers) > 2 else None
+    activation = follower if follower in ACTIVATIONS else None  # None: a linear bottleneck
+    depthwise = layer.kind == "depthwise_conv2d"
+    weight = params[f"{layer.name}/{'depthwise_kernel' if depthwise else 'kernel'}"]
+    kernel, bias = fold_batch_norm(weight, *(params[f"{bn.name}/{w}"] for w in BN_WEIGHTS),
+                                   depthwise=depthwise)
+    if not depthwise:
+        if pads is not None:
+            raise ValueError(f"the fast path pads only before a depthwise conv, not {layer.name}")
+        return Conv(layer, kernel, bias, activation), 3 if activation else 2
+    if kernel.shape[3] != 1:
+        raise ValueError("the fast path's depthwise handles depth multiplier 1")
+    return (Depthwise(layer, _merge_pads(pads, layer), kernel, bias, activation),
+            3 if activation else 2)
 
 
 def _matrix(layer: Layer, params: Params) -> tuple[np.ndarray, np.ndarray]:

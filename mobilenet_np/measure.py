@@ -10,9 +10,9 @@ import numpy as np
 
 from . import ops
 from .cost import SeparableVsStandard, layer_macs, network_cost, separable_blocks
-from .fast import Head, run_step
+from .fast import run_step
 from .layers import Layer
-from .model import LAYER_FUNCTIONS, MODELS
+from .model import MODELS
 from .published import FAMILY
 
 
@@ -71,47 +71,26 @@ def profile_layers(model, batch: int = 1, repeats: int = 5, fast: bool = False,
                    seed: int = 0) -> list[dict]:
     """Median time of every layer (readable path) or fused step (fast path) on random input.
 
-    Returns rows {name, kind, seconds, macs, gflops}; a fused step is named by its conv layer
-    and carries the MACs of that conv (BN and ReLU6 are folded into it).
+    Returns rows {name, kind, seconds, macs, gflops}. A fused step carries the MACs of every
+    layer it replaces (e.g. a conv with its BN folded in, or squeeze-excite's two 1x1 convs).
     """
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-1, 1, (batch, *model.input_shape)).astype(np.float32)
+    x = model.random_input(batch, seed)
+    saved: dict[str, np.ndarray] = {}  # every output so far, for residuals and SE gates
     if fast and model.fast_plan() is not None:
-        steps = [(step, getattr(step, "layer", None)) for step in model.fast_plan()]
-        saved: dict[str, np.ndarray] = {}  # every output, for the residual steps to add
-
-        def run(step, layer, x):
-            out = run_step(step, x, saved)
-            saved[getattr(step, "output_name", "")] = out
-            return out
+        steps = [(step, step.covers, step.kind) for step in model.fast_plan()]
+        run = functools.partial(run_step, saved=saved)
     else:
-        steps = [(None, layer) for layer in model.layers]
-        outputs: dict[str, np.ndarray] = {}
-
-        def run(step, layer, x):
-            if layer.kind == "add":
-                out = x + outputs[layer.source]
-            else:
-                out = LAYER_FUNCTIONS[layer.kind](x, layer, model.layer_weights(layer))
-            outputs[layer.name] = out
-            return out
+        steps = [(layer, (layer,), layer.kind) for layer in model.layers]
+        run = functools.partial(model.run_layer, saved=saved)
     rows = []
-    for step, layer in steps:
-        seconds = median_seconds(functools.partial(run, step, layer, x), repeats)
-        if layer is not None:
-            macs = batch * layer_macs(layer)
-        else:  # a fused Head carries the classifier's MACs; a Residual has none
-            macs = batch * _head_macs(model) if isinstance(step, Head) else 0
-        name = layer.name if layer is not None else getattr(step, "output_name", "head")
-        kind = layer.kind if layer is not None else type(step).__name__.lower()
-        rows.append({"name": name, "kind": kind, "seconds": seconds, "macs": macs,
+    for step, covers, kind in steps:
+        seconds = median_seconds(functools.partial(run, step, x), repeats)
+        macs = batch * sum(layer_macs(layer) for layer in covers)
+        main = covers[1] if covers[0].kind == "zero_pad" and len(covers) > 1 else covers[0]
+        rows.append({"name": main.name, "kind": kind, "seconds": seconds, "macs": macs,
                      "gflops": 2 * macs / seconds / 1e9})
-        x = run(step, layer, x)
+        x = saved[covers[-1].name] = run(step, x)
     return rows
-
-
-def _head_macs(model) -> int:
-    return sum(layer_macs(layer) for layer in model.layers if layer.kind in ("classifier", "dense"))
 
 
 def family_rows(repeats: int = 5, seed: int = 0) -> list[dict]:
@@ -121,9 +100,7 @@ def family_rows(repeats: int = 5, seed: int = 0) -> list[dict]:
     rows = []
     for name, (arch, options, top1, macs, params, source) in FAMILY.items():
         model = MODELS[arch](weights=None, seed=seed, **options)
-        high = 255.0 if model.expects_pixels else 1.0
-        x = np.random.default_rng(seed).uniform(-high * (not model.expects_pixels), high,
-                                                (1, *model.input_shape)).astype(np.float32)
+        x = model.random_input(1, seed)
         cost = network_cost(model.layers)
         rows.append({"name": name, "arch": arch, "options": options,
                      "macs": cost["total_macs"], "params": cost["total_params"],

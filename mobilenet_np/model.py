@@ -28,8 +28,7 @@ LAYER_FUNCTIONS: dict[str, Callable[[np.ndarray, Layer, dict], np.ndarray]] = {
     "relu": lambda x, layer, w: ops.relu(x),
     "hard_swish": lambda x, layer, w: ops.hard_swish(x),
     "hard_sigmoid": lambda x, layer, w: ops.hard_sigmoid(x),
-    # Keras's Rescaling(1/127.5, offset=-1) inside MobileNetV3: pixels [0, 255] -> [-1, 1]
-    "rescaling": lambda x, layer, w: x * np.float32(1 / 127.5) - np.float32(1),
+    "rescaling": lambda x, layer, w: ops.rescale_pixels(x),  # MobileNetV3's own preprocessing
     "flatten": lambda x, layer, w: x.reshape(len(x), -1),  # (N, 1, 1, C) -> (N, C)
     "zero_pad": lambda x, layer, w: ops.zero_pad(x, layer.padding),
     "global_average_pool": lambda x, layer, w: ops.global_average_pool(
@@ -103,25 +102,37 @@ class Network:
         for layer in self.layers:
             if output == "logits" and layer.kind == "softmax":
                 break
-            if layer.kind == "add":
-                x = x + saved.pop(layer.source)  # the residual connection
-            elif layer.kind == "multiply":
-                x = saved.pop(layer.source) * x  # (N, H, W, C) * (N, 1, 1, C) gate
-            else:
-                if calibrate and layer.kind == "batch_norm":
-                    # Scale each channel by its spread around the (random) moving mean, so
-                    # outputs stay of size ~gamma. The mean is not centred on the data: that
-                    # would subtract nearly equal numbers in near-constant channels, magnify
-                    # round-off and make float32 comparisons meaningless.
-                    mean = self.params[f"{layer.name}/moving_mean"]
-                    self.params[f"{layer.name}/moving_variance"] = ((x - mean) ** 2).mean(
-                        axis=(0, 1, 2))
-                x = LAYER_FUNCTIONS[layer.kind](x, layer, self.layer_weights(layer))
+            if calibrate and layer.kind == "batch_norm":
+                # Scale each channel by its spread around the (random) moving mean, so
+                # outputs stay of size ~gamma. The mean is not centred on the data: that
+                # would subtract nearly equal numbers in near-constant channels, magnify
+                # round-off and make float32 comparisons meaningless.
+                mean = self.params[f"{layer.name}/moving_mean"]
+                self.params[f"{layer.name}/moving_variance"] = ((x - mean) ** 2).mean(
+                    axis=(0, 1, 2))
+            x = self.run_layer(layer, x, saved)
+            if layer.source:
+                del saved[layer.source]  # each shortcut is used once
             if layer.name in shortcuts:
                 saved[layer.name] = x
             if capture:
                 activations[layer.name] = x
         return (x, activations) if capture else x
+
+    def run_layer(self, layer: Layer, x: np.ndarray, saved: dict[str, np.ndarray]) -> np.ndarray:
+        """One layer on x; ``saved`` holds the earlier outputs that "add" and "multiply" reuse."""
+        if layer.kind == "add":
+            return x + saved[layer.source]  # the residual connection
+        if layer.kind == "multiply":
+            return saved[layer.source] * x  # (N, H, W, C) * (N, 1, 1, C): the SE gate
+        return LAYER_FUNCTIONS[layer.kind](x, layer, self.layer_weights(layer))
+
+    def random_input(self, n: int, seed: int = 0) -> np.ndarray:
+        """Seeded random images in this model's input range: [-1, 1], or [0, 255] pixels for
+        models that rescale themselves (MobileNetV3). (n, H, W, 3) float32."""
+        low, high = (0.0, 255.0) if self.expects_pixels else (-1.0, 1.0)
+        rng = np.random.default_rng(seed)
+        return rng.uniform(low, high, (n, *self.input_shape)).astype(np.float32)
 
     def calibrate_batch_norm(self, seed: int = 0) -> None:
         """Give random weights batch-norm statistics measured on a seeded random batch.
@@ -131,10 +142,7 @@ class Network:
         statistics on its actual input keeps every BN output of size ~gamma, in every
         family: a data-dependent initialisation.
         """
-        rng = np.random.default_rng(seed)
-        low, high = (0.0, 255.0) if self.expects_pixels else (-1.0, 1.0)
-        x = rng.uniform(low, high, (2, *self.input_shape)).astype(np.float32)
-        self._run(x, "logits", capture=False, calibrate=True)
+        self._run(self.random_input(2, seed), "logits", capture=False, calibrate=True)
         self._plan = None  # the fused path must be rebuilt from the new statistics
 
     def predict(self, x: np.ndarray, batch_size: int = 8, fast: bool = True) -> np.ndarray:

@@ -180,6 +180,11 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     return exp / exp.sum(axis=axis, keepdims=True)
 
 
+def rescale_pixels(x: np.ndarray) -> np.ndarray:
+    """Keras's ``Rescaling(1 / 127.5, offset=-1)``: pixels [0, 255] -> [-1, 1], as x * s - 1."""
+    return as_float32("x", x, "rescale_pixels") * np.float32(1 / 127.5) - np.float32(1.0)
+
+
 def relu(x: np.ndarray) -> np.ndarray:
     """``max(x, 0)``, elementwise."""
     return np.maximum(as_float32("x", x, "relu"), 0.0)

@@ -13,7 +13,7 @@ from mobilenet_np.model import MobileNetV2
 from mobilenet_np.weights import save_npz
 
 
-@pytest.mark.parametrize("arch", ["v1", "v2"])
+@pytest.mark.parametrize("arch", ["v1", "v2", "v3-small", "v3-large"])
 @pytest.mark.parametrize("fast", [False, True])
 def test_profile_rows_carry_every_mac(capsys, arch, fast) -> None:
     args = ["profile", "--arch", arch, "--alpha", "0.5", "--resolution", "64", "--batch", "2",
