@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from .progress import ProgressBar
+from .published import KERAS_WEIGHTS
 from .weights import atomic_output, read_keras_h5
 
 # The same URLs Keras's MobileNet / MobileNetV2(weights="imagenet") download from.
@@ -16,9 +17,7 @@ KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 FOLDERS = {"v1": "mobilenet/", "v2": "mobilenet_v2/", "v3-large": "mobilenet_v3/",
            "v3-small": "mobilenet_v3/"}
 ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}  # V1's file names
-PUBLISHED = {"v1": (tuple(ALPHA_TEXT), (128, 160, 192, 224)),
-             "v2": ((0.35, 0.5, 0.75, 1.0, 1.3, 1.4), (96, 128, 160, 192, 224)),
-             "v3-large": ((0.75, 1.0), (224,)), "v3-small": ((0.75, 1.0), (224,))}
+
 
 
 def cache_dir() -> Path:
@@ -31,7 +30,7 @@ def keras_weights_filename(alpha: float, resolution: int, include_top: bool,
     """Keras's file name, e.g. ``mobilenet_2_5_224_tf.h5``,
     ``mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5`` or
     ``weights_mobilenet_v3_small_minimalistic_224_1.0_float.h5``."""
-    alphas, resolutions = PUBLISHED[arch]
+    alphas, resolutions = KERAS_WEIGHTS[arch]
     if minimalistic and alpha != 1.0:
         alphas = ()  # Keras publishes minimalistic V3 weights at alpha 1.0 only
     if alpha not in alphas or resolution not in resolutions:

@@ -49,3 +49,8 @@ FAMILY = {
     "MobileNetV3-Small minimalistic": ("v3-small", {"minimalistic": True}, 61.9, 65, 2.0,
                                        "TF-slim mobilenet/README.md"),
 }
+
+# The ImageNet weight files Keras publishes: --arch -> (alphas, resolutions)
+KERAS_WEIGHTS = {"v1": ((0.25, 0.5, 0.75, 1.0), (128, 160, 192, 224)),
+                 "v2": ((0.35, 0.5, 0.75, 1.0, 1.3, 1.4), (96, 128, 160, 192, 224)),
+                 "v3-large": ((0.75, 1.0), (224,)), "v3-small": ((0.75, 1.0), (224,))}

@@ -21,6 +21,7 @@ import numpy as np
 
 from .architectures import ARCHITECTURES
 from .layers import Layer, make_divisible
+from .published import KERAS_WEIGHTS
 
 Params = dict[str, np.ndarray]
 Stored = dict[str, dict[str, np.ndarray]]  # layer name -> {weight name (or position): array}
@@ -107,9 +108,6 @@ def name_keras3_layers(stored: Stored, reference_layers: list[Layer]) -> Stored:
     return named
 
 
-V2_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)  # the widths Keras publishes weights for
-
-
 def _first(stored: Stored, layer: str) -> np.ndarray:
     return next(iter(stored[layer].values()))
 
@@ -128,14 +126,15 @@ def infer_config(stored: Stored) -> dict:
             top = "conv_preds"
         elif "block_16_project" in stored:
             filters = _first(stored, "block_16_project").shape[-1]
-            alphas = [a for a in V2_ALPHAS if make_divisible(int(320 * a)) == filters]
+            alphas = [a for a in KERAS_WEIGHTS["v2"][0] if make_divisible(int(320 * a)) == filters]
             config = {"arch": "v2", "alpha": alphas[0] if alphas else filters / 320}
             top = "predictions"
         elif "expanded_conv_10_project" in stored:  # V3: Large has 15 blocks, Small 11
             size, last = ("large", 14) if "expanded_conv_14_project" in stored else ("small", 10)
             filters = _first(stored, f"expanded_conv_{last}_project").shape[-1]
             base = {"large": 160, "small": 96}[size]
-            alphas = [a for a in (0.75, 1.0) if make_divisible(base * a) == filters]
+            alphas = [a for a in KERAS_WEIGHTS[f"v3-{size}"][0]
+                      if make_divisible(base * a) == filters]
             config = {"arch": f"v3-{size}", "alpha": alphas[0] if alphas else filters / base,
                       "minimalistic": not any("squeeze_excite" in name for name in stored)}
             top = "logits"
@@ -161,14 +160,15 @@ def describe_weights(stored: Stored) -> str:
     return f"MobileNet {config['arch'].upper()} {options}, with {top}"
 
 
-def check_params(stored: Stored, layers: list[Layer], source: str) -> Params:
+def check_params(stored: Stored, layers: list[Layer], source: str,
+                 droppable: frozenset[str] = frozenset()) -> Params:
     """Match stored arrays to the layer table: every name present, none extra, every shape equal.
 
-    A file with a classifier may be loaded into a model without one (its top is dropped).
+    Layers named in ``droppable`` may be in the file and are ignored: a file with a classifier
+    loads into a model without one.
     """
     expected = {layer.name: layer for layer in layers if layer.weights}
-    tops = {"conv_preds", "predictions", "conv_2", "logits"}  # V1, V2, V3 classifier layers
-    extra = set(stored) - set(expected) - tops
+    extra = set(stored) - set(expected) - droppable
     missing = [name for name in expected if name not in stored]
     problems = []
     if missing:
@@ -215,8 +215,11 @@ def read_weights_file(path: str | os.PathLike, arch: str = "v1") -> Stored:
 def load_weights(weights: str | os.PathLike, layers: list[Layer], arch: str = "v1") -> Params:
     """Params for ``layers`` from a ``.h5`` / ``.npz`` file, every name and shape checked."""
     stored = read_weights_file(weights, arch)
+    names = {top: {layer.name for layer in ARCHITECTURES[arch](include_top=top) if layer.weights}
+             for top in (True, False)}
+    droppable = frozenset(names[True] - names[False])  # the family's classifier layers
     try:
-        return check_params(stored, layers, str(weights))
+        return check_params(stored, layers, str(weights), droppable)
     except ValueError as error:
         holds = describe_weights(stored)
         raise ValueError(f"{error}\n{weights} holds {holds}: pass the matching options "
