@@ -106,3 +106,17 @@ def keras_mobilenet(alpha: float, resolution: int, arch: str = "v1", **options):
              "v3-large": keras.applications.MobileNetV3Large,
              "v3-small": keras.applications.MobileNetV3Small}[arch]
     return build(input_shape=(resolution, resolution, 3), alpha=alpha, weights=None, **options)
+
+
+def images(shape: tuple[int, ...], n: int = 2, seed: int = 0, low: float = -1.0,
+           high: float = 1.0) -> np.ndarray:
+    """Seeded random pictures in [low, high], (n, H, W, 3): coarse blocks plus noise.
+
+    Pure noise images all look alike after global pooling; coarse blocks make them differ.
+    [-1, 1] is preprocess_input's range; MobileNetV3 takes pixels, [0, 255].
+    """
+    rng = np.random.default_rng(seed)
+    height, width, channels = shape
+    blocks = rng.uniform(low, high, (n, height // 16 + 1, width // 16 + 1, channels))
+    coarse = blocks.repeat(16, axis=1).repeat(16, axis=2)[:, :height, :width]  # (n, H, W, 3)
+    return (0.7 * coarse + 0.3 * rng.uniform(low, high, (n, *shape))).astype(np.float32)

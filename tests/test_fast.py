@@ -31,10 +31,6 @@ CONFIGS = [(MobileNet, dict(alpha=0.25, resolution=128)),
            (MobileNetV3Small, dict(minimalistic=True, include_preprocessing=False))]
 
 
-def images(model: MobileNet, n: int = 3, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(-1, 1, (n, *model.input_shape)).astype(np.float32)
-
-
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
 
@@ -43,7 +39,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 def test_fast_equals_readable_on_random_weights(family, config) -> None:
     model = family(weights=None, seed=9, **config)
     assert model.fast_plan() is not None
-    x = images(model) * (127.5 if model.expects_pixels else 1) + (127.5 * model.expects_pixels)
+    x = model.random_input(3)
     readable = model.forward(x, output="logits")
     fast = model.predict(x, batch_size=2)
     one_ulp = np.sign(np.random.default_rng(1).standard_normal(x.shape)).astype(np.float32)
@@ -58,13 +54,13 @@ def test_fast_equals_readable_on_random_weights(family, config) -> None:
 
 def test_fast_equals_readable_on_real_weights(pretrained_path) -> None:
     model = MobileNet(alpha=0.25, resolution=224, weights=pretrained_path)
-    x = images(model, n=2)
+    x = model.random_input(2)
     assert np.abs(model.predict(x) - model.predict(x, fast=False)).max() <= 1e-6
 
 
 def test_depth_multiplier_above_one_falls_back_to_the_readable_path() -> None:
     model = MobileNet(alpha=0.25, resolution=64, depth_multiplier=2, weights=None)
-    x = images(model, n=1)
+    x = model.random_input(1)
     assert model.fast_plan() is None
     np.testing.assert_array_equal(model.predict(x), model.forward(x))
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import keras_mobilenet, set_keras_weights, write_legacy_h5
-from test_model_parity import LOGIT_RTOL, images
+from conftest import images, keras_mobilenet, set_keras_weights, write_legacy_h5
+from test_model_parity import LOGIT_RTOL
 
 from mobilenet_np import MobileNetV2
 from mobilenet_np.architectures import mobilenet_v2

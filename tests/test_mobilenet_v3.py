@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import keras_mobilenet, set_keras_weights, write_legacy_h5
+from conftest import images, keras_mobilenet, set_keras_weights, write_legacy_h5
 from test_model_parity import LOGIT_RTOL
 
 from mobilenet_np import MobileNetV3Large, MobileNetV3Small, ops, reference
@@ -23,12 +23,8 @@ CASES = [(arch, minimalistic, alpha) for arch in MODELS for minimalistic in (Fal
 
 
 def pixels(shape, n: int = 2, seed: int = 0) -> np.ndarray:
-    """Blocky random pictures in [0, 255] (n, H, W, 3), so images differ after pooling."""
-    rng = np.random.default_rng(seed)
-    height, width, _ = shape
-    blocks = rng.uniform(0, 255, (n, height // 16 + 1, width // 16 + 1, 3))
-    coarse = blocks.repeat(16, axis=1).repeat(16, axis=2)[:, :height, :width]
-    return (0.7 * coarse + 0.3 * rng.uniform(0, 255, (n, *shape))).astype(np.float32)
+    """Seeded pictures in [0, 255]: what MobileNetV3 (with its own rescaling) takes."""
+    return images(shape, n, seed, 0.0, 255.0)
 
 
 def test_hard_activations_loop_twins_and_keras(tf) -> None:

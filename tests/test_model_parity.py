@@ -17,24 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import keras_mobilenet, set_keras_weights
+from conftest import images, keras_mobilenet, set_keras_weights
 
 from mobilenet_np import MobileNet
 
 PAIRS = [(a, r) for a in (0.25, 0.5, 0.75, 1.0) for r in (128, 160, 192, 224)]
 LOGIT_RTOL, PROB_ATOL = 2e-5, 1e-6
-
-
-def images(shape: tuple[int, ...], n: int = 2, seed: int = 0) -> np.ndarray:
-    """Preprocessed-looking random images in [-1, 1], (n, H, W, 3): blocky shapes plus noise.
-
-    Pure noise images all look alike after global pooling; coarse blocks make them differ.
-    """
-    rng = np.random.default_rng(seed)
-    height, width, channels = shape
-    blocks = rng.uniform(-1, 1, (n, height // 16 + 1, width // 16 + 1, channels))
-    coarse = blocks.repeat(16, axis=1).repeat(16, axis=2)[:, :height, :width]  # (n, H, W, 3)
-    return (0.7 * coarse + 0.3 * rng.uniform(-1, 1, (n, *shape))).astype(np.float32)
 
 
 def keras_logits_and_probs(keras, keras_model, x):
