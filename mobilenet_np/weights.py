@@ -81,16 +81,16 @@ def _read_keras3(layers: h5py.Group) -> Stored:
     return stored
 
 
-def name_keras3_layers(stored: Stored, reference_layers: list[Layer]) -> Stored:
+def name_keras3_layers(stored: Stored, arch: str) -> Stored:
     """Give Keras 3 positional entries (``conv2d_3`` / "0") the layer and weight names.
 
-    The k-th stored layer of a class is the k-th layer of that class in ``reference_layers``
-    (the architecture with its top, in order), as Keras 3 saves them.
+    The k-th stored layer of a class is the k-th layer of that class in the family's table
+    (with its top, in order), as Keras 3 saves them.
     """
     if not all(re.fullmatch(KERAS3_KEY, key) and "0" in w for key, w in stored.items()):
         return stored  # already named (legacy or .npz)
     by_class: dict[str, list[Layer]] = {}
-    for layer in reference_layers:
+    for layer in ARCHITECTURES[arch](include_top=True):
         if layer.weights:
             by_class.setdefault(KERAS_CLASSES[layer.kind], []).append(layer)
     named = {}
@@ -209,7 +209,7 @@ def read_weights_file(path: str | os.PathLike, arch: str = "v1") -> Stored:
             layer, _, weight = key.rpartition("/")
             stored.setdefault(layer, {})[weight] = array
         return stored
-    return name_keras3_layers(read_keras_h5(path), ARCHITECTURES[arch](include_top=True))
+    return name_keras3_layers(read_keras_h5(path), arch)
 
 
 def load_weights(weights: str | os.PathLike, layers: list[Layer], arch: str = "v1") -> Params:
