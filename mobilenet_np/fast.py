@@ -21,6 +21,7 @@ Three ideas, all pure NumPy:
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from . import ops
 from .layers import BN_WEIGHTS, Layer
@@ -62,7 +63,10 @@ def activate_inplace(x: np.ndarray, kind: str | None) -> np.ndarray:
 
 
 class Conv:
-    """im2col conv (standard or 1x1) with folded BN bias and an optional fused activation."""
+    """im2col conv (standard or 1x1) with folded BN bias and an optional fused activation.
+
+    (Blocking the matmul so that bias and activation hit cache was measured: no gain here.)
+    """
 
     def __init__(self, layer: Layer, kernel: np.ndarray, bias: np.ndarray,
                  activation: str | None) -> None:
@@ -70,39 +74,50 @@ class Conv:
         kh, kw, cin, cout = kernel.shape
         self.matrix = np.ascontiguousarray(kernel.reshape(kh * kw * cin, cout))  # (K, Cout)
         self.bias = bias
-        self.pads = resolve_padding(layer.padding, layer.input_shape[:2], (kh, kw),
-                                    (layer.stride, layer.stride), layer.name)
+        pads = resolve_padding(layer.padding, layer.input_shape[:2], (kh, kw),
+                               (layer.stride, layer.stride), layer.name)
+        self.gather = None if kh == 1 else im2col_indices(
+            layer.input_shape, kh, layer.stride, pads, layer.output_shape[:2])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         out_h, out_w, cout = self.layer.output_shape
-        if self.layer.kernel == 1:  # 1x1: the activation already is the im2col matrix
+        if self.gather is None:  # 1x1: the activation already is the im2col matrix
             cols = x.reshape(n * out_h * out_w, -1)  # (N*H*W, Cin)
         else:
-            cols = im2col(x, self.layer.kernel, self.layer.stride, self.pads, (out_h, out_w))
+            flat = np.zeros((n, x[0].size + 1), dtype=np.float32)  # (N, H*W*C + 1): a 0 at the end
+            flat[:, :-1] = x.reshape(n, -1)
+            cols = np.take(flat, self.gather, axis=1).reshape(n * out_h * out_w, -1)  # (N*Ho*Wo, K)
         out = cols @ self.matrix  # (N*Ho*Wo, Cout)
         out += self.bias
         activate_inplace(out, self.activation)
         return out.reshape(n, out_h, out_w, cout)
 
 
-def im2col(x: np.ndarray, k: int, stride: int, pads, out_hw: tuple[int, int]) -> np.ndarray:
-    """(N, H, W, C) -> (N*Ho*Wo, k*k*C): row = one receptive field, taps in (ky, kx, c) order."""
-    n, _, _, c = x.shape
-    out_h, out_w = out_hw
-    xp = np.pad(x, ((0, 0), *pads, (0, 0)))
-    cols = np.empty((n, out_h, out_w, k, k, c), dtype=np.float32)
-    for i in range(k):
-        for j in range(k):
-            cols[:, :, :, i, j] = xp[:, i:i + stride * out_h:stride, j:j + stride * out_w:stride]
-    return cols.reshape(n * out_h * out_w, k * k * c)
+def im2col_indices(input_shape: tuple[int, int, int], k: int, stride: int, pads,
+                   out_hw: tuple[int, int]) -> np.ndarray:
+    """Where each im2col entry comes from in one flattened image: (Ho*Wo*k*k*C,) indices.
+
+    im2col is a gather: row (y, x) of the matrix holds the k*k*C inputs of that receptive
+    field, in (ky, kx, c) order. Computing the positions once turns it into one ``np.take``
+    per batch. Positions in the zero padding point one past the image, at an appended 0.
+    """
+    height, width, channels = input_shape
+    (top, _), (left, _) = pads
+    rows = stride * np.arange(out_hw[0])[:, None] + np.arange(k) - top  # (Ho, k): input row
+    cols = stride * np.arange(out_hw[1])[:, None] + np.arange(k) - left  # (Wo, k)
+    r = rows[:, None, :, None, None]  # (Ho, 1, k, 1, 1) to broadcast as (Ho, Wo, ky, kx, C)
+    q = cols[None, :, None, :, None]  # (1, Wo, 1, k, 1)
+    inside = (r >= 0) & (r < height) & (q >= 0) & (q < width)
+    index = (r * width + q) * channels + np.arange(channels)  # (Ho, Wo, k, k, C)
+    return np.where(inside, index, height * width * channels).reshape(-1)
 
 
 class Depthwise:
-    """Depthwise conv (depth multiplier 1) + folded BN + ReLU6, in cache-sized row bands.
+    """Depthwise conv (depth multiplier 1) + folded BN + activation, in cache-sized row bands.
 
-    Per-channel weights are tiled along the width, ``(Wo, C)``, so that every NumPy call
-    runs over whole contiguous rows of Wo * C numbers instead of C at a time.
+    Per-channel weights are tiled along the width, ``(Wo*C,)`` per tap, so that every NumPy
+    call runs over whole contiguous rows of Wo * C numbers instead of C at a time.
     """
 
     def __init__(self, layer: Layer, pads, kernel: np.ndarray, bias: np.ndarray,
@@ -111,19 +126,20 @@ class Depthwise:
         self.kind = "depthwise_conv2d"
         out_w, channels = layer.output_shape[1:]
         kh, kw = kernel.shape[:2]
-        self.kernel_rows = np.ascontiguousarray(  # (kh, kw, Wo, C): tap weights, tiled
-            np.broadcast_to(kernel[:, :, None, :, 0], (kh, kw, out_w, channels)))
-        self.bias_row = np.ascontiguousarray(np.broadcast_to(bias, (out_w, channels)))
+        self.kernel_rows = np.ascontiguousarray(  # (kh, kw, Wo*C): tap weights, tiled
+            np.broadcast_to(kernel[:, :, None, :, 0], (kh, kw, out_w, channels))
+        ).reshape(kh, kw, out_w * channels)
+        self.bias_row = np.tile(bias, out_w)  # (Wo*C,)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         out_h, out_w, channels = self.layer.output_shape
-        out = np.empty((n, out_h, out_w, channels), dtype=np.float32)
+        out = np.empty((n, out_h, out_w * channels), dtype=np.float32)  # (N, Ho, Wo*C)
         rows = max(1, BAND_BYTES // (out_w * channels * 4))
         for image in range(n):
             for start in range(0, out_h, rows):
-                self._band(x, out, image, start, min(start + rows, out_h))
-        return out
+                self._band(x, out[image, start:start + rows], image, start)
+        return out.reshape(n, out_h, out_w, channels)
 
     def _padded_rows(self, x: np.ndarray, image: int, start: int, stop: int) -> np.ndarray:
         """The input rows that output rows [start, stop) read, zero-padded: (rows_in, Wp, C).
@@ -140,27 +156,40 @@ class Depthwise:
         band[lo - first:hi - first, left:left + width] = x[image, lo:hi]
         return band
 
-    def _band(self, x: np.ndarray, out: np.ndarray, image: int, start: int, stop: int) -> None:
-        """Output rows [start, stop) of one image: kh*kw shifted multiply-adds, bias, activation."""
-        s = self.layer.stride
-        band = self._padded_rows(x, image, start, stop)
-        # Column phases: at stride 2, even and odd columns as two contiguous arrays, so tap j
-        # reads phases[j % s][:, j // s : j // s + Wo] without a stride along W.
-        phases = [band] if s == 1 else [np.ascontiguousarray(band[:, p::s]) for p in range(s)]
-        acc = out[image, start:stop]  # (rows, Wo, C), a view we write into
-        tmp = np.empty_like(acc)
-        rows, width = acc.shape[:2]
-        kh, kw = self.kernel_rows.shape[:2]
-        for i in range(kh):
-            for j in range(kw):
-                tap = phases[j % s][i:i + s * (rows - 1) + 1:s, j // s:j // s + width]
-                if i == 0 and j == 0:
-                    np.multiply(tap, self.kernel_rows[i, j], out=acc)
-                else:
-                    np.multiply(tap, self.kernel_rows[i, j], out=tmp)
-                    acc += tmp
-        acc += self.bias_row
-        activate_inplace(acc, self.activation)
+    def _band(self, x: np.ndarray, out: np.ndarray, image: int, start: int) -> None:
+        """Output rows [start, start + len(out)) of one image into out (rows, Wo*C).
+
+        One ``einsum`` per column phase does all the kh*kw taps: it multiplies and accumulates
+        in one pass per tap (9 passes over the band, not 9 multiplies + 8 adds), then bias
+        and activation in place.
+        """
+        s, kh = self.layer.stride, self.kernel_rows.shape[0]
+        rows = out.shape[0]
+        band = self._padded_rows(x, image, start, start + rows)  # (rows_in, Wp, C)
+        for phase in range(s):
+            taps = self._phase_taps(band, phase, rows)  # (rows, taps, kh, Wo*C), a view
+            weights = self.kernel_rows[:, phase::s]  # (kh, taps, Wo*C)
+            if phase == 0:
+                np.einsum("rtiq,itq->rq", taps, weights, out=out)
+            else:
+                out += np.einsum("rtiq,itq->rq", taps, weights)
+        out += self.bias_row
+        activate_inplace(out, self.activation)
+
+    def _phase_taps(self, band: np.ndarray, phase: int, rows: int) -> np.ndarray:
+        """Every tap of one column phase as a strided view (rows, taps, kh, Wo*C), no copy.
+
+        At stride s, output column x reads input column s*x + j; taps j = phase + s*t read
+        column s*(x + t) + phase, i.e. column x + t of the phase's own columns ``[phase::s]``.
+        Flattening (W, C) turns tap t into a shift by t*C along one contiguous row of numbers.
+        """
+        s, (kh, kw, _) = self.layer.stride, self.kernel_rows.shape
+        width, channels = self.layer.output_shape[1:]
+        columns = band if s == 1 else np.ascontiguousarray(band[:, phase::s])  # (rows_in, Wq, C)
+        flat = columns.reshape(columns.shape[0], -1)  # (rows_in, Wq*C)
+        windows = sliding_window_view(flat, (kh, width * channels))  # (.., .., kh, Wo*C)
+        taps = len(range(phase, kw, s))
+        return windows[: s * (rows - 1) + 1 : s, : (taps - 1) * channels + 1 : channels]
 
 
 class Head:
