@@ -10,9 +10,9 @@ import numpy as np
 
 from . import ops
 from .cost import SeparableVsStandard, layer_macs, network_cost, separable_blocks
-from .fast import run_step
 from .layers import Layer
 from .model import MODELS
+from .plan import run_step
 from .published import FAMILY
 
 
