@@ -74,8 +74,9 @@ class Conv:
         self.bias = bias
         pads = resolve_padding(layer.padding, layer.input_shape[:2], (kh, kw),
                                (layer.stride, layer.stride), layer.name)
-        self.gather = None if kh == 1 else im2col_indices(
-            layer.input_shape, kh, layer.stride, pads, layer.output_shape[:2])
+        plain_1x1 = (kh, kw, layer.stride, pads) == (1, 1, 1, ((0, 0), (0, 0)))
+        self.gather = None if plain_1x1 else im2col_indices(
+            layer.input_shape, (kh, kw), layer.stride, pads, layer.output_shape[:2])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
@@ -92,22 +93,22 @@ class Conv:
         return out.reshape(n, out_h, out_w, cout)
 
 
-def im2col_indices(input_shape: tuple[int, int, int], k: int, stride: int, pads,
-                   out_hw: tuple[int, int]) -> np.ndarray:
-    """Where each im2col entry comes from in one flattened image: (Ho*Wo*k*k*C,) indices.
+def im2col_indices(input_shape: tuple[int, int, int], kernel_hw: tuple[int, int], stride: int,
+                   pads, out_hw: tuple[int, int]) -> np.ndarray:
+    """Where each im2col entry comes from in one flattened image: (Ho*Wo*kh*kw*C,) indices.
 
-    im2col is a gather: row (y, x) of the matrix holds the k*k*C inputs of that receptive
+    im2col is a gather: row (y, x) of the matrix holds the kh*kw*C inputs of that receptive
     field, in (ky, kx, c) order. Computing the positions once turns it into one ``np.take``
     per batch. Positions in the zero padding point one past the image, at an appended 0.
     """
     height, width, channels = input_shape
     (top, _), (left, _) = pads
-    rows = stride * np.arange(out_hw[0])[:, None] + np.arange(k) - top  # (Ho, k): input row
-    cols = stride * np.arange(out_hw[1])[:, None] + np.arange(k) - left  # (Wo, k)
-    r = rows[:, None, :, None, None]  # (Ho, 1, k, 1, 1) to broadcast as (Ho, Wo, ky, kx, C)
-    q = cols[None, :, None, :, None]  # (1, Wo, 1, k, 1)
+    rows = stride * np.arange(out_hw[0])[:, None] + np.arange(kernel_hw[0]) - top  # (Ho, kh)
+    cols = stride * np.arange(out_hw[1])[:, None] + np.arange(kernel_hw[1]) - left  # (Wo, kw)
+    r = rows[:, None, :, None, None]  # (Ho, 1, kh, 1, 1) to broadcast as (Ho, Wo, kh, kw, C)
+    q = cols[None, :, None, :, None]  # (1, Wo, 1, kw, 1)
     inside = (r >= 0) & (r < height) & (q >= 0) & (q < width)
-    index = (r * width + q) * channels + np.arange(channels)  # (Ho, Wo, k, k, C)
+    index = (r * width + q) * channels + np.arange(channels)  # (Ho, Wo, kh, kw, C)
     return np.where(inside, index, height * width * channels).reshape(-1)
 
 
@@ -119,9 +120,9 @@ class Depthwise:
     """
 
     def __init__(self, layer: Layer, pads, kernel: np.ndarray, bias: np.ndarray,
-                 activation: str | None = "relu6") -> None:
+                 activation: str | None = "relu6", band_bytes: int = BAND_BYTES) -> None:
         self.layer, self.pads, self.activation = layer, pads, activation
-        self.kind = "depthwise_conv2d"
+        self.kind, self.band_bytes = "depthwise_conv2d", band_bytes
         out_w, channels = layer.output_shape[1:]
         kh, kw = kernel.shape[:2]
         self.kernel_rows = np.ascontiguousarray(  # (kh, kw, Wo*C): tap weights, tiled
@@ -133,7 +134,7 @@ class Depthwise:
         n = x.shape[0]
         out_h, out_w, channels = self.layer.output_shape
         out = np.empty((n, out_h, out_w * channels), dtype=np.float32)  # (N, Ho, Wo*C)
-        rows = max(1, BAND_BYTES // (out_w * channels * 4))
+        rows = max(1, self.band_bytes // (out_w * channels * 4))
         for image in range(n):
             for start in range(0, out_h, rows):
                 self._band(x, out[image, start:start + rows], image, start)

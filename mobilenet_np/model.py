@@ -157,8 +157,10 @@ class Network:
         round-off (tested).
         """
         x = self.check_input(x)
-        for name, value in (("batch_size", batch_size), ("threads", threads or 1)):
-            if not isinstance(value, int) or value < 1:
+        for name, value in (("batch_size", batch_size), ("threads", threads)):
+            if name == "threads" and value is None:
+                continue  # one lane per CPU core
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"predict: {name} must be a positive integer, got {value!r}")
         if len(x) == 0:
             return np.zeros((0, *self.layers[-1].output_shape), np.float32)

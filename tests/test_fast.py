@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cases import CASES, ConvCase, conv_cases
+from conftest import assert_within_rounding
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from mobilenet_np import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Small, ops
-from mobilenet_np.fast import Depthwise, fold_batch_norm
+from mobilenet_np import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Small, ops, reference
+from mobilenet_np.fast import Conv, Depthwise, fold_batch_norm
 from mobilenet_np.layers import Layer
+from mobilenet_np.shapes import resolve_padding
 
 CONFIGS = [(MobileNet, dict(alpha=0.25, resolution=128)),
            (MobileNet, dict(alpha=0.75, resolution=224)),
@@ -82,19 +87,58 @@ def test_folding_batch_norm_is_the_same_algebra() -> None:
                                rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize(("size", "stride", "pads"), [(16, 1, ((1, 1), (1, 1))),
-                                                      (15, 2, ((0, 1), (0, 1))),
-                                                      (40, 2, ((1, 1), (0, 2)))])
-def test_banded_depthwise_matches_ops_across_band_edges(monkeypatch, size, stride, pads) -> None:
-    """Bands of 3 rows force many band edges, each needing the right padded input rows."""
-    rng = np.random.default_rng(1)
-    channels = 8
-    x = rng.uniform(-3, 3, (2, size, size + 3, channels)).astype(np.float32)
-    kernel = rng.normal(size=(3, 3, channels, 1)).astype(np.float32)
-    bias = rng.normal(size=channels).astype(np.float32)
-    expected = ops.relu6(ops.depthwise_conv2d(x, kernel, bias, stride, pads))
-    layer = Layer("dw", "depthwise_conv2d", x.shape[1:], expected.shape[1:], kernel=3,
-                  stride=stride, padding="valid")
-    monkeypatch.setattr("mobilenet_np.fast.BAND_BYTES", 3 * expected.shape[2] * channels * 4)
-    got = Depthwise(layer, pads, kernel, bias)(x)
-    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-5)
+def fused_step(case: ConvCase, activation: str | None, band_rows: int):
+    """The fast path's step for a generated case: ``Depthwise`` or ``Conv``, BN already folded."""
+    kh, kw = case.kernel.shape[:2]
+    expected_shape = case.run(ops).shape[1:]
+    layer = Layer("case", "depthwise_conv2d" if case.depthwise else "conv2d", case.x.shape[1:],
+                  expected_shape, kernel=kh, stride=case.stride, padding=case.padding)
+    bias = np.zeros(expected_shape[2], np.float32) if case.bias is None else case.bias
+    if not case.depthwise:
+        return Conv(layer, case.kernel, bias, activation)
+    pads = resolve_padding(case.padding, case.x.shape[1:3], (kh, kw), (case.stride,) * 2, "case")
+    band_bytes = band_rows * expected_shape[1] * expected_shape[2] * 4
+    return Depthwise(layer, pads, case.kernel, bias, activation, band_bytes=band_bytes)
+
+
+@settings(max_examples=CASES)
+@given(conv_cases(depthwise=True), st.sampled_from([None, "relu6", "relu"]), st.integers(1, 4))
+def test_fused_depthwise_matches_its_loop_twin(case: ConvCase, activation, band_rows) -> None:
+    """Any kernel shape, stride, padding; bands of 1-4 rows put band edges everywhere."""
+    assume(case.kernel.shape[3] == 1)  # the fast path handles depth multiplier 1
+    expected = case.run(reference)
+    if activation is not None:  # relu and relu6 move no value by more than its input moved
+        expected = getattr(ops, activation)(expected)
+    got = fused_step(case, activation, band_rows)(case.x)
+    assert_within_rounding(got, expected, case.abs_sum(), case.terms())
+
+
+@settings(max_examples=CASES)
+@given(conv_cases(), st.sampled_from([None, "relu6", "relu"]))
+def test_fused_conv_matches_its_loop_twin(case: ConvCase, activation) -> None:
+    """The gathered im2col: any kernel shape, stride and padding (the stems are 3x3/2)."""
+    assume(case.groups == 1)  # grouped convs only exist in the readable ops
+    expected = case.run(reference)
+    if activation is not None:
+        expected = getattr(ops, activation)(expected)
+    got = fused_step(case, activation, band_rows=1)(case.x)
+    assert_within_rounding(got, expected, case.abs_sum(), case.terms())
+
+
+def test_lanes_give_each_image_its_own_answer() -> None:
+    """Chunks of a batch run on two threads come back in order, each image's own result."""
+    model = MobileNet(alpha=0.25, resolution=64, weights=None, seed=3)
+    x = model.random_input(7, seed=4)
+    one_by_one = np.concatenate([model.predict(image[None], threads=1) for image in x])
+    assert np.abs(one_by_one[1:] - one_by_one[:-1]).max() > 1e-3  # the images differ
+    for threads, batch_size in ((2, 8), (2, 3), (3, 2), (1, 4)):
+        got = model.predict(x, batch_size=batch_size, threads=threads)
+        np.testing.assert_allclose(got, one_by_one, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("arguments", [dict(batch_size=0), dict(threads=0),
+                                       dict(batch_size=2.5), dict(threads="2")])
+def test_predict_rejects_bad_batch_size_and_threads(arguments) -> None:
+    model = MobileNet(alpha=0.25, resolution=32, weights=None)
+    with pytest.raises(ValueError, match="positive integer"):
+        model.predict(model.random_input(1), **arguments)
