@@ -57,6 +57,7 @@ def make_runners(ours, theirs, batch: int) -> dict:
     graph = tf.function(lambda x: theirs(x, training=False))
     runners = {
         "numpy fast": lambda x: ours.predict(x, batch_size=8),
+        "numpy fast, no lanes": lambda x: ours.predict(x, batch_size=8, threads=1),
         "numpy readable": lambda x: ours.predict(x, batch_size=8, fast=False),
         "keras eager": lambda x: np.asarray(theirs(x, training=False)),
         "keras predict": lambda x: theirs.predict(x, batch_size=batch, verbose=0),
