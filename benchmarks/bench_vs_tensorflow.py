@@ -85,20 +85,23 @@ def onnx_runner(theirs, batch: int):
     return lambda x: session.run(None, {name: x})[0]
 
 
-def measure(runners: dict, x: np.ndarray, repeats: int, pause: float = 0.2) -> dict:
+def measure(runners: dict, x: np.ndarray, repeats: int, pause: float = 0.5) -> dict:
     """Interleaved rounds: every contender once per round, after one warm-up call each.
 
-    A short pause before each run lets the previous contender's idle worker threads (TF's and
-    OpenBLAS's spin-wait after their work) go to sleep, so no one is timed against them.
+    A pause before each run lets the previous contender's idle worker threads (TF's, ONNX
+    Runtime's and OpenBLAS's spin-wait after their work) go to sleep, and each round starts
+    one contender later than the last, so no one always runs right after the same neighbour.
     """
     for run in runners.values():
         run(x)
-    times = {name: [] for name in runners}
-    for _ in range(repeats):
-        for name, run in runners.items():
+    names = list(runners)
+    times = {name: [] for name in names}
+    for round_number in range(repeats):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
             time.sleep(pause)
             start = time.perf_counter()
-            run(x)
+            runners[name](x)
             times[name].append(time.perf_counter() - start)
     return {name: {"median_ms": 1e3 * float(np.median(t)), "min_ms": 1e3 * min(t),
                    "max_ms": 1e3 * max(t)} for name, t in times.items()}
