@@ -20,6 +20,7 @@ import sys
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -132,14 +133,8 @@ def main() -> None:
         timing = measure(runners, x, args.repeats)
         results["batches"][batch] = {"max_abs_prob_difference": float(check), "times": timing}
     results["numpy_peak_rss_mib_batch32"] = peak_rss_mib(args.alpha, args.resolution, 32)
-    try:
-        from threadpoolctl import threadpool_info
-
-        results["threadpools"] = [{k: info.get(k) for k in ("internal_api", "num_threads",
-                                                           "version")}
-                                  for info in threadpool_info()]
-    except ImportError:
-        results["threadpools"] = "threadpoolctl not installed (pip install -e '.[bench]')"
+    results["threadpools"] = [{k: info.get(k) for k in ("internal_api", "num_threads", "version")}
+                              for info in threadpool_info()]
     results["cpu_count"] = os.cpu_count()
     print(report(results))
     if args.json:
