@@ -100,7 +100,8 @@ def run_in_lanes(plan: list, x: np.ndarray, batch_size: int, lanes: int) -> np.n
     BLAS's own threads never share. But every call also takes the GIL back, so threads that
     meet after every layer spend their time waiting for each other (measured here: splitting
     each layer over two threads was slower than one). Chunks of different images never meet.
-    With one image, or ``lanes=1``, BLAS keeps all its threads and no lane is started.
+    With one image, or ``lanes=1``, BLAS keeps all its threads and no lane is started. (The
+    BLAS limit is process-wide while the lanes run, and restored when they finish.)
     """
     lanes = max(1, min(lanes, len(x)))
     size = max(1, min(batch_size, -(-len(x) // lanes)))  # ceil: every lane gets a chunk
