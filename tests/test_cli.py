@@ -66,6 +66,26 @@ def test_one_bad_image_is_reported_and_the_rest_finish(weight_files, capsys) -> 
     assert "a.png" in out and "b.jpg" in out and "bad.jpg" not in out
 
 
+def test_images_run_in_chunks_keep_their_order_and_answers(weight_files, capsys,
+                                                          monkeypatch) -> None:
+    """Chunks of 2 put a bad image and chunk edges between good ones; each keeps its answer."""
+    folder, model = weight_files
+    (folder / "bad.jpg").write_text("not a picture")
+    monkeypatch.setattr("mobilenet_np.cli.CLASSIFY_CHUNK", 2)
+    images = [str(folder / name) for name in ("a.png", "bad.jpg", "b.jpg", "a.png", "b.jpg")]
+    code = main(["classify", *images, "--weights", str(folder / "w.npz"), "--resolution", "128",
+                 "--top", "1", "--json"])
+    results = json.loads(capsys.readouterr().out)
+    assert code == 1
+    good = [image for image in images if not image.endswith("bad.jpg")]
+    assert [r["image"] for r in results] == good
+    for result, image in zip(results, good, strict=True):
+        probs = model.predict(mnp.preprocess_input(mnp.load_image(image, 128))[None])[0]
+        assert result["predictions"][0]["index"] == int(np.argmax(probs))
+        assert result["predictions"][0]["probability"] == pytest.approx(float(probs.max()),
+                                                                        rel=1e-6)
+
+
 def test_classify_reads_alpha_from_the_weights_and_refuses_a_contradiction(weight_files, capsys):
     folder, _ = weight_files
     assert main(["classify", str(folder / "a.png"), "--weights", str(folder / "w.npz"),
