@@ -2,8 +2,8 @@
 
 ``compile_plan`` turns conv + BN + activation into one ``fast.Conv`` or ``fast.Depthwise``
 (BN folded into the weights), squeeze-excite's six layers into one step, and pooling plus
-the classifier into a ``Head``. ``run_plan`` runs the steps in order; ``run_in_lanes`` runs
-a batch as two halves on two threads (see its docstring for why threads pay off only there).
+the classifier into a ``Head``. ``run_plan`` runs the steps in order; ``run_in_lanes`` splits
+a batch over lanes, one thread per core (see its docstring for why threads pay off only there).
 """
 
 from __future__ import annotations
