@@ -84,8 +84,8 @@ class Conv:
         if self.gather is None:  # 1x1: the activation already is the im2col matrix
             cols = x.reshape(n * out_h * out_w, -1)  # (N*H*W, Cin)
         else:
-            flat = np.zeros((n, x[0].size + 1), dtype=np.float32)  # (N, H*W*C + 1): a 0 at the end
-            flat[:, :-1] = x.reshape(n, -1)
+            flat = np.empty((n, x[0].size + 1), dtype=np.float32)  # (N, H*W*C + 1)
+            flat[:, :-1], flat[:, -1] = x.reshape(n, -1), 0.0  # the image, then the padding's 0
             cols = np.take(flat, self.gather, axis=1).reshape(n * out_h * out_w, -1)  # (N*Ho*Wo, K)
         out = cols @ self.matrix  # (N*Ho*Wo, Cout)
         out += self.bias

@@ -157,9 +157,8 @@ class Network:
         round-off (tested).
         """
         x = self.check_input(x)
-        for name, value in (("batch_size", batch_size), ("threads", threads)):
-            if name == "threads" and value is None:
-                continue  # one lane per CPU core
+        lanes = cpu_cores() if threads is None else threads
+        for name, value in (("batch_size", batch_size), ("threads", lanes)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"predict: {name} must be a positive integer, got {value!r}")
         if len(x) == 0:
@@ -167,11 +166,11 @@ class Network:
         if not fast or self.fast_plan() is None:
             return np.concatenate([self.forward(x[i:i + batch_size])
                                    for i in range(0, len(x), batch_size)])
-        out = run_in_lanes(self._plan, x, batch_size, threads or cpu_cores())
+        out = run_in_lanes(self._plan, x, batch_size, lanes)
         return ops.softmax(out) if self.layers[-1].kind == "softmax" else out
 
     def fast_plan(self) -> list | None:
-        """The fused steps of ``fast.py``, compiled once; None where it has no kernel for a
+        """The fused steps of ``plan.py``, compiled once; None where it has no kernel for a
         layer (depth_multiplier > 1), and ``predict`` then runs the readable path."""
         if self._plan is None:
             try:
