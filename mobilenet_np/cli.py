@@ -24,7 +24,7 @@ from .reports import (
     summary_json,
     summary_table,
 )
-from .weights import convert, describe_weights, infer_config, read_weights_file
+from .weights import convert, describe_config, infer_config, read_weights_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,8 +115,9 @@ def classify(args: argparse.Namespace) -> int:
             batch.append(pixels if model.expects_pixels else preprocess_input(pixels))  # V3 rescales
         if batch:
             probs = model.predict(np.stack(batch))  # (n, 1000), the chunk in per-core lanes
-            results += [{"image": str(path), "predictions": _top(row[None], args.top)}
-                        for path, row in zip(paths, probs, strict=True)]
+            results += [{"image": str(path), "predictions": _predictions(row, best)}
+                        for path, row, best in zip(paths, probs, top_k(probs, args.top),
+                                                   strict=True)]
         bar.update(min(start + CLASSIFY_CHUNK, len(args.images)))
     bar.close()
     print(json.dumps(results, indent=2) if args.json else _table(results))
@@ -143,10 +144,11 @@ def cost_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _top(probs: np.ndarray, k: int) -> list[dict]:
+def _predictions(probs: np.ndarray, best: np.ndarray) -> list[dict]:
+    """One image's probabilities (1000,) at the class indices ``best``, labelled."""
     classes = imagenet_classes()
     return [{"index": int(i), "wnid": classes[i][0], "label": classes[i][1],
-             "probability": float(probs[0, i])} for i in top_k(probs, k)[0]]
+             "probability": float(probs[i])} for i in best]
 
 
 def _table(results: list[dict]) -> str:
@@ -174,9 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(rows, indent=2) if args.json else profile_table(rows, args.batch))
             return 0
         if args.command == "convert":
-            stored = read_weights_file(args.source, args.arch)
-            convert(args.source, args.destination, args.arch)
-            print(f"wrote {args.destination}: {describe_weights(stored)}")
+            config = convert(args.source, args.destination, args.arch)
+            print(f"wrote {args.destination}: {describe_config(config)}")
         elif args.command == "weights":
             path = keras_weights_path(args.alpha, args.resolution, not args.no_top, args.arch)
             print(path)

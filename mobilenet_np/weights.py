@@ -150,7 +150,11 @@ def infer_config(stored: Stored) -> dict:
 
 def describe_weights(stored: Stored) -> str:
     """A one-line account of what a weights file holds, e.g. for error messages."""
-    config = infer_config(stored)
+    return describe_config(infer_config(stored))
+
+
+def describe_config(config: dict) -> str:
+    """``infer_config``'s answer in one line: "MobileNet V1 alpha=0.25, with a 1000-class top"."""
     options = f"alpha={config['alpha']:g}"
     if "depth_multiplier" in config:
         options += f", depth_multiplier={config['depth_multiplier']}"
