@@ -94,12 +94,12 @@ CLASSIFY_CHUNK = 32  # images decoded and run together: a batch for every core's
 
 def classify(args: argparse.Namespace) -> int:
     """Classify each image; a bad image is reported and skipped, and the exit code is 1."""
-    alpha = args.alpha
-    if alpha is None:
-        alpha = 1.0 if args.weights == "imagenet" else \
-            infer_config(read_weights_file(args.weights, args.arch))["alpha"]
-    model = MODELS[args.arch](alpha=alpha, resolution=args.resolution, weights=args.weights,
-                              **family_options(args))
+    alpha, weights = args.alpha, args.weights
+    if alpha is None and weights != "imagenet":  # read the file once: for alpha and the model
+        weights = read_weights_file(weights, args.arch)
+        alpha = infer_config(weights)["alpha"]
+    model = MODELS[args.arch](alpha=1.0 if alpha is None else alpha, resolution=args.resolution,
+                              weights=weights, **family_options(args))
     results, failed = [], 0
     bar = ProgressBar(len(args.images) if len(args.images) > 3 else 0, "classifying")
     for start in range(0, len(args.images), CLASSIFY_CHUNK):

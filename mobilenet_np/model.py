@@ -13,7 +13,7 @@ from .download import keras_weights_path
 from .layers import Layer
 from .plan import compile_plan, cpu_cores, run_in_lanes
 from .shapes import as_float32
-from .weights import Params, load_weights, random_weights
+from .weights import Params, Stored, load_weights, random_weights
 
 # What each layer kind computes: f(x, layer, weights) with x (N, H, W, C) or (N, C).
 LAYER_FUNCTIONS: dict[str, Callable[[np.ndarray, Layer, dict], np.ndarray]] = {
@@ -47,8 +47,8 @@ class Network:
     arch = "v1"  # the family, as named by --arch and ARCHITECTURES
     minimalistic = False  # MobileNetV3's variant without SE and hard-swish
 
-    def __init__(self, layers: list[Layer], weights: str | os.PathLike | None, seed: int,
-                 alpha: float) -> None:
+    def __init__(self, layers: list[Layer], weights: str | os.PathLike | Stored | None,
+                 seed: int, alpha: float) -> None:
         self.layers, self.alpha = layers, alpha
         self.input_shape = layers[0].input_shape  # (H, W, 3)
         self.include_top = layers[-1].kind == "softmax"
@@ -60,7 +60,7 @@ class Network:
             self.params: Params = random_weights(layers, seed)
             self.calibrate_batch_norm(seed)
         else:
-            if str(weights) == "imagenet":
+            if not isinstance(weights, dict) and str(weights) == "imagenet":
                 weights = keras_weights_path(alpha, self.input_shape[0], self.include_top,
                                              self.arch, self.minimalistic)
             self.params = load_weights(weights, layers, self.arch)
@@ -204,7 +204,8 @@ class MobileNet(Network):
     depth_multiplier : depthwise filters per input channel.
     include_top : end with the 1000-way classifier (``conv_preds`` + softmax).
     weights : "imagenet" (the official Keras file, from the cache or downloaded), a path to a
-        ``.h5``/``.npz`` file, or None for seeded random weights that do not vanish.
+        ``.h5``/``.npz`` file, what ``weights.read_weights_file`` read out of one, or None for
+        seeded random weights that do not vanish.
     pooling : with ``include_top=False``: None (feature map), "avg" or "max".
     classes : size of the classifier.
     seed : seed of the random weights when ``weights=None``.
@@ -215,7 +216,7 @@ class MobileNet(Network):
     def __init__(
         self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
         depth_multiplier: int = 1, include_top: bool = True,
-        weights: str | os.PathLike | None = "imagenet", pooling: str | None = None,
+        weights: str | os.PathLike | Stored | None = "imagenet", pooling: str | None = None,
         classes: int = 1000, seed: int = 0,
     ) -> None:
         self.depth_multiplier = depth_multiplier
@@ -235,7 +236,7 @@ class MobileNetV2(Network):
 
     def __init__(
         self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
-        include_top: bool = True, weights: str | os.PathLike | None = "imagenet",
+        include_top: bool = True, weights: str | os.PathLike | Stored | None = "imagenet",
         pooling: str | None = None, classes: int = 1000, seed: int = 0,
     ) -> None:
         layers = mobilenet_v2(alpha, resolution, include_top, pooling, classes)
@@ -250,7 +251,7 @@ class _MobileNetV3(Network):
 
     def __init__(
         self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
-        include_top: bool = True, weights: str | os.PathLike | None = "imagenet",
+        include_top: bool = True, weights: str | os.PathLike | Stored | None = "imagenet",
         pooling: str | None = None, classes: int = 1000, minimalistic: bool = False,
         include_preprocessing: bool = True, seed: int = 0,
     ) -> None:

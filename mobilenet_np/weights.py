@@ -216,17 +216,22 @@ def read_weights_file(path: str | os.PathLike, arch: str = "v1") -> Stored:
     return name_keras3_layers(read_keras_h5(path), arch)
 
 
-def load_weights(weights: str | os.PathLike, layers: list[Layer], arch: str = "v1") -> Params:
-    """Params for ``layers`` from a ``.h5`` / ``.npz`` file, every name and shape checked."""
-    stored = read_weights_file(weights, arch)
+def load_weights(weights: str | os.PathLike | Stored, layers: list[Layer],
+                 arch: str = "v1") -> Params:
+    """Params for ``layers`` from a ``.h5`` / ``.npz`` file, or from what ``read_weights_file``
+    already read out of one (read once, build several models: they share its arrays), every
+    name and shape checked."""
+    read = isinstance(weights, dict)
+    stored = weights if read else read_weights_file(weights, arch)
+    source = "the weights given" if read else str(weights)
     names = {top: {layer.name for layer in ARCHITECTURES[arch](include_top=top) if layer.weights}
              for top in (True, False)}
     droppable = frozenset(names[True] - names[False])  # the family's classifier layers
     try:
-        return check_params(stored, layers, str(weights), droppable)
+        return check_params(stored, layers, source, droppable)
     except ValueError as error:
         holds = describe_weights(stored)
-        raise ValueError(f"{error}\n{weights} holds {holds}: pass the matching options "
+        raise ValueError(f"{error}\n{source} holds {holds}: pass the matching options "
                          f"(e.g. alpha=..., include_top=...) or another file") from None
 
 

@@ -96,6 +96,28 @@ def test_classify_reads_alpha_from_the_weights_and_refuses_a_contradiction(weigh
     assert "holds MobileNet V1 alpha=0.25" in capsys.readouterr().err
 
 
+def test_classify_without_alpha_reads_the_weights_file_once(weight_files, capsys,
+                                                           monkeypatch) -> None:
+    import mobilenet_np.cli
+    import mobilenet_np.weights
+
+    folder, _ = weight_files
+    read, reads = mobilenet_np.weights.read_weights_file, []
+
+    def counted(*args, **kwargs):
+        reads.append(args[0])
+        return read(*args, **kwargs)
+
+    for module in (mobilenet_np.weights, mobilenet_np.cli):
+        monkeypatch.setattr(module, "read_weights_file", counted)
+    for weights in ("w.h5", "w.npz"):
+        reads.clear()
+        assert main(["classify", str(folder / "a.png"), "--weights", str(folder / weights),
+                     "--resolution", "128"]) == 0
+        assert reads == [str(folder / weights)]
+    assert "a.png" in capsys.readouterr().out
+
+
 def test_python_dash_m_runs_the_cli(weight_files) -> None:
     folder, _ = weight_files
     done = subprocess.run([sys.executable, "-m", "mobilenet_np", "classify", str(folder / "a.png"),

@@ -70,6 +70,15 @@ def test_real_keras_files_round_trip(tf, tmp_path, layout) -> None:
         assert_same_model(original, MobileNet(alpha=0.25, resolution=128, weights=source))
 
 
+def test_weights_read_once_build_several_models(legacy_file) -> None:
+    stored = read_weights_file(legacy_file)
+    assert_same_model(small_model(), MobileNet(alpha=0.25, resolution=128, weights=stored))
+    headless = MobileNet(alpha=0.25, resolution=96, include_top=False, weights=stored)
+    assert "conv_preds/kernel" not in headless.params
+    with pytest.raises(ValueError, match=r"the weights given holds MobileNet V1 alpha=0.25"):
+        MobileNet(alpha=0.5, resolution=128, weights=stored)
+
+
 def test_no_top_file_and_top_file_into_a_no_top_model(tmp_path) -> None:
     headless = small_model(include_top=False, pooling="avg")
     path = tmp_path / "no_top.h5"
