@@ -57,9 +57,9 @@ def make_runners(ours, theirs, batch: int) -> dict:
 
     graph = tf.function(lambda x: theirs(x, training=False))
     runners = {
-        "numpy fast": lambda x: ours.predict(x, batch_size=8),
-        "numpy fast, no lanes": lambda x: ours.predict(x, batch_size=8, threads=1),
-        "numpy readable": lambda x: ours.predict(x, batch_size=8, fast=False),
+        "numpy fused": lambda x: ours.predict(x, batch_size=8),
+        "numpy fused, no lanes": lambda x: ours.predict(x, batch_size=8, threads=1),
+        "numpy readable": lambda x: ours.predict(x, batch_size=8, fused=False),
         "keras eager": lambda x: np.asarray(theirs(x, training=False)),
         "keras predict": lambda x: theirs.predict(x, batch_size=batch, verbose=0),
         "keras graph (tf.function)": lambda x: graph(tf.constant(x)).numpy(),
@@ -143,7 +143,7 @@ def main() -> None:
     for batch in args.batches:
         x = rng.uniform(-1, 1, (batch, args.resolution, args.resolution, 3)).astype(np.float32)
         runners = make_runners(ours, theirs, batch)
-        check = np.abs(runners["numpy fast"](x) - runners["keras graph (tf.function)"](x)).max()
+        check = np.abs(runners["numpy fused"](x) - runners["keras graph (tf.function)"](x)).max()
         before = cpu_jiffies()
         timing = measure(runners, x, args.repeats)
         after = cpu_jiffies()
@@ -175,14 +175,14 @@ def report(results: dict) -> str:
             lines.append(f"  {name:<28}{t['median_ms']:>10.1f}"
                          f"{t['min_ms']:>9.1f}-{t['max_ms']:<8.1f}"
                          f"{1e3 * batch / t['median_ms']:>8.1f}")
-        fast = times["numpy fast"]["median_ms"]
+        fused = times["numpy fused"]["median_ms"]
         graph = times["keras graph (tf.function)"]["median_ms"]
-        lines.append(f"  ratio numpy fast / keras graph = {fast / graph:.2f} (target <= 0.9)")
+        lines.append(f"  ratio numpy fused / keras graph = {fused / graph:.2f} (target <= 0.9)")
         if "onnxruntime" in times:
-            lines.append(f"  ratio numpy fast / onnxruntime = "
-                         f"{fast / times['onnxruntime']['median_ms']:.2f} (target <= 1.5 at 32)")
+            lines.append(f"  ratio numpy fused / onnxruntime = "
+                         f"{fused / times['onnxruntime']['median_ms']:.2f} (target <= 1.5 at 32)")
         lines.append("")
-    lines.append(f"numpy fast path peak RSS at batch 32: "
+    lines.append(f"numpy fused path peak RSS at batch 32: "
                  f"{results['numpy_peak_rss_mib_batch32']:.0f} MiB (target <= 300)")
     return "\n".join(lines)
 

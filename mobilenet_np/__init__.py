@@ -6,9 +6,15 @@
     print(mnp.decode_predictions(model.predict(x), top=5))
 """
 
+from . import families  # noqa: F401  (registers every family in mobilenet_np/families/)
+from .families.v1 import MobileNet
+from .families.v2 import MobileNetV2
+from .families.v3 import MobileNetV3Large, MobileNetV3Small
 from .imagenet import decode_predictions, imagenet_classes, load_image, preprocess_input
-from .model import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Small
+from .model import Network
+from .registry import FAMILIES, get_family
 
 __version__ = "0.1.0"
-__all__ = ["MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
-           "decode_predictions", "imagenet_classes", "load_image", "preprocess_input"]
+__all__ = ["FAMILIES", "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
+           "Network", "decode_predictions", "get_family", "imagenet_classes", "load_image",
+           "preprocess_input"]

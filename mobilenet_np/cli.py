@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .architectures import ARCHITECTURES
-from .download import keras_weights_path
+from .download import official_weights
 from .imagenet import imagenet_classes, load_image, preprocess_input, top_k
 from .measure import family_rows, profile_layers, time_standard_vs_separable
-from .model import MODELS
+from .model import Network
 from .progress import ProgressBar
+from .registry import COMMON_OPTIONS, FAMILIES, Family, get_family
 from .reports import (
     compare_json,
     compare_plot,
@@ -26,15 +26,35 @@ from .reports import (
 )
 from .weights import convert, describe_config, infer_config, read_weights_file
 
+DEFAULT_ARCH = "v1"
+
+
+def family_flags() -> argparse.ArgumentParser:
+    """--arch, and a flag for every option some family has (--minimalistic, ...)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--arch", choices=list(FAMILIES),
+                        help=f"MobileNet family (default {DEFAULT_ARCH}, or what --weights holds)")
+    owners: dict[str, list[str]] = {}
+    for family in FAMILIES.values():
+        for name, option in family.options.items():
+            if name not in owners:
+                flag = name.replace("_", "-")
+                if isinstance(option.default, bool):
+                    parser.add_argument(f"--{'no-' if option.default else ''}{flag}", dest=name,
+                                        action="store_const", const=not option.default,
+                                        help=option.help)
+                else:
+                    parser.add_argument(f"--{flag}", dest=name, type=type(option.default),
+                                        help=f"{option.help} (default {option.default})")
+            owners.setdefault(name, []).append(family.name)
+    parser.set_defaults(option_owners=owners)
+    return parser
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mobilenet-np", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    family = argparse.ArgumentParser(add_help=False)
-    family.add_argument("--arch", choices=sorted(MODELS), default="v1",
-                        help="MobileNet family (default v1)")
-    family.add_argument("--minimalistic", action="store_true",
-                        help="MobileNetV3's variant without squeeze-excite and hard-swish")
+    family = family_flags()
 
     classify = commands.add_parser("classify", help="top-k ImageNet classes of images", parents=[family])
     classify.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
@@ -55,23 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="per-layer params and MACs", parents=[family])
     compare = commands.add_parser("compare", help="standard vs depthwise-separable convolution",
                                   parents=[family])
-    for command in (summary, compare):
-        command.add_argument("--alpha", type=float, default=1.0)
-        command.add_argument("--resolution", type=int, default=224)
+    profile = commands.add_parser("profile", help="time every layer: where does the time go?",
+                                  parents=[family])
+    for command in (summary, compare, profile):
+        command.add_argument("--alpha", type=float, help="width multiplier (default 1.0)")
+        command.add_argument("--resolution", type=int, help="input size (default 224)")
         command.add_argument("--json", action="store_true")
     compare.add_argument("--measure", action="store_true", help="also time both in NumPy")
     compare.add_argument("--plot", metavar="FILE.png", help="write a figure")
     compare.add_argument("--family", action="store_true",
-                         help="instead: every published V1/V2/V3 model side by side, timed")
-
-    profile = commands.add_parser("profile", help="time every layer: where does the time go?",
-                                  parents=[family])
-    profile.add_argument("--alpha", type=float, default=1.0)
-    profile.add_argument("--resolution", type=int, default=224)
+                         help="instead: every published model of every family side by side, "
+                              "timed (takes no --arch, --alpha or --resolution)")
     profile.add_argument("--batch", type=int, default=1)
     profile.add_argument("--repeats", type=int, default=5)
-    profile.add_argument("--fast", action="store_true", help="profile the fused fast path")
-    profile.add_argument("--json", action="store_true")
+    profile.add_argument("--fused", action="store_true", help="profile the fused path (predict)")
 
     weights = commands.add_parser("weights", help="official Keras weight files")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)
@@ -82,11 +99,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def family_options(args: argparse.Namespace) -> dict:
-    """Options only some families take (--minimalistic: MobileNetV3)."""
-    if args.minimalistic and not args.arch.startswith("v3"):
-        raise ValueError("--minimalistic exists for --arch v3-large and v3-small only")
-    return {"minimalistic": True} if args.minimalistic else {}
+def own_options(args: argparse.Namespace, family: Family) -> dict:
+    """The family's own options given on the command line; another family's is an error."""
+    given = {}
+    for name, owners in args.option_owners.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if family.name not in owners:
+            flag = name.replace("_", "-")
+            raise ValueError(f"--{flag} exists for --arch {', '.join(owners)} only, not "
+                             f"{family.name}")
+        given[name] = value
+    return given
+
+
+def shape_options(args: argparse.Namespace) -> dict:
+    """--alpha and --resolution, defaults filled in."""
+    return {"alpha": COMMON_OPTIONS["alpha"] if args.alpha is None else args.alpha,
+            "resolution": COMMON_OPTIONS["resolution"] if args.resolution is None
+            else args.resolution}
+
+
+def classify_model(args: argparse.Namespace) -> Network:
+    """The model ``classify`` runs: the flags given, the rest read off the weights file (once)."""
+    weights, family = args.weights, get_family(args.arch) if args.arch else None
+    read = {}
+    if weights != "imagenet":
+        weights = read_weights_file(weights, family)
+        config = infer_config(weights)
+        family = family or get_family(config["arch"])
+        if family.name == config["arch"]:
+            read = {k: config[k] for k in ("alpha", *family.options) if k in config}
+    family = family or get_family(DEFAULT_ARCH)
+    options = {**read, **own_options(args, family), "resolution": args.resolution}
+    if args.alpha is not None:
+        options["alpha"] = args.alpha
+    return Network(family, weights, **options)
 
 
 CLASSIFY_CHUNK = 32  # images decoded and run together: a batch for every core's lane
@@ -94,12 +143,7 @@ CLASSIFY_CHUNK = 32  # images decoded and run together: a batch for every core's
 
 def classify(args: argparse.Namespace) -> int:
     """Classify each image; a bad image is reported and skipped, and the exit code is 1."""
-    alpha, weights = args.alpha, args.weights
-    if alpha is None and weights != "imagenet":  # read the file once: for alpha and the model
-        weights = read_weights_file(weights, args.arch)
-        alpha = infer_config(weights)["alpha"]
-    model = MODELS[args.arch](alpha=1.0 if alpha is None else alpha, resolution=args.resolution,
-                              weights=weights, **family_options(args))
+    model = classify_model(args)
     results, failed = [], 0
     bar = ProgressBar(len(args.images) if len(args.images) > 3 else 0, "classifying")
     for start in range(0, len(args.images), CLASSIFY_CHUNK):
@@ -126,21 +170,36 @@ def classify(args: argparse.Namespace) -> int:
 
 def cost_report(args: argparse.Namespace) -> int:
     """``summary`` and ``compare``: counts from the layer table, times when asked."""
-    layers = ARCHITECTURES[args.arch](alpha=args.alpha, resolution=args.resolution,
-                                      **family_options(args))
-    if args.command == "summary":
-        report = summary_json(layers, args.alpha, args.resolution)
-        print(json.dumps(report, indent=2) if args.json else summary_table(layers))
-        return 0
-    if args.family:
+    if getattr(args, "family", False):
+        given = [flag for flag in ("arch", "alpha", "resolution") if getattr(args, flag)]
+        if given:
+            raise ValueError(f"compare --family compares every published model at 224: it takes "
+                             f"no --{', --'.join(given)}")
         rows = family_rows()
         print(json.dumps(rows, indent=2) if args.json else family_table(rows))
         return 0
-    measured = time_standard_vs_separable(layers) if args.measure else None
-    report = compare_json(layers, measured)
+    family = get_family(args.arch or DEFAULT_ARCH)
+    shape = shape_options(args)
+    blocks = family.blocks(**shape, **own_options(args, family))
+    if args.command == "summary":
+        layers = [layer for block in blocks for layer in block.layers]
+        report = summary_json(layers, shape["alpha"], shape["resolution"])
+        print(json.dumps(report, indent=2) if args.json else summary_table(layers))
+        return 0
+    measured = time_standard_vs_separable(blocks) if args.measure else None
+    report = compare_json(blocks, measured)
     if args.plot:
         compare_plot(report, args.plot)
     print(json.dumps(report, indent=2) if args.json else compare_table(report))
+    return 0
+
+
+def profile(args: argparse.Namespace) -> int:
+    """``profile``: time every layer (or fused step) of a model with random weights."""
+    family = get_family(args.arch or DEFAULT_ARCH)
+    model = Network(family, weights=None, **shape_options(args), **own_options(args, family))
+    rows = profile_layers(model, args.batch, args.repeats, args.fused)
+    print(json.dumps(rows, indent=2) if args.json else profile_table(rows, args.batch))
     return 0
 
 
@@ -170,17 +229,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("summary", "compare"):
             return cost_report(args)
         if args.command == "profile":
-            model = MODELS[args.arch](alpha=args.alpha, resolution=args.resolution, weights=None,
-                                      **family_options(args))
-            rows = profile_layers(model, args.batch, args.repeats, args.fast)
-            print(json.dumps(rows, indent=2) if args.json else profile_table(rows, args.batch))
-            return 0
+            return profile(args)
         if args.command == "convert":
-            config = convert(args.source, args.destination, args.arch)
+            config = convert(args.source, args.destination,
+                             get_family(args.arch) if args.arch else None)
             print(f"wrote {args.destination}: {describe_config(config)}")
         elif args.command == "weights":
-            path = keras_weights_path(args.alpha, args.resolution, not args.no_top, args.arch)
-            print(path)
+            family = get_family(args.arch or DEFAULT_ARCH)
+            config = family.config(alpha=args.alpha, resolution=args.resolution,
+                                   include_top=not args.no_top, **own_options(args, family))
+            print(official_weights(family, config))
         return 0
     except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers import Layer
+from .layers import MIXING_ROLES, Block, Layer
 
 CONV_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "classifier", "dense")
 
@@ -80,61 +80,69 @@ def network_cost(layers: list[Layer]) -> dict:
 
 @dataclass(frozen=True)
 class SeparableVsStandard:
-    """One depthwise-separable block beside the standard conv it replaces (paper, section 3.1)."""
+    """One block's depthwise + 1x1 projection beside the standard conv they factorise (paper 3.1).
 
-    name: str  # the depthwise layer's name
+    The standard conv maps the depthwise's input (M channels) to the projection's output (N
+    channels) with the depthwise's kernel and stride. An inverted residual's expansion and
+    squeeze-and-excite are not part of the factorisation, and are left out on both sides.
+    """
+
+    block: str  # the block's name, e.g. "block_3"
+    name: str  # its depthwise layer's name
     kernel: int  # Dk
     in_channels: int  # M
     out_channels: int  # N
+    depth_multiplier: int  # m, 1 in every published MobileNet
     size: tuple[int, int]  # Df x Df, the output feature map
     standard_macs: int  # Dk*Dk*M*N*Df*Df
-    separable_macs: int  # Dk*Dk*M*Df*Df + M*N*Df*Df
+    separable_macs: int  # Dk*Dk*M*m*Df*Df + M*m*N*Df*Df
     standard_params: int  # Dk*Dk*M*N
-    separable_params: int  # Dk*Dk*M + M*N
+    separable_params: int  # Dk*Dk*M*m + M*m*N
 
     @property
     def mac_ratio(self) -> float:
-        """separable / standard; equals the closed form 1/N + 1/Dk^2 exactly."""
+        """separable / standard; equals ``closed_form`` exactly."""
         return self.separable_macs / self.standard_macs
 
     @property
     def closed_form(self) -> float:
-        return 1 / self.out_channels + 1 / self.kernel**2
+        """m * (1/N + 1/Dk^2): the paper's 1/N + 1/Dk^2 at depth multiplier m = 1."""
+        return self.depth_multiplier * (1 / self.out_channels + 1 / self.kernel**2)
 
 
-def separable_blocks(layers: list[Layer]) -> list[SeparableVsStandard]:
-    """Pair every depthwise layer with the next pointwise layer (depth multiplier 1 assumed
-    by the paper's formula; with M' = M * multiplier the pointwise input widens to match)."""
-    blocks = []
-    for i, layer in enumerate(layers):
-        if layer.kind != "depthwise_conv2d":
+def separable_blocks(blocks: list[Block]) -> list[SeparableVsStandard]:
+    """Every block that has a depthwise conv and a 1x1 projection after it, compared."""
+    pairs = []
+    for block in blocks:
+        depthwise, mixing = block.conv("depthwise"), block.conv(*MIXING_ROLES)
+        if depthwise is None or mixing is None:
             continue
-        pointwise = next(later for later in layers[i + 1:] if later.kind == "pointwise_conv2d")
-        k, m, n = layer.kernel, layer.input_shape[-1], pointwise.output_shape[-1]
-        height, width = layer.output_shape[:2]
-        pixels = height * width
-        blocks.append(SeparableVsStandard(
-            layer.name, k, m, n, (height, width),
-            standard_macs=k * k * m * n * pixels,
-            separable_macs=layer_macs(layer) + layer_macs(pointwise),
+        k, m, n = depthwise.kernel, depthwise.input_shape[-1], mixing.output_shape[-1]
+        multiplier = depthwise.weights["depthwise_kernel"][-1]
+        height, width = depthwise.output_shape[:2]
+        pairs.append(SeparableVsStandard(
+            block.name, depthwise.name, k, m, n, multiplier, (height, width),
+            standard_macs=k * k * m * n * height * width,
+            separable_macs=layer_macs(depthwise) + layer_macs(mixing),
             standard_params=k * k * m * n,
-            separable_params=int(np.prod(layer.weights["depthwise_kernel"]))
-            + int(np.prod(pointwise.weights["kernel"])),
+            separable_params=int(np.prod(depthwise.weights["depthwise_kernel"]))
+            + int(np.prod(mixing.weights["kernel"])),
         ))
-    return blocks
+    return pairs
 
 
-def conv_mobilenet_cost(layers: list[Layer]) -> dict:
-    """The paper's "Conv MobileNet" (Table 4): every separable block replaced by a full 3x3 conv.
+def conv_mobilenet_cost(blocks: list[Block]) -> dict:
+    """The paper's "Conv MobileNet" (Table 4): every separable pair replaced by a full conv.
 
-    Counts conv/classifier weights and MACs; the batch norms of the replaced blocks are left
-    out (the paper's 29.3M counts weights only; MobileNet's BN adds only 0.04M anyway).
+    Counts conv/classifier weights and MACs of the whole network (stem and classifier
+    included); the batch norms of the replaced blocks are left out (the paper's 29.3M counts
+    weights only; MobileNet's BN adds only 0.04M anyway).
     """
-    base = network_cost(layers)
-    blocks = separable_blocks(layers)
-    macs = base["total_macs"] - sum(b.separable_macs - b.standard_macs for b in blocks)
+    base = network_cost([layer for block in blocks for layer in block.layers])
+    pairs = separable_blocks(blocks)
+    macs = base["total_macs"] - sum(b.separable_macs - b.standard_macs for b in pairs)
     weights = sum(c.weights for c in base["layers"]) - sum(
-        b.separable_params - b.standard_params for b in blocks)
+        b.separable_params - b.standard_params for b in pairs)
     return {"total_macs": macs, "weights": weights}
 
 

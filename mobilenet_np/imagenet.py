@@ -88,7 +88,10 @@ def imagenet_classes() -> tuple[tuple[str, str], ...]:
     """The 1000 ImageNet classes as (wnid, label), in the standard 0-based order (bundled)."""
     text = files("mobilenet_np").joinpath("data/imagenet_classes.tsv").read_text("utf8")
     rows = [line.split("\t") for line in text.splitlines()[1:]]
-    assert [int(r[0]) for r in rows] == list(range(1000)), "damaged imagenet_classes.tsv"
+    # A real check, not an assert: ``python -O`` strips asserts, and a shifted table would
+    # label every prediction wrongly without a word.
+    if [r[0] for r in rows] != [str(i) for i in range(1000)] or any(len(r) != 3 for r in rows):
+        raise ValueError("the bundled imagenet_classes.tsv is damaged: reinstall mobilenet-np")
     return tuple((wnid, label) for _, wnid, label in rows)
 
 

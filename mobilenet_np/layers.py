@@ -1,17 +1,32 @@
-"""The building blocks of every layer table: ``Layer``, ``LayerBuilder`` and channel rounding.
+"""What every layer table is made of: ``Layer``, ``Block``, ``LayerBuilder`` and channel rounding.
 
 Layout: shapes are (H, W, C) without the batch axis; layer names are Keras's, so a layer's
 weights are keyed "name/weight" exactly as in the Keras files.
+
+A table keeps its structure: every layer knows its block (``stem``, ``separable``,
+``inverted_residual``, ``head``) and its role in that block (``depthwise``, ``project``,
+``squeeze_excite``, ...). The layers of one role in one block form a *unit*, which the fused
+path runs as one step; the cost counters find a block's depthwise and projection by role.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .shapes import Pads, conv_output_hw, resolve_padding
 
+Params = dict[str, np.ndarray]  # "conv_dw_3_bn/gamma" -> array: layer name / Keras weight name
 POOLING_KINDS = {"avg": "global_average_pool", "max": "global_max_pool"}
 BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")  # Keras's order
+CONV_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d")
+# Roles whose unit is [zero_pad] conv, batch norm, [activation]: one fused convolution.
+CONV_ROLES = ("conv", "expand", "depthwise", "pointwise", "project")
+MIXING_ROLES = ("pointwise", "project")  # the 1x1 conv that follows a block's depthwise
 
 
 @dataclass(frozen=True)
@@ -30,17 +45,67 @@ class Layer:
     padding: str | Pads = "valid"
     weights: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name -> shape, in order
     source: str | None = None  # add / multiply: the earlier layer whose output joins in
+    block: str = ""  # the block it belongs to, e.g. "block_3"
+    role: str = ""  # its unit's role in the block: "depthwise", "project", "squeeze_excite", ...
+
+
+@dataclass(frozen=True)
+class Block:
+    """Consecutive layers that a paper draws as one box, e.g. a depthwise-separable block."""
+
+    name: str
+    kind: str  # stem | separable | inverted_residual | head
+    layers: tuple[Layer, ...]
+
+    def units(self) -> list[tuple[str, tuple[Layer, ...]]]:
+        """The layers grouped by role, in order: ``[("expand", (conv, bn, act)), ...]``."""
+        units: list[tuple[str, list[Layer]]] = []
+        for layer in self.layers:
+            if not units or units[-1][0] != layer.role:
+                units.append((layer.role, []))
+            units[-1][1].append(layer)
+        return [(role, tuple(layers)) for role, layers in units]
+
+    def conv(self, *roles: str) -> Layer | None:
+        """The convolution of the first of ``roles`` this block has, or None."""
+        for role in roles:
+            for layer in self.layers:
+                if layer.role == role and layer.kind in CONV_KINDS:
+                    return layer
+        return None
 
 
 class LayerBuilder:
-    """Appends layers one at a time, tracking the running activation shape."""
+    """Appends layers one at a time, tracking the running activation shape, block and role."""
 
     def __init__(self, input_shape: tuple[int, int, int]) -> None:
         self.shape: tuple[int, ...] = input_shape
         self.layers: list[Layer] = []
+        self.blocks: list[Block] = []
+        self._block: tuple[str, str] = ("", "")
+        self.role = ""
+
+    @contextlib.contextmanager
+    def block(self, name: str, kind: str) -> Iterator[None]:
+        """Layers added inside ``with builder.block(...)`` form one ``Block``."""
+        start, self._block = len(self.layers), (name, kind)
+        yield
+        if len(self.layers) > start:
+            self.blocks.append(Block(name, kind, tuple(self.layers[start:])))
+        self._block = ("", "")
+
+    @contextlib.contextmanager
+    def unit(self, role: str) -> Iterator[None]:
+        """Layers added inside ``with builder.unit(role)`` play that role in their block."""
+        self.role = role
+        yield
+        self.role = ""
 
     def _add(self, name: str, kind: str, output_shape: tuple[int, ...], **details) -> None:
-        self.layers.append(Layer(name, kind, self.shape, output_shape, **details))
+        if not self._block[0] or not self.role:
+            raise ValueError(f"layer {name} was added outside a block or a unit")
+        self.layers.append(Layer(name, kind, self.shape, output_shape, block=self._block[0],
+                                 role=self.role, **details))
         self.shape = output_shape
 
     def conv(self, name: str, kind: str, kernel: int, stride: int, padding: str | Pads,
@@ -102,15 +167,6 @@ class LayerBuilder:
         return next(layer.output_shape for layer in self.layers if layer.name == name)
 
 
-def conv_bn_relu6(builder: LayerBuilder, prefix: str, kind: str, kernel: int, stride: int,
-                  padding: str | Pads, filters: int, depth_multiplier: int = 1,
-                  bn_suffix: str = "_bn") -> None:
-    """conv -> ``{prefix}_bn`` -> ``{prefix}_relu``: the unit every MobileNet layer uses."""
-    builder.conv(prefix, kind, kernel, stride, padding, filters, depth_multiplier)
-    builder.batch_norm(f"{prefix}{bn_suffix}")
-    builder.activation(f"{prefix}_relu", "relu6")
-
-
 def make_divisible(value: float, divisor: int = 8) -> int:
     """Round a channel count to a multiple of ``divisor``, never below 90% of ``value`` (Keras)."""
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
@@ -118,20 +174,20 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 
 
 def correct_pad(height: int, width: int, kernel: int = 3) -> Pads:
-    """Keras's stride-2 padding for MobileNetV2: ((k//2 - 1, k//2) on even sizes, symmetric on odd."""
+    """Keras's stride-2 padding for MobileNetV2/V3: (k//2 - 1, k//2) on even sizes, symmetric on odd."""
     return tuple((kernel // 2 - (1 - size % 2), kernel // 2) for size in (height, width))
 
 
 def check_options(alpha: float, resolution: int | tuple[int, int], pooling: str | None,
-                   classes: int) -> tuple[int, int]:
+                  classes: int) -> tuple[int, int]:
     """Validate the options every family shares; return (height, width)."""
     height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
     if min(height, width) < 32:
         raise ValueError(f"resolution must be at least 32x32, got {height}x{width}")
-    if alpha <= 0 or classes < 1:
-        raise ValueError(f"need alpha > 0 and classes >= 1, got alpha={alpha}, classes={classes}")
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha must be a positive finite number, got {alpha!r}")
+    if classes < 1:
+        raise ValueError(f"classes must be >= 1, got {classes}")
     if pooling is not None and pooling not in POOLING_KINDS:
         raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
     return height, width
-
-

@@ -1,4 +1,4 @@
-"""Build a MobileNet from its layer table and run it, one readable NumPy call per layer."""
+"""A MobileNet built from its family's layer table, run one readable NumPy call per layer."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from collections.abc import Callable
 import numpy as np
 
 from . import ops
-from .architectures import mobilenet_v1, mobilenet_v2, mobilenet_v3
-from .download import keras_weights_path
-from .layers import Layer
+from .download import official_weights
+from .interpreter import run_steps
+from .layers import Block, Layer, Params
 from .plan import compile_plan, cpu_cores, run_in_lanes
+from .random_init import calibrate_batch_norm, random_weights
+from .registry import Family, Stored
 from .shapes import as_float32
-from .weights import Params, Stored, load_weights, random_weights
+from .weights import load_weights
 
 # What each layer kind computes: f(x, layer, weights) with x (N, H, W, C) or (N, C).
 LAYER_FUNCTIONS: dict[str, Callable[[np.ndarray, Layer, dict], np.ndarray]] = {
@@ -34,49 +36,69 @@ LAYER_FUNCTIONS: dict[str, Callable[[np.ndarray, Layer, dict], np.ndarray]] = {
     "global_average_pool": lambda x, layer, w: ops.global_average_pool(
         x, keepdims=len(layer.output_shape) == 3),  # (N, C), or (N, 1, 1, C) to feed 1x1 convs
     "global_max_pool": lambda x, layer, w: ops.global_max_pool(x),
-    # Keras's conv_preds is a 1x1 conv on the pooled (N, 1, 1, C) map: a matrix multiply.
+    # Keras's conv_preds is a 1x1 conv on the pooled (N, C) features: a matrix multiply.
     "classifier": lambda x, layer, w: x @ w["kernel"][0, 0] + w["bias"],
     "dense": lambda x, layer, w: x @ w["kernel"] + w["bias"],  # (N, C) @ (C, classes)
     "softmax": lambda x, layer, w: ops.softmax(x),
 }
+# Layers that join an earlier output (``layer.source``) to their input x.
+JOIN_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "add": lambda x, earlier: x + earlier,  # the residual connection
+    "multiply": lambda x, earlier: earlier * x,  # (N, H, W, C) * (N, 1, 1, C): the SE gate
+}
+OUTPUTS = ("probabilities", "logits")
 
 
 class Network:
-    """A MobileNet built from its layer table: ``forward`` layer by layer, ``predict`` fused."""
+    """A MobileNet of any registered family: ``forward`` layer by layer, ``predict`` fused.
 
-    arch = "v1"  # the family, as named by --arch and ARCHITECTURES
-    minimalistic = False  # MobileNetV3's variant without SE and hard-swish
+    ``weights``: "imagenet" (the family's official Keras file, cached or downloaded), a path
+    to a ``.h5``/``.npz`` file, what ``weights.read_weights_file`` read out of one, or None
+    for seeded random weights (``random_init.py``). ``options`` are the family's builder
+    options (``family.config`` lists them).
+    """
 
-    def __init__(self, layers: list[Layer], weights: str | os.PathLike | Stored | None,
-                 seed: int, alpha: float) -> None:
-        self.layers, self.alpha = layers, alpha
-        self.input_shape = layers[0].input_shape  # (H, W, 3)
-        self.include_top = layers[-1].kind == "softmax"
+    def __init__(self, family: Family, weights: str | os.PathLike | Stored | None = "imagenet",
+                 seed: int = 0, **options) -> None:
+        self.family, self.config = family, family.config(**options)
+        self.blocks: list[Block] = family.build(**self.config)
+        self.layers: list[Layer] = [layer for block in self.blocks for layer in block.layers]
+        self.alpha = self.config["alpha"]
+        self.input_shape = self.layers[0].input_shape  # (H, W, 3)
+        self.include_top = self.layers[-1].kind == "softmax"
         # MobileNetV3 rescales inside the model (Keras's include_preprocessing): it takes pixels
         # in [0, 255]; the others take preprocess_input's [-1, 1].
-        self.expects_pixels = layers[0].kind == "rescaling"
-        self._plan: list | None = None  # the fused fast path, compiled on first predict
+        self.expects_pixels = self.layers[0].kind == "rescaling"
         if weights is None:
-            self.params: Params = random_weights(layers, seed)
-            self.calibrate_batch_norm(seed)
+            self.params: Params = random_weights(self.layers, seed)
+            calibrate_batch_norm(self, seed)
         else:
-            if not isinstance(weights, dict) and str(weights) == "imagenet":
-                weights = keras_weights_path(alpha, self.input_shape[0], self.include_top,
-                                             self.arch, self.minimalistic)
-            self.params = load_weights(weights, layers, self.arch)
+            if isinstance(weights, (str, os.PathLike)) and str(weights) == "imagenet":
+                weights = official_weights(family, self.config)
+            self.params = load_weights(weights, self.layers, family)
+        # The fused path, compiled now, so that a layer it cannot run fails here, loudly. It
+        # holds BN-folded copies: after editing ``params`` by hand, build the model again.
+        self.plan = compile_plan(self.blocks, self.params)
 
     def layer_weights(self, layer: Layer) -> dict[str, np.ndarray]:
         """This layer's arrays by Keras weight name, e.g. ``{"gamma": (C,), ...}``."""
         return {name: self.params[f"{layer.name}/{name}"] for name in layer.weights}
 
+    def steps(self, output: str = "probabilities") -> list[Layer]:
+        """The layers ``forward`` runs: all of them, or all but the softmax for logits."""
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be 'probabilities' or 'logits', got {output!r}")
+        return self.layers[:-1] if output == "logits" and self.include_top else self.layers
+
     def forward(
         self, x: np.ndarray, output: str = "probabilities", capture: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Run the network on preprocessed images.
+        """Run the network on images, one readable ``ops`` call per layer.
 
         Parameters
         ----------
-        x : (N, H, W, 3), values in [-1, 1] (see ``preprocess_input``).
+        x : (N, H, W, 3); in [-1, 1] (see ``preprocess_input``), or pixels in [0, 255] for
+            models that rescale themselves (MobileNetV3: ``expects_pixels``).
         output : "probabilities" (softmax, what Keras returns) or "logits" (before it).
             Without the top, both give the last feature map or pooled features.
         capture : also return every layer's output, by layer name, in order.
@@ -86,45 +108,18 @@ class Network:
         (N, classes) probabilities or logits, or features; with ``capture`` a pair
         (output, {layer name: activation}).
         """
-        if output not in ("probabilities", "logits"):
-            raise ValueError(f"output must be 'probabilities' or 'logits', got {output!r}")
+        steps = self.steps(output)
         x = self.check_input(x)
-        return self._run(x, output, capture)
+        activations: dict[str, np.ndarray] | None = {} if capture else None
+        out = run_steps(steps, x, self.run_layer, activations)
+        return (out, activations) if capture else out
 
     __call__ = forward
 
-    def _run(self, x: np.ndarray, output: str, capture: bool, calibrate: bool = False):
-        """The layer loop of ``forward``. ``calibrate`` first sets each batch norm's moving
-        statistics to those of its input (see ``calibrate_batch_norm``)."""
-        activations = {}
-        shortcuts = {layer.source for layer in self.layers if layer.source}
-        saved = {}  # outputs that a later "add" (residual) or "multiply" (SE gate) needs
-        for layer in self.layers:
-            if output == "logits" and layer.kind == "softmax":
-                break
-            if calibrate and layer.kind == "batch_norm":
-                # Scale each channel by its spread around the (random) moving mean, so
-                # outputs stay of size ~gamma. The mean is not centred on the data: that
-                # would subtract nearly equal numbers in near-constant channels, magnify
-                # round-off and make float32 comparisons meaningless.
-                mean = self.params[f"{layer.name}/moving_mean"]
-                self.params[f"{layer.name}/moving_variance"] = ((x - mean) ** 2).mean(
-                    axis=(0, 1, 2))
-            x = self.run_layer(layer, x, saved)
-            if layer.source:
-                del saved[layer.source]  # each shortcut is used once
-            if layer.name in shortcuts:
-                saved[layer.name] = x
-            if capture:
-                activations[layer.name] = x
-        return (x, activations) if capture else x
-
-    def run_layer(self, layer: Layer, x: np.ndarray, saved: dict[str, np.ndarray]) -> np.ndarray:
-        """One layer on x; ``saved`` holds the earlier outputs that "add" and "multiply" reuse."""
-        if layer.kind == "add":
-            return x + saved[layer.source]  # the residual connection
-        if layer.kind == "multiply":
-            return saved[layer.source] * x  # (N, H, W, C) * (N, 1, 1, C): the SE gate
+    def run_layer(self, layer: Layer, x: np.ndarray, earlier: np.ndarray | None) -> np.ndarray:
+        """One layer on x; ``earlier`` is the saved output that an add or multiply joins."""
+        if layer.source:
+            return JOIN_FUNCTIONS[layer.kind](x, earlier)
         return LAYER_FUNCTIONS[layer.kind](x, layer, self.layer_weights(layer))
 
     def random_input(self, n: int, seed: int = 0) -> np.ndarray:
@@ -134,50 +129,30 @@ class Network:
         rng = np.random.default_rng(seed)
         return rng.uniform(low, high, (n, *self.input_shape)).astype(np.float32)
 
-    def calibrate_batch_norm(self, seed: int = 0) -> None:
-        """Give random weights batch-norm statistics measured on a seeded random batch.
+    def predict(self, x: np.ndarray, batch_size: int = 8, fused: bool = True,
+                threads: int | None = None, output: str = "probabilities") -> np.ndarray:
+        """Probabilities or logits (N, classes) (or features, without the top) for images x.
 
-        He-normal kernels alone let activations shrink or blow up through dozens of layers
-        (V3's unbounded ReLU and hard-swish: logits in the thousands). Measuring each BN's
-        statistics on its actual input keeps every BN output of size ~gamma, in every
-        family: a data-dependent initialisation.
+        x is (N, H, W, 3), as for ``forward``. Runs ``batch_size`` images at a time, so
+        activations stay small. ``fused=True`` runs the fused path (``fused.py`` kernels in
+        ``plan.py`` steps: batch norm folded into the convolutions, fused activations), with
+        the batch split over ``threads`` lanes (default: one per CPU core); ``fused=False``
+        the readable ``forward``, one chunk after another. Both give the same numbers to
+        float32 round-off (tested).
         """
-        self._run(self.random_input(2, seed), "logits", capture=False, calibrate=True)
-        self._plan = None  # the fused path must be rebuilt from the new statistics
-
-    def predict(self, x: np.ndarray, batch_size: int = 8, fast: bool = True,
-                threads: int | None = None) -> np.ndarray:
-        """Probabilities (N, classes) (or features, without the top) for preprocessed x.
-
-        x is (N, H, W, 3). Runs ``batch_size`` images at a time, so activations stay small.
-        ``fast=True`` uses the fused path of ``fast.py`` / ``plan.py`` (batch norm folded
-        into the convolutions, fused activations), with the batch split over ``threads``
-        lanes (default: one per CPU core); ``fast=False`` the readable layer-by-layer
-        ``forward``, one chunk after another. Both give the same numbers to float32
-        round-off (tested).
-        """
+        steps = self.steps(output)
         x = self.check_input(x)
         lanes = cpu_cores() if threads is None else threads
         for name, value in (("batch_size", batch_size), ("threads", lanes)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"predict: {name} must be a positive integer, got {value!r}")
         if len(x) == 0:
-            return np.zeros((0, *self.layers[-1].output_shape), np.float32)
-        if not fast or self.fast_plan() is None:
-            return np.concatenate([self.forward(x[i:i + batch_size])
+            return np.zeros((0, *steps[-1].output_shape), np.float32)
+        if not fused:
+            return np.concatenate([self.forward(x[i:i + batch_size], output)
                                    for i in range(0, len(x), batch_size)])
-        out = run_in_lanes(self._plan, x, batch_size, lanes)
-        return ops.softmax(out) if self.layers[-1].kind == "softmax" else out
-
-    def fast_plan(self) -> list | None:
-        """The fused steps of ``plan.py``, compiled once; None where it has no kernel for a
-        layer (depth_multiplier > 1), and ``predict`` then runs the readable path."""
-        if self._plan is None:
-            try:
-                self._plan = compile_plan(self.layers, self.params)
-            except ValueError:
-                self._plan = []
-        return self._plan or None
+        out = run_in_lanes(self.plan, x, batch_size, lanes)
+        return ops.softmax(out) if steps[-1].kind == "softmax" else out
 
     def check_input(self, x: np.ndarray) -> np.ndarray:
         """Return x as float32 (N, H, W, 3), or raise a clear error."""
@@ -192,87 +167,3 @@ class Network:
             raise ValueError(f"this model takes (N, {', '.join(map(str, self.input_shape))}) "
                              f"images, got {tuple(x.shape)}")
         return x
-
-
-class MobileNet(Network):
-    """MobileNet V1 with Keras's arguments, layer names and numbers.
-
-    Parameters
-    ----------
-    alpha : width multiplier; every layer has ``int(filters * alpha)`` filters.
-    resolution : input height = width, or a pair (height, width); at least 32.
-    depth_multiplier : depthwise filters per input channel.
-    include_top : end with the 1000-way classifier (``conv_preds`` + softmax).
-    weights : "imagenet" (the official Keras file, from the cache or downloaded), a path to a
-        ``.h5``/``.npz`` file, what ``weights.read_weights_file`` read out of one, or None for
-        seeded random weights that do not vanish.
-    pooling : with ``include_top=False``: None (feature map), "avg" or "max".
-    classes : size of the classifier.
-    seed : seed of the random weights when ``weights=None``.
-    """
-
-    arch = "v1"
-
-    def __init__(
-        self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
-        depth_multiplier: int = 1, include_top: bool = True,
-        weights: str | os.PathLike | Stored | None = "imagenet", pooling: str | None = None,
-        classes: int = 1000, seed: int = 0,
-    ) -> None:
-        self.depth_multiplier = depth_multiplier
-        layers = mobilenet_v1(alpha, resolution, depth_multiplier, include_top, pooling, classes)
-        super().__init__(layers, weights, seed, alpha)
-
-
-class MobileNetV2(Network):
-    """MobileNetV2 (inverted residuals, linear bottlenecks) with Keras's arguments and names.
-
-    Same parameters as ``MobileNet`` without ``depth_multiplier``; Keras publishes ImageNet
-    weights for alpha in {0.35, 0.5, 0.75, 1.0, 1.3, 1.4} and resolution in {96, 128, 160,
-    192, 224}.
-    """
-
-    arch = "v2"
-
-    def __init__(
-        self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
-        include_top: bool = True, weights: str | os.PathLike | Stored | None = "imagenet",
-        pooling: str | None = None, classes: int = 1000, seed: int = 0,
-    ) -> None:
-        layers = mobilenet_v2(alpha, resolution, include_top, pooling, classes)
-        super().__init__(layers, weights, seed, alpha)
-
-
-class _MobileNetV3(Network):
-    """MobileNetV3 with Keras's arguments and names: hard-swish, squeeze-and-excite, and the
-    pixel rescaling inside the model (``include_preprocessing``)."""
-
-    size = "large"
-
-    def __init__(
-        self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
-        include_top: bool = True, weights: str | os.PathLike | Stored | None = "imagenet",
-        pooling: str | None = None, classes: int = 1000, minimalistic: bool = False,
-        include_preprocessing: bool = True, seed: int = 0,
-    ) -> None:
-        self.minimalistic = minimalistic
-        layers = mobilenet_v3(self.size, alpha, resolution, include_top, pooling, classes,
-                              minimalistic, include_preprocessing)
-        super().__init__(layers, weights, seed, alpha)
-
-
-class MobileNetV3Large(_MobileNetV3):
-    """MobileNetV3-Large, like ``keras.applications.MobileNetV3Large``."""
-
-    arch, size = "v3-large", "large"
-
-
-class MobileNetV3Small(_MobileNetV3):
-    """MobileNetV3-Small, like ``keras.applications.MobileNetV3Small``."""
-
-    arch, size = "v3-small", "small"
-
-
-# --arch names -> model classes
-MODELS = {"v1": MobileNet, "v2": MobileNetV2, "v3-large": MobileNetV3Large,
-          "v3-small": MobileNetV3Small}

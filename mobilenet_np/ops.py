@@ -16,6 +16,7 @@ from .shapes import (
     check_depthwise_args,
     check_pointwise_args,
     check_rank,
+    check_squeeze_excite_args,
     conv_output_hw,
     resolve_padding,
 )
@@ -212,14 +213,8 @@ def squeeze_excite(
     given as (1, 1, Cin, Cout)). Each channel is rescaled by a number in [0, 1] computed from
     the whole image: ``x * hard_sigmoid(relu(mean(x) @ Ws + bs) @ We + be)``.
     """
-    x = as_float32("x", x, "squeeze_excite")
-    check_rank("x", x, 4, "(N, H, W, C)", "squeeze_excite")
-    squeeze = as_float32("squeeze_kernel", squeeze_kernel, "squeeze_excite")
-    excite = as_float32("excite_kernel", excite_kernel, "squeeze_excite")
-    squeeze, excite = squeeze.reshape(-1, squeeze.shape[-1]), excite.reshape(-1, excite.shape[-1])
-    if squeeze.shape[0] != x.shape[3] or excite.shape != squeeze.shape[::-1]:
-        raise ValueError(f"squeeze_excite: kernels {squeeze.shape} and {excite.shape} do not fit "
-                         f"x with {x.shape[3]} channels (need (C, C') and (C', C))")
+    x, squeeze, excite = check_squeeze_excite_args(x, squeeze_kernel, excite_kernel,
+                                                   "squeeze_excite")
     pooled = x.mean(axis=(1, 2), dtype=np.float32)  # (N, C): squeeze space away
     hidden = relu(pooled @ squeeze + squeeze_bias)  # (N, C')
     gate = hard_sigmoid(hidden @ excite + excite_bias)  # (N, C), in [0, 1]

@@ -1,97 +1,66 @@
-"""The fast path as a plan: the layer table compiled into fused steps, and run.
+"""The fused path as a plan: the layer table compiled into fused steps, and run.
 
-``compile_plan`` turns conv + BN + activation into one ``fast.Conv`` or ``fast.Depthwise``
-(BN folded into the weights), squeeze-excite's six layers into one step, and pooling plus
-the classifier into a ``Head``. ``run_plan`` runs the steps in order; ``run_in_lanes`` splits
-a batch over lanes, one thread per core (see its docstring for why threads pay off only there).
+``compile_plan`` turns every unit of every block (the layers of one role, see ``layers.py``)
+into one step of ``fused.py``: a conv unit ([zero_pad] conv, BN, [activation]) into one
+``Conv`` or ``Depthwise`` with BN folded into its weights, squeeze-excite's six layers into one
+``SqueezeExcite``, a residual add into ``Residual``, pooling and the classifier into a ``Head``.
+The rule is the role: a role without a step here is an error when the model is built, never a
+quiet fallback. ``run_plan`` runs the steps through the one interpreter; ``run_in_lanes``
+splits a batch over lanes, one thread per core (see its docstring for why threads pay off only
+there).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import ops
-from .fast import ACTIVATIONS, Conv, Depthwise, activate_inplace, fold_batch_norm
-from .layers import BN_WEIGHTS, Layer
+from .fused import (
+    ACTIVATIONS,
+    Conv,
+    Depthwise,
+    Head,
+    Rescale,
+    Residual,
+    SqueezeExcite,
+    Step,
+    fold_batch_norm,
+)
+from .interpreter import run_steps
+from .layers import BN_WEIGHTS, CONV_ROLES, Block, Layer, Params
 from .shapes import resolve_padding
-from .weights import Params
 
 
-class Head:
-    """Global pooling, then 1x1 stages on the pooled vector: matmul + bias (+ activation).
-
-    V1: one stage (conv_preds); V2: one (the Dense layer); V3: two (conv_2 with hard-swish,
-    then logits); no top: none, the pooled features are the output.
-    """
-
-    kind = "head"
-
-    def __init__(self, pool: str, stages: list[tuple[np.ndarray, np.ndarray, str | None]]):
-        self.pool, self.stages = pool, stages
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = x.mean(axis=(1, 2)) if self.pool == "avg" else x.max(axis=(1, 2))  # (N, C)
-        for matrix, bias, activation in self.stages:
-            x = activate_inplace(x @ matrix + bias, activation)  # (N, C')
-        return x
+def compile_plan(blocks: list[Block], params: Params) -> list[Step]:
+    """One fused step per unit; each step records the layers it replaces in ``step.covers``."""
+    plan = []
+    for block in blocks:
+        for role, layers in block.units():
+            if role not in UNIT_STEPS:
+                raise ValueError(f"the fused path has no step for role {role!r} ({layers[0].name}"
+                                 f" in block {block.name}): add one to plan.UNIT_STEPS")
+            step = UNIT_STEPS[role](layers, params)
+            step.covers = layers
+            plan.append(step)
+    return plan
 
 
-class SqueezeExcite:
-    """MobileNetV3's gate: x * hard_sigmoid(W2 relu(W1 mean(x) + b1) + b2), per channel."""
-
-    kind = "squeeze_excite"
-
-    def __init__(self, squeeze: tuple[np.ndarray, np.ndarray],
-                 excite: tuple[np.ndarray, np.ndarray]) -> None:
-        self.squeeze, self.excite = squeeze, excite
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return ops.squeeze_excite(x, *self.squeeze, *self.excite)
-
-
-class Rescale:
-    """MobileNetV3's built-in preprocessing: pixels [0, 255] -> [-1, 1]."""
-
-    kind = "rescaling"
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return ops.rescale_pixels(x)
-
-
-class Residual:
-    """MobileNetV2's shortcut: add the saved output of an earlier step (``source``)."""
-
-    kind = "add"
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def __call__(self, x: np.ndarray, saved: dict[str, np.ndarray]) -> np.ndarray:
-        return x + saved[self.source]
-
-
-def run_step(step, x: np.ndarray, saved: dict[str, np.ndarray]) -> np.ndarray:
-    """One step; ``saved`` holds the outputs that residual steps will add back."""
-    return step(x, saved) if isinstance(step, Residual) else step(x)
-
-
-def run_plan(plan: list, x: np.ndarray) -> np.ndarray:
+def run_plan(plan: list[Step], x: np.ndarray) -> np.ndarray:
     """Run fused steps in order: (N, H, W, 3) -> logits (N, classes) or features."""
-    shortcuts = {step.source for step in plan if isinstance(step, Residual)}
-    saved = {}
-    for step in plan:
-        x = run_step(step, x, saved)
-        if step.covers[-1].name in shortcuts:
-            saved[step.covers[-1].name] = x
-    return x
+    return run_steps(plan, x, call_step)
 
 
-def run_in_lanes(plan: list, x: np.ndarray, batch_size: int, lanes: int) -> np.ndarray:
+def call_step(step: Step, x: np.ndarray, earlier: np.ndarray | None) -> np.ndarray:
+    """One fused step; ``earlier`` is the saved output a ``Residual`` adds back."""
+    return step(x) if step.source is None else step(x, earlier)
+
+
+def run_in_lanes(plan: list[Step], x: np.ndarray, batch_size: int, lanes: int) -> np.ndarray:
     """Run x (N, H, W, 3) through the plan ``batch_size`` images at a time, on ``lanes`` threads.
 
     Each lane (a thread) runs whole chunks of images through every step, with BLAS held to
@@ -123,60 +92,27 @@ def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def compile_plan(layers: list[Layer], params: Params) -> list:
-    """Turn the layer table into fused steps: conv+BN+activation -> one ``Conv`` or
-    ``Depthwise``, SE's six layers -> one ``SqueezeExcite``, pooling and the top -> ``Head``.
-
-    Every step records the layers it replaces in ``step.covers`` (its output is the output of
-    ``covers[-1]``), so costs and residual shortcuts are read off the table, not re-derived.
-    Raises ValueError for tables it cannot fuse (e.g. depth multiplier > 1); the readable
-    path runs those.
-    """
-    plan, i = [], 0
-    while i < len(layers):
-        start, layer = i, layers[i]
-        pads = None
-        if layer.kind == "zero_pad":  # merged into the next depthwise's own padding
-            pads, i = layer.padding, i + 1
-            layer = layers[i]
-        if layer.kind == "rescaling":
-            step, used = Rescale(), 1
-        elif layer.kind == "global_average_pool" and any(
-                later.kind == "multiply" for later in layers[i + 1:i + 6]):
-            step, used = _squeeze_excite(layers[i:i + 6], params), 6  # pool .. multiply
-        elif layer.kind in ("conv2d", "pointwise_conv2d", "depthwise_conv2d"):
-            step, used = _fused_conv(layers[i:i + 3], params, pads)
-        elif layer.kind == "add":
-            step, used = Residual(layer.source), 1
-        elif layer.kind in ("global_average_pool", "global_max_pool"):
-            step, used = _head(layer, layers[i + 1:], params), len(layers) - i
-        else:
-            raise ValueError(f"the fast path has no step for {layer.kind} ({layer.name})")
-        i += used
-        step.covers = tuple(layers[start:i])
-        plan.append(step)
-    return plan
+def _kinds(layers: tuple[Layer, ...]) -> list[str]:
+    return [layer.kind for layer in layers]
 
 
-def _fused_conv(layers: list[Layer], params: Params, pads) -> tuple[object, int]:
-    """conv, BN and (if one follows) its activation -> one step, and how many layers it took."""
-    layer, bn = layers[0], layers[1]
-    if bn.kind != "batch_norm":
-        raise ValueError(f"cannot fuse {layer.name}: not followed by batch norm")
-    follower = layers[2].kind if len(layers) > 2 else None
-    activation = follower if follower in ACTIVATIONS else None  # None: a linear bottleneck
-    depthwise = layer.kind == "depthwise_conv2d"
-    weight = params[f"{layer.name}/{'depthwise_kernel' if depthwise else 'kernel'}"]
+def _conv_unit(layers: tuple[Layer, ...], params: Params) -> Step:
+    """[zero_pad] conv, BN, [activation] -> one ``Conv`` or ``Depthwise``, BN folded in."""
+    pads, rest = (layers[0].padding, layers[1:]) if layers[0].kind == "zero_pad" else (None, layers)
+    conv, bn, *after = rest
+    activation = after[0].kind if after else None  # None: a linear bottleneck
+    if bn.kind != "batch_norm" or len(after) > 1 or (after and activation not in ACTIVATIONS):
+        raise ValueError(f"the fused path runs a conv unit as [zero_pad] conv, batch_norm, "
+                         f"[{' | '.join(ACTIVATIONS)}], not {_kinds(layers)}")
+    depthwise = conv.kind == "depthwise_conv2d"
+    weight = params[f"{conv.name}/{'depthwise_kernel' if depthwise else 'kernel'}"]
     kernel, bias = fold_batch_norm(weight, *(params[f"{bn.name}/{w}"] for w in BN_WEIGHTS),
                                    depthwise=depthwise)
-    if not depthwise:
-        if pads is not None:
-            raise ValueError(f"the fast path pads only before a depthwise conv, not {layer.name}")
-        return Conv(layer, kernel, bias, activation), 3 if activation else 2
-    if kernel.shape[3] != 1:
-        raise ValueError("the fast path's depthwise handles depth multiplier 1")
-    return (Depthwise(layer, _merge_pads(pads, layer), kernel, bias, activation),
-            3 if activation else 2)
+    if depthwise:
+        return Depthwise(conv, _merge_pads(pads, conv), kernel, bias, activation)
+    if pads is not None:
+        raise ValueError(f"the fused path pads only before a depthwise conv, not {conv.name}")
+    return Conv(conv, kernel, bias, activation)
 
 
 def _matrix(layer: Layer, params: Params) -> tuple[np.ndarray, np.ndarray]:
@@ -185,25 +121,29 @@ def _matrix(layer: Layer, params: Params) -> tuple[np.ndarray, np.ndarray]:
     return kernel.reshape(-1, kernel.shape[-1]), params[f"{layer.name}/bias"]
 
 
-def _head(pool: Layer, rest: list[Layer], params: Params) -> Head:
-    """Pooling and the matmul stages after it (each with the activation that follows it)."""
-    stages = []
-    for i, layer in enumerate(rest):
-        if layer.kind in ("classifier", "dense", "pointwise_conv2d"):
-            follower = rest[i + 1].kind if i + 1 < len(rest) else None
-            stages.append((*_matrix(layer, params),
-                           follower if follower in ACTIVATIONS else None))
-    return Head("avg" if pool.kind == "global_average_pool" else "max", stages)
-
-
-def _squeeze_excite(layers: list[Layer], params: Params) -> SqueezeExcite:
+def _squeeze_excite(layers: tuple[Layer, ...], params: Params) -> SqueezeExcite:
     """pool, conv, relu, conv, hard_sigmoid, multiply -> one step."""
-    kinds = [layer.kind for layer in layers]
     expected = ["global_average_pool", "pointwise_conv2d", "relu", "pointwise_conv2d",
                 "hard_sigmoid", "multiply"]
-    if kinds != expected:
-        raise ValueError(f"the fast path knows squeeze-excite as {expected}, got {kinds}")
+    if _kinds(layers) != expected:
+        raise ValueError(f"the fused path knows squeeze-excite as {expected}, got {_kinds(layers)}")
     return SqueezeExcite(_matrix(layers[1], params), _matrix(layers[3], params))
+
+
+def _head(layers: tuple[Layer, ...], params: Params) -> Head:
+    """Pooling, then every matmul stage with the activation that follows it (softmax is left to
+    ``predict``, flatten is free on the pooled vector)."""
+    pool, *rest = layers
+    if pool.kind not in ("global_average_pool", "global_max_pool"):
+        raise ValueError(f"the fused path's head starts with global pooling, not {pool.kind}")
+    stages = []
+    for i, layer in enumerate(rest):
+        follower = rest[i + 1].kind if i + 1 < len(rest) else None
+        if layer.kind in ("classifier", "dense", "pointwise_conv2d"):
+            stages.append((*_matrix(layer, params), follower if follower in ACTIVATIONS else None))
+        elif layer.kind not in (*ACTIVATIONS, "flatten", "softmax"):
+            raise ValueError(f"the fused path's head has no stage for {layer.kind} ({layer.name})")
+    return Head("avg" if pool.kind == "global_average_pool" else "max", stages)
 
 
 def _merge_pads(before, layer: Layer):
@@ -213,3 +153,13 @@ def _merge_pads(before, layer: Layer):
     if before is None:
         return own
     return tuple((a + c, b + d) for (a, b), (c, d) in zip(before, own, strict=True))
+
+
+# The rule of the fused path: which step runs each unit role.
+UNIT_STEPS: dict[str, Callable[[tuple[Layer, ...], Params], Step]] = {
+    **{role: _conv_unit for role in CONV_ROLES},
+    "squeeze_excite": _squeeze_excite,
+    "residual": lambda layers, params: Residual(layers[0].source),
+    "rescaling": lambda layers, params: Rescale(),
+    "top": _head,
+}

@@ -2,7 +2,8 @@
 
 Each loops over output pixels and kernel taps exactly as the textbook formula reads,
 skipping taps that fall on the zero padding instead of building a padded copy.
-Tests check that these and the fast kernels agree, and both agree with TensorFlow.
+Tests check that these and the vectorised kernels of ``ops.py`` agree, and both agree with
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import numpy as np
 
 from .shapes import (
     Padding,
+    as_float32,
     check_conv_args,
     check_depthwise_args,
     check_pointwise_args,
+    check_squeeze_excite_args,
     conv_output_hw,
     resolve_padding,
 )
@@ -103,7 +106,7 @@ def pointwise_conv2d(
 
 def hard_sigmoid(x: np.ndarray) -> np.ndarray:
     """The piecewise definition, element by element: 0 below -3, 1 above 3, x/6 + 1/2 between."""
-    x = np.asarray(x, dtype=np.float32)
+    x = as_float32("x", x, "hard_sigmoid")
     out = np.empty_like(x)
     for index, value in np.ndenumerate(x):
         out[index] = 0.0 if value <= -3 else 1.0 if value >= 3 else value / 6 + 0.5
@@ -112,7 +115,7 @@ def hard_sigmoid(x: np.ndarray) -> np.ndarray:
 
 def hard_swish(x: np.ndarray) -> np.ndarray:
     """Piecewise, element by element: 0 below -3, x above 3, x * (x + 3) / 6 between."""
-    x = np.asarray(x, dtype=np.float32)
+    x = as_float32("x", x, "hard_swish")
     out = np.empty_like(x)
     for index, value in np.ndenumerate(x):
         out[index] = 0.0 if value <= -3 else value if value >= 3 else value * (value + 3) / 6
@@ -124,9 +127,8 @@ def squeeze_excite(
     excite_kernel: np.ndarray, excite_bias: np.ndarray,
 ) -> np.ndarray:
     """Squeeze-and-excite by loops; same arguments and shapes as ``ops.squeeze_excite``."""
-    x = np.asarray(x, dtype=np.float32)
-    squeeze = np.asarray(squeeze_kernel, np.float32).reshape(-1, np.shape(squeeze_kernel)[-1])
-    excite = np.asarray(excite_kernel, np.float32).reshape(-1, np.shape(excite_kernel)[-1])
+    x, squeeze, excite = check_squeeze_excite_args(x, squeeze_kernel, excite_kernel,
+                                                   "squeeze_excite")
     n_images, height, width, channels = x.shape
     out = np.empty_like(x)
     for n in range(n_images):

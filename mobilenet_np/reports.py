@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .cost import network_cost, separable_blocks
-from .layers import Layer
+from .cost import conv_mobilenet_cost, network_cost, separable_blocks
+from .layers import Block, Layer
 
 
 def summary_json(layers: list[Layer], alpha: float, resolution: int) -> dict:
@@ -38,13 +38,16 @@ def summary_table(layers: list[Layer]) -> str:
     return "\n".join(lines)
 
 
-def compare_json(layers: list[Layer], measured: list[dict] | None = None) -> dict:
-    """Standard vs depthwise-separable per block and in total, with measured times if given."""
-    blocks = separable_blocks(layers)
+def compare_json(blocks: list[Block], measured: list[dict] | None = None) -> dict:
+    """Standard vs depthwise-separable per block, and in total two ways: ``blocks_only`` (the
+    depthwise + projection pairs alone) and ``whole_network`` (every layer, stem and classifier
+    included, with each pair replaced by its standard conv or not). Times if ``measured``."""
+    pairs = separable_blocks(blocks)
     rows = []
-    for i, b in enumerate(blocks):
-        row = {"name": b.name, "kernel": b.kernel, "in_channels": b.in_channels,
-               "out_channels": b.out_channels, "size": list(b.size),
+    for i, b in enumerate(pairs):
+        row = {"block": b.block, "name": b.name, "kernel": b.kernel,
+               "in_channels": b.in_channels, "out_channels": b.out_channels,
+               "depth_multiplier": b.depth_multiplier, "size": list(b.size),
                "standard_macs": b.standard_macs, "separable_macs": b.separable_macs,
                "standard_params": b.standard_params, "separable_params": b.separable_params,
                "mac_ratio": b.standard_macs / b.separable_macs,
@@ -52,13 +55,20 @@ def compare_json(layers: list[Layer], measured: list[dict] | None = None) -> dic
         if measured:
             row.update({k: v for k, v in measured[i].items() if k != "name"})
         rows.append(row)
-    totals = {key: sum(r[key] for r in rows) for key in
-              ("standard_macs", "separable_macs", "standard_params", "separable_params")}
-    return {"blocks": rows, **totals}
+    blocks_only = {key: sum(r[key] for r in rows) for key in
+                   ("standard_macs", "separable_macs", "standard_params", "separable_params")}
+    cost = network_cost([layer for block in blocks for layer in block.layers])
+    standard = conv_mobilenet_cost(blocks)
+    whole_network = {"standard_macs": standard["total_macs"], "separable_macs": cost["total_macs"],
+                     "standard_weights": standard["weights"],
+                     "separable_weights": sum(c.weights for c in cost["layers"])}
+    return {"blocks": rows, "blocks_only": blocks_only, "whole_network": whole_network}
 
 
 def compare_table(report: dict) -> str:
     """Per block: Df, M, N, both costs, the ratio and 1/(1/N + 1/Dk^2); times when measured."""
+    if not report["blocks"]:
+        return "no block of this network has a depthwise conv and a 1x1 projection to compare"
     measured = "time_ratio" in report["blocks"][0]
     header = (f"{'block':<12}{'Df':>9}{'M':>6}{'N':>6}{'standard MACs':>16}{'separable MACs':>16}"
               f"{'ratio':>7}{'formula':>8}")
@@ -66,7 +76,7 @@ def compare_table(report: dict) -> str:
         header += f"{'t std ms':>10}{'t sep ms':>10}{'t ratio':>8}{'GFLOP/s std/sep':>17}"
     lines = [header, "-" * len(header)]
     for r in report["blocks"]:
-        line = (f"{r['name']:<12}{'x'.join(map(str, r['size'])):>9}{r['in_channels']:>6}"
+        line = (f"{r['block']:<12}{'x'.join(map(str, r['size'])):>9}{r['in_channels']:>6}"
                 f"{r['out_channels']:>6}{r['standard_macs']:>16,}{r['separable_macs']:>16,}"
                 f"{r['mac_ratio']:>7.2f}{r['closed_form']:>8.2f}")
         if measured:
@@ -75,10 +85,15 @@ def compare_table(report: dict) -> str:
                      f"{r['separable_gflops']:<7.1f}")
         lines.append(line)
     lines.append("-" * len(header))
-    ratio = report["standard_macs"] / report["separable_macs"]
-    lines.append(f"all blocks: standard {report['standard_macs']:,} MACs, separable "
-                 f"{report['separable_macs']:,} MACs ({ratio:.2f}x fewer); params "
-                 f"{report['standard_params']:,} vs {report['separable_params']:,}")
+    pairs, whole = report["blocks_only"], report["whole_network"]
+    ratio = pairs["standard_macs"] / pairs["separable_macs"]
+    lines.append(f"blocks only: standard {pairs['standard_macs']:,} MACs, separable "
+                 f"{pairs['separable_macs']:,} MACs ({ratio:.2f}x fewer); params "
+                 f"{pairs['standard_params']:,} vs {pairs['separable_params']:,}")
+    lines.append(f"whole network (stem, every other layer and the classifier included): "
+                 f"{whole['standard_macs']:,} vs {whole['separable_macs']:,} MACs "
+                 f"({whole['standard_macs'] / whole['separable_macs']:.2f}x fewer); weights "
+                 f"{whole['standard_weights']:,} vs {whole['separable_weights']:,}")
     if measured:
         t_std = sum(r["standard_seconds"] for r in report["blocks"])
         t_sep = sum(r["separable_seconds"] for r in report["blocks"])
@@ -98,7 +113,7 @@ def compare_plot(report: dict, path: str) -> None:
     except ImportError:
         raise ValueError("--plot needs matplotlib: pip install matplotlib") from None
     blocks = report["blocks"]
-    names = [b["name"].replace("conv_dw_", "") for b in blocks]
+    names = [b["block"].replace("block_", "") for b in blocks]
     positions = range(len(blocks))
     measured = "time_ratio" in blocks[0]
     figure, axes = plt.subplots(1, 2 if measured else 1, figsize=(12 if measured else 7, 4),
@@ -152,10 +167,8 @@ def family_table(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"{r['name']:<32}{r['macs'] / 1e6:>8.1f}M{r['published_macs_m']:>9}M"
                      f"{r['params'] / 1e6:>7.2f}M{r['published_params_m']:>9}M"
-                     f"{r['published_top1']:>8.1f}{r['latency_ms']:>9.1f}"
-                     f"{'' if r['fast_path'] else '*'}")
+                     f"{r['published_top1']:>8.1f}{r['latency_ms']:>9.1f}")
     lines += ["-" * 87, "MACs and params: exact, from the layer tables (params as Keras "
               "count_params()). Published MACs/params/top-1: TF-slim's tables (1001 classes).",
-              "NumPy ms: predict, batch 1, median, this machine; * = readable path (no fused "
-              "steps for it)."]
+              "NumPy ms: predict (fused path), batch 1, median, this machine."]
     return "\n".join(lines)

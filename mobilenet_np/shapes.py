@@ -1,4 +1,4 @@
-"""Shape arithmetic and input checks shared by the fast kernels and their loop twins.
+"""Shape arithmetic and input checks shared by the vectorised kernels and their loop twins.
 
 Layout convention, stated once for the whole package: activations are NHWC, that is
 ``(N, H, W, C)`` = (batch, height, width, channels), and kernels use TensorFlow's
@@ -168,3 +168,21 @@ def check_pointwise_args(
             f"but x {tuple(x.shape)} has {x.shape[3]}"
         )
     return x, kernel, check_bias(bias, kernel.shape[1], func)
+
+
+def check_squeeze_excite_args(
+    x: object, squeeze_kernel: object, excite_kernel: object, func: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate squeeze-and-excite: x ``(N, H, W, C)``, kernels ``(C, C')`` and ``(C', C)``.
+
+    1x1 kernels may come as ``(1, 1, Cin, Cout)``; they are returned as matrices.
+    """
+    x = as_float32("x", x, func)
+    check_rank("x", x, 4, "(N, H, W, C)", func)
+    squeeze = as_float32("squeeze_kernel", squeeze_kernel, func)
+    excite = as_float32("excite_kernel", excite_kernel, func)
+    squeeze, excite = squeeze.reshape(-1, squeeze.shape[-1]), excite.reshape(-1, excite.shape[-1])
+    if squeeze.shape[0] != x.shape[3] or excite.shape != squeeze.shape[::-1]:
+        raise ValueError(f"{func}: kernels {squeeze.shape} and {excite.shape} do not fit "
+                         f"x with {x.shape[3]} channels (need (C, C') and (C', C))")
+    return x, squeeze, excite

@@ -19,12 +19,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .architectures import ARCHITECTURES
-from .layers import Layer, make_divisible
-from .published import KERAS_WEIGHTS
-
-Params = dict[str, np.ndarray]
-Stored = dict[str, dict[str, np.ndarray]]  # layer name -> {weight name (or position): array}
+from .layers import Layer, Params
+from .registry import FAMILIES, Family, Stored, get_family
 
 # Keras 3 ``.weights.h5`` files name layers by class and position (conv2d, conv2d_1, ...),
 # not by layer name; these are the classes behind each of our layer kinds.
@@ -81,16 +77,28 @@ def _read_keras3(layers: h5py.Group) -> Stored:
     return stored
 
 
-def name_keras3_layers(stored: Stored, arch: str) -> Stored:
+def name_keras3_layers(stored: Stored, family: Family | None = None) -> Stored:
     """Give Keras 3 positional entries (``conv2d_3`` / "0") the layer and weight names.
 
     The k-th stored layer of a class is the k-th layer of that class in the family's table
-    (with its top, in order), as Keras 3 saves them.
+    (with its top, in order), as Keras 3 saves them. Without ``family``, every registered
+    family is tried, and the first whose table fits names the file.
     """
     if not all(re.fullmatch(KERAS3_KEY, key) and "0" in w for key, w in stored.items()):
         return stored  # already named (legacy or .npz)
+    if family is not None:
+        return _name_by_position(stored, family.layers(include_top=True))
+    for candidate in FAMILIES.values():
+        with contextlib.suppress(ValueError):
+            return _name_by_position(stored, candidate.layers(include_top=True))
+    raise ValueError(f"Keras 3 weights whose numbered layers fit no family's table "
+                     f"({', '.join(FAMILIES)})")
+
+
+def _name_by_position(stored: Stored, layers: list[Layer]) -> Stored:
+    """Name numbered Keras 3 layers after the layers of one table, checking array counts."""
     by_class: dict[str, list[Layer]] = {}
-    for layer in ARCHITECTURES[arch](include_top=True):
+    for layer in layers:
         if layer.weights:
             by_class.setdefault(KERAS_CLASSES[layer.kind], []).append(layer)
     named = {}
@@ -99,7 +107,7 @@ def name_keras3_layers(stored: Stored, arch: str) -> Stored:
         position = int(match.group(2) or 0)
         candidates = by_class.get(match.group(1), [])
         if position >= len(candidates):
-            raise ValueError(f"Keras 3 weights hold a layer '{key}' that MobileNet does not have")
+            raise ValueError(f"Keras 3 weights hold a layer '{key}' that the model does not have")
         layer = candidates[position]
         if len(arrays) != len(layer.weights):
             raise ValueError(f"Keras 3 weights: '{key}' ({layer.name}) holds {len(arrays)} arrays, "
@@ -108,44 +116,18 @@ def name_keras3_layers(stored: Stored, arch: str) -> Stored:
     return named
 
 
-def _first(stored: Stored, layer: str) -> np.ndarray:
-    return next(iter(stored[layer].values()))
-
-
 def infer_config(stored: Stored) -> dict:
-    """What a weights file holds, read off its shapes: the family and its builder options.
+    """What a weights file holds, read off its shapes: ``{"arch", **builder options}``.
 
-    V1: alpha = (conv_pw_13 filters) / 1024, depth_multiplier from conv_dw_1. V2: alpha is the
-    published width whose rounded 320 * alpha equals block_16_project's filters. Both: the
-    top and its classes from the classifier.
+    Each registered family's ``recognise`` is asked in turn; the first that knows the file
+    answers (see ``families/``).
     """
-    try:
-        if "conv_pw_13" in stored:
-            config = {"arch": "v1", "alpha": _first(stored, "conv_pw_13").shape[-1] / 1024,
-                      "depth_multiplier": int(_first(stored, "conv_dw_1").shape[-1])}
-            top = "conv_preds"
-        elif "block_16_project" in stored:
-            filters = _first(stored, "block_16_project").shape[-1]
-            alphas = [a for a in KERAS_WEIGHTS["v2"][0] if make_divisible(int(320 * a)) == filters]
-            config = {"arch": "v2", "alpha": alphas[0] if alphas else filters / 320}
-            top = "predictions"
-        elif "expanded_conv_10_project" in stored:  # V3: Large has 15 blocks, Small 11
-            size, last = ("large", 14) if "expanded_conv_14_project" in stored else ("small", 10)
-            filters = _first(stored, f"expanded_conv_{last}_project").shape[-1]
-            base = {"large": 160, "small": 96}[size]
-            alphas = [a for a in KERAS_WEIGHTS[f"v3-{size}"][0]
-                      if make_divisible(base * a) == filters]
-            config = {"arch": f"v3-{size}", "alpha": alphas[0] if alphas else filters / base,
-                      "minimalistic": not any("squeeze_excite" in name for name in stored)}
-            top = "logits"
-        else:
-            raise KeyError
-    except (KeyError, StopIteration):
-        raise ValueError(f"not MobileNet weights this package knows (layers "
-                         f"{sorted(stored)[:4]}...)") from None
-    config["include_top"] = top in stored
-    config["classes"] = int(stored[top]["bias"].shape[0]) if top in stored else 1000
-    return config
+    for family in FAMILIES.values():
+        config = family.recognise(stored)
+        if config is not None:
+            return {"arch": family.name, **config}
+    raise ValueError(f"not MobileNet weights this package knows (layers "
+                     f"{sorted(stored)[:4]}...; families {', '.join(FAMILIES)})")
 
 
 def describe_weights(stored: Stored) -> str:
@@ -155,13 +137,11 @@ def describe_weights(stored: Stored) -> str:
 
 def describe_config(config: dict) -> str:
     """``infer_config``'s answer in one line: "MobileNet V1 alpha=0.25, with a 1000-class top"."""
-    options = f"alpha={config['alpha']:g}"
-    if "depth_multiplier" in config:
-        options += f", depth_multiplier={config['depth_multiplier']}"
-    if "minimalistic" in config:
-        options += f", minimalistic={config['minimalistic']}"
+    family = get_family(config["arch"])
+    options = ", ".join([f"alpha={config['alpha']:g}"]
+                        + [f"{name}={config[name]}" for name in family.options if name in config])
     top = f"a {config['classes']}-class top" if config["include_top"] else "no top"
-    return f"MobileNet {config['arch'].upper()} {options}, with {top}"
+    return f"{family.title} {options}, with {top}"
 
 
 def check_params(stored: Stored, layers: list[Layer], source: str,
@@ -199,10 +179,11 @@ def check_params(stored: Stored, layers: list[Layer], source: str,
     return params
 
 
-def read_weights_file(path: str | os.PathLike, arch: str = "v1") -> Stored:
+def read_weights_file(path: str | os.PathLike, family: Family | None = None) -> Stored:
     """Read ``.npz`` (ours) or ``.h5`` (Keras) weights into {layer: {weight: array}}.
 
-    ``arch`` names the family, for Keras 3 files whose layers are only numbered.
+    ``family`` names the layers of Keras 3 files, which are only numbered (default: the first
+    registered family whose table fits).
     """
     path = Path(path)
     if not path.is_file():
@@ -213,20 +194,20 @@ def read_weights_file(path: str | os.PathLike, arch: str = "v1") -> Stored:
             layer, _, weight = key.rpartition("/")
             stored.setdefault(layer, {})[weight] = array
         return stored
-    return name_keras3_layers(read_keras_h5(path), arch)
+    return name_keras3_layers(read_keras_h5(path), family)
 
 
 def load_weights(weights: str | os.PathLike | Stored, layers: list[Layer],
-                 arch: str = "v1") -> Params:
+                 family: Family) -> Params:
     """Params for ``layers`` from a ``.h5`` / ``.npz`` file, or from what ``read_weights_file``
     already read out of one (read once, build several models: they share its arrays), every
     name and shape checked."""
     read = isinstance(weights, dict)
-    stored = weights if read else read_weights_file(weights, arch)
+    stored = weights if read else read_weights_file(weights, family)
     source = "the weights given" if read else str(weights)
-    names = {top: {layer.name for layer in ARCHITECTURES[arch](include_top=top) if layer.weights}
-             for top in (True, False)}
-    droppable = frozenset(names[True] - names[False])  # the family's classifier layers
+    # The family's classifier layers: a file with a top loads into a model without one.
+    droppable = frozenset(layer.name for layer in family.layers(include_top=True)
+                          if layer.role == "top" and layer.weights)
     try:
         return check_params(stored, layers, source, droppable)
     except ValueError as error:
@@ -273,38 +254,11 @@ def save_npz(params: Params, path: str | os.PathLike) -> None:
 
 
 def convert(source: str | os.PathLike, destination: str | os.PathLike,
-            arch: str = "v1") -> dict:
+            family: Family | None = None) -> dict:
     """Convert a Keras HDF5 file to ``.npz`` after checking every array; return what it holds."""
-    stored = read_weights_file(source, arch)
+    stored = read_weights_file(source, family)
     config = infer_config(stored)
     options = {k: v for k, v in config.items() if k != "arch"}
-    layers = ARCHITECTURES[config["arch"]](**options)
+    layers = get_family(config["arch"]).layers(**options)
     save_npz(check_params(stored, layers, str(source)), destination)
     return config
-
-
-def random_weights(layers: list[Layer], seed: int = 0) -> Params:
-    """Seeded weights whose activations neither vanish nor explode, for teaching and tests.
-
-    Kernels are He-normal (std sqrt(2 / fan_in)); batch-norm gamma/beta are random, and the
-    moving statistics random placeholders (variance in [0.5, 2]) that ``MobileNet(weights=None)``
-    then measures on a seeded batch (``Network.calibrate_batch_norm``), so every layer's numbers
-    matter. Keras's own init is not enough: its BN is an identity and MobileNet's logits come
-    out ~1e-18.
-    """
-    rng = np.random.default_rng(seed)
-    params = {}
-    for layer in layers:
-        for weight, shape in layer.weights.items():
-            if weight in ("kernel", "depthwise_kernel"):
-                # depthwise (kh, kw, C, M): kh*kw inputs per output; others: all but the last axis
-                fan_in = int(np.prod(shape[:2] if weight == "depthwise_kernel" else shape[:-1]))
-                value = rng.normal(0, np.sqrt(2 / fan_in), shape)
-            elif weight == "gamma":
-                value = rng.uniform(0.5, 1.5, shape)
-            elif weight == "moving_variance":
-                value = rng.uniform(0.5, 2.0, shape)
-            else:  # beta, moving_mean, bias
-                value = rng.normal(0, 0.5, shape)
-            params[f"{layer.name}/{weight}"] = value.astype(np.float32)
-    return params

@@ -10,9 +10,8 @@ its 1001-class checkpoints). Ours: ``mobilenet_np.cost`` on the Keras architectu
 
 from __future__ import annotations
 
-from mobilenet_np.architectures import mobilenet_v1
 from mobilenet_np.cost import conv_mobilenet_cost, network_cost, share_by_type
-from mobilenet_np.published import PAPER, PAPER_TABLE_2, PAPER_TABLE_4, SLIM
+from mobilenet_np.families.v1 import PAPER, PAPER_TABLE_2, PAPER_TABLE_4, SLIM, V1
 
 ALPHAS, RESOLUTIONS = (1.0, 0.75, 0.5, 0.25), (224, 192, 160, 128)
 
@@ -23,8 +22,8 @@ def grid() -> str:
             "| --- | --- | ---: | ---: | ---: | --- | --- |"]
     for alpha in ALPHAS:
         for resolution in RESOLUTIONS:
-            cost = network_cost(mobilenet_v1(alpha, resolution))
-            slim_cost = network_cost(mobilenet_v1(alpha, resolution, classes=1001))
+            cost = network_cost(V1.layers(alpha=alpha, resolution=resolution))
+            slim_cost = network_cost(V1.layers(alpha=alpha, resolution=resolution, classes=1001))
             paper = PAPER.get((alpha, resolution))
             slim = SLIM[(alpha, resolution)]
             flag = " **(off)**" if abs(slim[1] - slim_cost["total_macs"] / 1e6) > 1.5 else ""
@@ -39,7 +38,7 @@ def grid() -> str:
 def table_2() -> str:
     rows = ["| layer type | MACs (ours) | MACs (paper) | params (ours) | params (paper) |",
             "| --- | ---: | ---: | ---: | ---: |"]
-    for kind, shares in share_by_type(mobilenet_v1(1.0, 224)).items():
+    for kind, shares in share_by_type(V1.layers()).items():
         paper = PAPER_TABLE_2[kind]
         rows.append(f"| {kind} | {100 * shares['macs']:.2f}% | {paper[0]}% | "
                     f"{100 * shares['params']:.2f}% | {paper[1]}% |")
@@ -47,7 +46,7 @@ def table_2() -> str:
 
 
 def table_4() -> str:
-    layers = mobilenet_v1(1.0, 224)
+    layers = V1.layers()
     conv = conv_mobilenet_cost(layers)
     ours = network_cost(layers)
     weights = sum(c.weights for c in ours["layers"])

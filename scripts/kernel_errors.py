@@ -1,5 +1,5 @@
 """Max |ours - TensorFlow| per kernel over 200 seeded random cases (shapes, strides 1/2, all
-padding forms, kernels 1/3/5), for the loop twins and the fast kernels.
+padding forms, kernels 1/3/5), for the loop twins and the vectorised kernels.
 
     python scripts/kernel_errors.py      # needs TensorFlow (pip install -e ".[test]")
 
@@ -42,23 +42,23 @@ def tf_padding(padding):
 
 def main() -> None:
     rng = np.random.default_rng(2026)
-    worst = {name: 0.0 for name in ("conv2d fast", "conv2d loop", "depthwise fast",
-                                     "depthwise loop", "pointwise fast", "pointwise loop")}
+    worst = {name: 0.0 for name in ("conv2d vectorised", "conv2d loop", "depthwise vectorised",
+                                     "depthwise loop", "pointwise vectorised", "pointwise loop")}
     for _ in range(CASES):
         x, kernel, stride, padding = random_case(rng, depthwise=False)
         expected = tf.nn.conv2d(x, kernel, stride, tf_padding(padding)).numpy()
-        for name, module in (("conv2d fast", ops), ("conv2d loop", reference)):
+        for name, module in (("conv2d vectorised", ops), ("conv2d loop", reference)):
             got = module.conv2d(x, kernel, stride=stride, padding=padding)
             worst[name] = max(worst[name], float(np.abs(got - expected).max()))
         x, kernel, stride, padding = random_case(rng, depthwise=True)
         expected = tf.nn.depthwise_conv2d(x, kernel, [1, stride, stride, 1],
                                           tf_padding(padding)).numpy()
-        for name, module in (("depthwise fast", ops), ("depthwise loop", reference)):
+        for name, module in (("depthwise vectorised", ops), ("depthwise loop", reference)):
             got = module.depthwise_conv2d(x, kernel, stride=stride, padding=padding)
             worst[name] = max(worst[name], float(np.abs(got - expected).max()))
         matrix = rng.standard_normal((x.shape[3], 5)).astype(np.float32)
         expected = tf.nn.conv2d(x, matrix[None, None], 1, "VALID").numpy()
-        for name, module in (("pointwise fast", ops), ("pointwise loop", reference)):
+        for name, module in (("pointwise vectorised", ops), ("pointwise loop", reference)):
             got = module.pointwise_conv2d(x, matrix)
             worst[name] = max(worst[name], float(np.abs(got - expected).max()))
     print(f"max |ours - tf.nn| over {CASES} seeded cases per kernel (inputs in [-1, 1], "

@@ -1,4 +1,4 @@
-"""Generated convolution problems, shared by the kernel tests and the fast-path tests."""
+"""Generated convolution problems, shared by the kernel tests and the fused-path tests."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ def rounding_bound(abs_sum: np.ndarray, terms: int) -> np.ndarray:
     """Largest gap two float32 evaluations of the same sum can have, in any order.
 
     Higham's bound for a sum of ``terms`` products: |computed - exact| <= gamma * sum |x_i w_i|,
-    gamma = terms * u / (1 - terms * u). Two computations (fast vs loop vs TensorFlow) may each
+    gamma = terms * u / (1 - terms * u). Two computations (vectorised vs loop vs TensorFlow) may each
     be off by that much in opposite directions, hence the factor 2. ``abs_sum`` is the same
     convolution run on |x| and |w| (plus |bias|); a real bug (wrong tap, wrong padding, wrong
     channel) is off by the size of a whole term, far above this bound.
@@ -46,6 +46,32 @@ def assert_within_rounding(actual, expected, abs_sum, terms) -> float:
         f"error {error[worst]:.3g} above the float32 rounding bound {bound[worst]:.3g} at {worst}"
     )
     return float(error.max())
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+
+def roundoff_bound(model, x: np.ndarray) -> float:
+    """How far two float32 runs of ``model`` on x may drift apart when only the order of their
+    sums differs: fused vs readable path, one batch size or BLAS kernel (AVX2, AVX-512) vs
+    another. In log-probabilities (features without a top); a probability moves by at most
+    its log-probability's change, as p <= 1, so it bounds probabilities too.
+
+    How far round-off travels depends on the network, so the bound is measured per case: the
+    output change caused by perturbing the *input alone* by one ulp, times 8. Each layer
+    rounds its sums once, by a few ulps, and the layers after it carry that as they carry an
+    input ulp; independent layers' errors add like a random walk (sqrt(28) = 5.3 < 8 for
+    V1's 28 convolutions). Floor: the Keras-parity rule 2e-5 (1 + max |output|)
+    (test_model_parity.py). A real bug (a wrong fold, bias or tap) moves outputs by ~1.
+    """
+    readable = model.forward(x, output="logits")
+    one_ulp = np.sign(np.random.default_rng(1).standard_normal(x.shape)).astype(np.float32)
+    nudged = model.forward(x * (1 + np.finfo(np.float32).eps * one_ulp), output="logits")
+    if model.include_top:  # logits matter only up to a constant per row
+        readable, nudged = log_softmax(readable), log_softmax(nudged)
+    sensitivity = float(np.abs(nudged - readable).max())
+    return max(2e-5 * (1 + float(np.abs(readable).max())), 8 * sensitivity)
 
 
 def import_tensorflow():

@@ -10,7 +10,9 @@ from conftest import write_legacy_h5
 
 from mobilenet_np import MobileNet
 from mobilenet_np.cli import main
-from mobilenet_np.download import keras_weights_filename, keras_weights_path
+from mobilenet_np.download import official_file_name, official_weights
+from mobilenet_np.families.v1 import V1
+from mobilenet_np.families.v2 import V2
 
 NAME = "mobilenet_2_5_128_tf.h5"
 
@@ -63,7 +65,7 @@ def test_download_then_imagenet_weights_load_from_cache(server, tmp_path, capsys
 def test_cut_off_transfer_leaves_no_file(server, tmp_path) -> None:
     Handler.cut = {NAME}
     with pytest.raises(ConnectionError, match="transfer cut off|IncompleteRead|Offline"):
-        keras_weights_path(0.25, 128, include_top=True)
+        official_weights(V1, V1.config(alpha=0.25, resolution=128))
     cache = tmp_path / "cache"
     assert not cache.exists() or list(cache.iterdir()) == []
 
@@ -76,7 +78,7 @@ def test_server_error_says_how_to_get_the_file_by_hand(server, tmp_path, capsys)
 
 def test_a_served_file_that_is_not_weights_is_not_kept(server, tmp_path) -> None:
     with pytest.raises(ValueError, match="not a readable HDF5"):
-        keras_weights_path(0.5, 128, include_top=True)
+        official_weights(V1, V1.config(alpha=0.5, resolution=128))
     assert not (tmp_path / "cache" / "mobilenet_5_0_128_tf.h5").exists()
 
 
@@ -85,15 +87,19 @@ def test_keras_cache_is_reused(server, tmp_path) -> None:
     keras_dir.mkdir(parents=True)
     (keras_dir / NAME).write_bytes(Handler.files[NAME])
     Handler.files = {}
-    assert keras_weights_path(0.25, 128, include_top=True) == keras_dir / NAME
+    assert official_weights(V1, V1.config(alpha=0.25, resolution=128)) == keras_dir / NAME
 
 
 def test_file_names_follow_keras() -> None:
-    assert keras_weights_filename(1.0, 224, True) == "mobilenet_1_0_224_tf.h5"
-    assert keras_weights_filename(0.75, 160, False) == "mobilenet_7_5_160_tf_no_top.h5"
-    assert keras_weights_filename(1.4, 96, False, "v2") == \
+    def name(family, **options):
+        return official_file_name(family, family.config(**options))
+
+    assert name(V1) == "mobilenet_1_0_224_tf.h5"
+    assert name(V1, alpha=0.75, resolution=160, include_top=False) == \
+        "mobilenet_7_5_160_tf_no_top.h5"
+    assert name(V2, alpha=1.4, resolution=96, include_top=False) == \
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.4_96_no_top.h5"
-    with pytest.raises(ValueError, match="no official ImageNet weights for v1 alpha=0.3"):
-        keras_weights_filename(0.3, 224, True)
-    with pytest.raises(ValueError, match="for v2 alpha=0.25"):
-        keras_weights_filename(0.25, 224, True, "v2")
+    with pytest.raises(ValueError, match="MobileNet V1: no official ImageNet weights for alpha=0.3"):
+        name(V1, alpha=0.3)
+    with pytest.raises(ValueError, match="MobileNetV2: no official ImageNet weights for alpha=0.25"):
+        name(V2, alpha=0.25)

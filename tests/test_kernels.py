@@ -18,27 +18,27 @@ from mobilenet_np import ops, reference
 
 @settings(max_examples=CASES)
 @given(conv_cases())
-def test_conv2d_loop_twin_matches_fast(case: ConvCase) -> None:
+def test_conv2d_loop_twin_matches_vectorised(case: ConvCase) -> None:
     assert_within_rounding(case.run(ops), case.run(reference), case.abs_sum(), case.terms())
 
 
 @settings(max_examples=CASES)
 @given(conv_cases(depthwise=True))
-def test_depthwise_loop_twin_matches_fast(case: ConvCase) -> None:
+def test_depthwise_loop_twin_matches_vectorised(case: ConvCase) -> None:
     assert_within_rounding(case.run(ops), case.run(reference), case.abs_sum(), case.terms())
 
 
 @settings(max_examples=CASES)
 @given(conv_cases(), st.booleans())
-def test_pointwise_loop_twin_matches_fast(case: ConvCase, four_d: bool) -> None:
+def test_pointwise_loop_twin_matches_vectorised(case: ConvCase, four_d: bool) -> None:
     kernel = case.x[0, 0, 0, :, None] * case.kernel[0, 0, 0]  # (Cin, Cout), any values
     if four_d:
         kernel = kernel[None, None]  # (1, 1, Cin, Cout)
-    fast = ops.pointwise_conv2d(case.x, kernel, case.bias)
+    vectorised = ops.pointwise_conv2d(case.x, kernel, case.bias)
     loop = reference.pointwise_conv2d(case.x, kernel, case.bias)
     abs_sum = ops.pointwise_conv2d(np.abs(case.x), np.abs(kernel),
                                    None if case.bias is None else np.abs(case.bias))
-    assert_within_rounding(fast, loop, abs_sum, case.x.shape[3] + 1)
+    assert_within_rounding(vectorised, loop, abs_sum, case.x.shape[3] + 1)
 
 
 @settings(max_examples=CASES)

@@ -13,8 +13,8 @@ from conftest import images, keras_mobilenet, set_keras_weights, write_legacy_h5
 from test_model_parity import LOGIT_RTOL
 
 from mobilenet_np import MobileNetV2
-from mobilenet_np.architectures import mobilenet_v2
 from mobilenet_np.cost import network_cost
+from mobilenet_np.families.v2 import V2
 from mobilenet_np.layers import make_divisible
 from mobilenet_np.weights import convert
 
@@ -41,8 +41,8 @@ def test_v2_logits_and_probabilities_match_keras(tf, alpha, resolution) -> None:
     print(f"v2 alpha={alpha} resolution={resolution}: max |logit error| "
           f"{np.abs(logits - keras_logits).max():.2e} (scale {scale:.1f})")
     assert np.abs(logits - keras_logits).max() <= LOGIT_RTOL * scale
-    for fast in (True, False):
-        assert np.abs(ours.predict(x, fast=fast) - keras_probs).max() <= 2 * LOGIT_RTOL * scale
+    for fused in (True, False):
+        assert np.abs(ours.predict(x, fused=fused) - keras_probs).max() <= 2 * LOGIT_RTOL * scale
 
 
 @pytest.mark.parametrize("shape", [(97, 131), (160, 128)])
@@ -64,11 +64,11 @@ def test_v2_no_top_odd_sizes_use_kerass_correct_pad(tf, shape) -> None:
 @pytest.mark.parametrize(("alpha", "resolution"), PAIRS)
 def test_v2_params_equal_keras_count_params(tf, alpha, resolution) -> None:
     model = keras_mobilenet(alpha, resolution, "v2")
-    assert network_cost(mobilenet_v2(alpha, resolution))["total_params"] == model.count_params()
+    assert network_cost(V2.layers(alpha=alpha, resolution=resolution))["total_params"] == model.count_params()
 
 
 def test_v2_macs_against_tf_slim_and_the_block_formula() -> None:
-    total = network_cost(mobilenet_v2(1.0, 224))["total_macs"]
+    total = network_cost(V2.layers())["total_macs"]
     assert total // 10**6 == 300  # TF-slim mobilenet README: 300M MACs for 1.0/224 (truncated)
     # Independent sum over the paper's Table 2: expand 1x1, depthwise 3x3, project 1x1.
     rows = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -104,11 +104,11 @@ def test_v2_weight_files_round_trip(tf, tmp_path, layout) -> None:
         theirs = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None)
         set_keras_weights(theirs, original.layers, original.params)
         theirs.save_weights(str(path))
-    config = convert(path, tmp_path / "v2.npz", arch="v2")
+    config = convert(path, tmp_path / "v2.npz", V2)
     assert config == {"arch": "v2", "alpha": 0.35, "include_top": True, "classes": 1000}
     x = images((96, 96, 3))
     for source in (path, tmp_path / "v2.npz"):
         loaded = MobileNetV2(alpha=0.35, resolution=96, weights=source)
         np.testing.assert_array_equal(loaded.predict(x), original.predict(x))
-    with pytest.raises(ValueError, match="holds MobileNet V2 alpha=0.35"):
+    with pytest.raises(ValueError, match="holds MobileNetV2 alpha=0.35"):
         MobileNetV2(alpha=1.0, resolution=96, weights=tmp_path / "v2.npz")

@@ -13,8 +13,8 @@ from conftest import images, keras_mobilenet, set_keras_weights, write_legacy_h5
 from test_model_parity import LOGIT_RTOL
 
 from mobilenet_np import MobileNetV3Large, MobileNetV3Small, ops, reference
-from mobilenet_np.architectures import ARCHITECTURES
 from mobilenet_np.cost import network_cost
+from mobilenet_np.registry import FAMILIES
 from mobilenet_np.weights import convert
 
 MODELS = {"v3-large": MobileNetV3Large, "v3-small": MobileNetV3Small}
@@ -77,7 +77,7 @@ def test_v3_without_preprocessing_and_top_on_a_non_square_input(tf) -> None:
 @pytest.mark.parametrize(("arch", "minimalistic", "alpha"), CASES)
 def test_v3_params_equal_keras_count_params(tf, arch, minimalistic, alpha) -> None:
     model = keras_mobilenet(alpha, 224, arch, minimalistic=minimalistic)
-    layers = ARCHITECTURES[arch](alpha=alpha, minimalistic=minimalistic)
+    layers = FAMILIES[arch].layers(alpha=alpha, minimalistic=minimalistic)
     assert network_cost(layers)["total_params"] == model.count_params()
 
 
@@ -87,8 +87,8 @@ def test_v3_macs_against_the_paper() -> None:
     Ours count every convolution, the SE block's two 1x1 convs (on a 1x1 map, so tiny) and
     the two top 1x1 convs; hard-swish, the SE gate's multiply and pooling are elementwise.
     """
-    large = network_cost(ARCHITECTURES["v3-large"]())["total_macs"]
-    small = network_cost(ARCHITECTURES["v3-small"]())["total_macs"]
+    large = network_cost(FAMILIES["v3-large"].layers())["total_macs"]
+    small = network_cost(FAMILIES["v3-small"].layers())["total_macs"]
     assert round(large / 1e6) == 217 and round(small / 1e6) == 57
     assert small // 10**6 == 56  # the paper truncates: 56.51M
 
@@ -107,7 +107,7 @@ def test_v3_weight_files_round_trip(tf, tmp_path, arch) -> None:
     theirs.save_weights(str(keras3))
     x = pixels((224, 224, 3), n=1)
     for path in (legacy, keras3):
-        config = convert(path, tmp_path / "v3.npz", arch=arch)
+        config = convert(path, tmp_path / "v3.npz", FAMILIES[arch])
         assert config == {"arch": arch, "alpha": 0.75, "minimalistic": False,
                           "include_top": True, "classes": 1000}
         for source in (path, tmp_path / "v3.npz"):
@@ -127,12 +127,12 @@ def test_squeeze_excite_loop_twin_and_tensorflow(tf, seed) -> None:
     x = rng.uniform(-2, 2, (n, h, w, c)).astype(np.float32)
     weights = [rng.normal(0, 1, shape).astype(np.float32)
                for shape in ((c, hidden), (hidden,), (hidden, c), (c,))]
-    fast, loop = ops.squeeze_excite(x, *weights), reference.squeeze_excite(x, *weights)
+    vectorised, loop = ops.squeeze_excite(x, *weights), reference.squeeze_excite(x, *weights)
     pooled = tf.reduce_mean(x, axis=(1, 2))
     gate = tf.nn.relu6(tf.nn.relu(pooled @ weights[0] + weights[1]) @ weights[2] + weights[3]
                        + 3.0) / 6.0
     expected = (x * gate[:, None, None, :]).numpy()
-    np.testing.assert_allclose(fast, loop, atol=1e-5)
-    np.testing.assert_allclose(fast, expected, atol=1e-5)
+    np.testing.assert_allclose(vectorised, loop, atol=1e-5)
+    np.testing.assert_allclose(vectorised, expected, atol=1e-5)
     with pytest.raises(ValueError, match="do not fit"):
         ops.squeeze_excite(x, weights[0][:-1], weights[1], weights[2], weights[3])

@@ -6,21 +6,21 @@ import json
 
 import pytest
 
-from mobilenet_np.architectures import ARCHITECTURES
+from mobilenet_np import MobileNetV2
 from mobilenet_np.cli import main
 from mobilenet_np.cost import network_cost
-from mobilenet_np.model import MobileNetV2
+from mobilenet_np.registry import FAMILIES
 from mobilenet_np.weights import save_npz
 
 
 @pytest.mark.parametrize("arch", ["v1", "v2", "v3-small", "v3-large"])
-@pytest.mark.parametrize("fast", [False, True])
-def test_profile_rows_carry_every_mac(capsys, arch, fast) -> None:
+@pytest.mark.parametrize("fused", [False, True])
+def test_profile_rows_carry_every_mac(capsys, arch, fused) -> None:
     args = ["profile", "--arch", arch, "--alpha", "0.5", "--resolution", "64", "--batch", "2",
-            "--repeats", "1"] + (["--fast"] if fast else [])
+            "--repeats", "1"] + (["--fused"] if fused else [])
     assert main([*args, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    total = network_cost(ARCHITECTURES[arch](alpha=0.5, resolution=64))["total_macs"]
+    total = network_cost(FAMILIES[arch].layers(alpha=0.5, resolution=64))["total_macs"]
     assert sum(r["macs"] for r in rows) == 2 * total  # batch 2
     assert all(r["seconds"] > 0 for r in rows)
     assert any(r["kind"] == "depthwise_conv2d" for r in rows)
@@ -32,7 +32,7 @@ def test_summary_of_v2_equals_the_counter(capsys) -> None:
     assert main(["summary", "--arch", "v2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["total_macs"] == 300_774_272
-    assert report["total_params"] == network_cost(ARCHITECTURES["v2"]())["total_params"]
+    assert report["total_params"] == network_cost(FAMILIES["v2"].layers())["total_params"]
     assert {layer["kind"] for layer in report["layers"]} >= {"add", "dense", "zero_pad"}
 
 
@@ -46,10 +46,14 @@ def test_classify_and_convert_with_v2(tmp_path, capsys) -> None:
                  str(tmp_path / "v2.npz"), "--resolution", "96", "--json", "--top", "2"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert len(result[0]["predictions"]) == 2
-    # The V1 family cannot read V2 weights, and says what the file holds.
+    # Without --arch, the family and alpha are read off the file; the same answer comes back.
     assert main(["classify", str(tmp_path / "red.png"), "--weights", str(tmp_path / "v2.npz"),
-                 "--alpha", "0.35", "--resolution", "96"]) == 2
-    assert "holds MobileNet V2 alpha=0.35" in capsys.readouterr().err
+                 "--resolution", "96", "--json", "--top", "2"]) == 0
+    assert json.loads(capsys.readouterr().out) == result
+    # --arch v1 cannot read V2 weights, and says what the file holds.
+    assert main(["classify", "--arch", "v1", str(tmp_path / "red.png"), "--weights",
+                 str(tmp_path / "v2.npz"), "--alpha", "0.35", "--resolution", "96"]) == 2
+    assert "holds MobileNetV2 alpha=0.35" in capsys.readouterr().err
 
 
 def test_compare_family_puts_exact_counts_beside_the_published_ones(capsys) -> None:

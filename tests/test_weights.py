@@ -9,13 +9,13 @@ import pytest
 from conftest import set_keras_weights, write_legacy_h5
 
 from mobilenet_np import MobileNet
-from mobilenet_np.architectures import mobilenet_v1
 from mobilenet_np.cli import main
+from mobilenet_np.families.v1 import V1
 from mobilenet_np.layers import Layer
+from mobilenet_np.random_init import random_weights
 from mobilenet_np.weights import (
     convert,
     load_npz,
-    random_weights,
     read_weights_file,
     save_npz,
 )
@@ -159,7 +159,7 @@ def test_failed_write_leaves_no_half_file(tmp_path, monkeypatch) -> None:
 
 
 def test_random_weights_are_seeded_and_sane() -> None:
-    layers = mobilenet_v1(0.25, 128)
+    layers = V1.layers(alpha=0.25, resolution=128)
     a, b, c = random_weights(layers, 0), random_weights(layers, 0), random_weights(layers, 1)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["conv1/kernel"], c["conv1/kernel"])

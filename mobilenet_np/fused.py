@@ -1,4 +1,9 @@
-"""The fast path's kernels: the same layers as ``ops.py``, rearranged for speed, pure NumPy.
+"""The fused path's kernels and steps: the layers of ``ops.py``, rearranged for speed, pure NumPy.
+
+The package has three tiers, named the same way everywhere: the *loop twins* of
+``reference.py`` (plain loops, readable line by line), the *vectorised kernels* of ``ops.py``
+(one NumPy call per layer: the readable ``forward``), and the *fused path* here and in
+``plan.py`` (several layers per call: ``predict``). What the fused path does:
 
 1. **Fold batch norm into the convolution** at load time. At inference BN is a per-channel
    affine map, and a convolution is linear, so for output channel o::
@@ -16,13 +21,15 @@
    input makes a copy-per-tap im2col crawl along runs of 3 numbers.
 
 The 1x1 convolutions are matrix multiplies: BLAS runs them at close to its peak already.
-``plan.py`` strings these kernels into a network and runs it.
+Each class below is one fused *step*: it runs the layers listed in ``covers`` (set by
+``plan.py``, which strings the steps into a network) and outputs what ``covers[-1]`` would.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import ops
 from .layers import Layer
 from .shapes import resolve_padding
 
@@ -60,7 +67,19 @@ def activate_inplace(x: np.ndarray, kind: str | None) -> np.ndarray:
     return x
 
 
-class Conv:
+class Step:
+    """A fused step: one call for the table layers in ``covers``, producing ``covers[-1]``'s output."""
+
+    kind = ""
+    source: str | None = None  # a step that joins an earlier output names it here
+    covers: tuple[Layer, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.covers[-1].name
+
+
+class Conv(Step):
     """im2col conv (standard or 1x1) with folded BN bias and an optional fused activation.
 
     (Blocking the matmul so that bias and activation hit cache was measured: no gain here.)
@@ -112,21 +131,23 @@ def im2col_indices(input_shape: tuple[int, int, int], kernel_hw: tuple[int, int]
     return np.where(inside, index, height * width * channels).reshape(-1)
 
 
-class Depthwise:
-    """Depthwise conv (depth multiplier 1) + folded BN + activation, in cache-sized row bands.
+class Depthwise(Step):
+    """Depthwise conv + folded BN + activation, in cache-sized row bands.
 
     Per-channel weights are tiled along the width, ``(Wo*C,)`` per tap, so that every NumPy
-    call runs over whole contiguous rows of Wo * C numbers instead of C at a time.
+    call runs over whole contiguous rows of Wo * C numbers instead of C at a time. With a
+    depth multiplier M, each band repeats every input channel M times first: output channel
+    c * M + m is then an ordinary depthwise channel with its own filter.
     """
 
     def __init__(self, layer: Layer, pads, kernel: np.ndarray, bias: np.ndarray,
                  activation: str | None = "relu6", band_bytes: int = BAND_BYTES) -> None:
         self.layer, self.pads, self.activation = layer, pads, activation
         self.kind, self.band_bytes = "depthwise_conv2d", band_bytes
-        out_w, channels = layer.output_shape[1:]
-        kh, kw = kernel.shape[:2]
-        self.kernel_rows = np.ascontiguousarray(  # (kh, kw, Wo*C): tap weights, tiled
-            np.broadcast_to(kernel[:, :, None, :, 0], (kh, kw, out_w, channels))
+        out_w, channels = layer.output_shape[1:]  # channels = C * M
+        kh, kw, _, self.multiplier = kernel.shape
+        self.kernel_rows = np.ascontiguousarray(  # (kh, kw, Wo*C*M): tap weights, tiled
+            np.broadcast_to(kernel.reshape(kh, kw, 1, channels), (kh, kw, out_w, channels))
         ).reshape(kh, kw, out_w * channels)
         self.bias_row = np.tile(bias, out_w)  # (Wo*C,)
 
@@ -172,13 +193,17 @@ class Depthwise:
         height, width, channels = x.shape[1:]
         first, last = start * s - top, (stop - 1) * s + kh - top  # input rows, may fall outside
         padded_width = s * (self.layer.output_shape[1] - 1) + self.kernel_rows.shape[1]
-        band = np.zeros((last - first, len(range(phase, padded_width, s)), channels), np.float32)
-        lo, hi = max(first, 0), min(last, height)
+        band = np.zeros((last - first, len(range(phase, padded_width, s)),
+                         channels * self.multiplier), np.float32)  # (rows_in, Wq, C*M)
+        lo = max(first, 0)
+        hi = max(lo, min(last, height))  # a band wholly in the top padding reads no row
         # Padded column j is input column j - left; the first one inside the image is j0,
         # which lands in band column k0. Columns past the last one any tap reads are dropped.
         j0 = phase + s * max(0, -(-(left - phase) // s))
         k0 = (j0 - phase) // s
         inputs = x[image, lo:hi, j0 - left::s][:, :band.shape[1] - k0]
+        if self.multiplier > 1:
+            inputs = np.repeat(inputs, self.multiplier, axis=-1)  # channel c -> c*M .. c*M+M-1
         band[lo - first:hi - first, k0:k0 + inputs.shape[1]] = inputs
         return band
 
@@ -196,3 +221,56 @@ class Depthwise:
         shape = (rows, len(range(phase, kw, s)), kh, row_length)
         return np.ndarray(shape, np.float32, columns, 0,  # checked against the buffer's size
                           (s * row_step, channels * item, row_step, item))
+
+
+class SqueezeExcite(Step):
+    """MobileNetV3's gate: x * hard_sigmoid(W2 relu(W1 mean(x) + b1) + b2), per channel."""
+
+    kind = "squeeze_excite"
+
+    def __init__(self, squeeze: tuple[np.ndarray, np.ndarray],
+                 excite: tuple[np.ndarray, np.ndarray]) -> None:
+        self.squeeze, self.excite = squeeze, excite
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ops.squeeze_excite(x, *self.squeeze, *self.excite)
+
+
+class Residual(Step):
+    """MobileNetV2's shortcut: add the saved output of an earlier step (``source``)."""
+
+    kind = "add"
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __call__(self, x: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+        return x + earlier
+
+
+class Rescale(Step):
+    """MobileNetV3's built-in preprocessing: pixels [0, 255] -> [-1, 1]."""
+
+    kind = "rescaling"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ops.rescale_pixels(x)
+
+
+class Head(Step):
+    """Global pooling, then 1x1 stages on the pooled vector: matmul + bias (+ activation).
+
+    V1: one stage (conv_preds); V2: one (the Dense layer); V3: two (conv_2 with hard-swish,
+    then logits); no top: none, the pooled features are the output.
+    """
+
+    kind = "head"
+
+    def __init__(self, pool: str, stages: list[tuple[np.ndarray, np.ndarray, str | None]]):
+        self.pool, self.stages = pool, stages
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = x.mean(axis=(1, 2)) if self.pool == "avg" else x.max(axis=(1, 2))  # (N, C)
+        for matrix, bias, activation in self.stages:
+            x = activate_inplace(x @ matrix + bias, activation)  # (N, C')
+        return x

@@ -1,0 +1,137 @@
+"""The family registry: one ``Family`` record per MobileNet family, found by its ``--arch`` name.
+
+A record holds everything the package knows about a family: its layer-table builder, its own
+options, the official weight files, how to recognise its weights from their shapes, what input
+it takes, and its published numbers. The modules in ``mobilenet_np/families/`` each register
+theirs; everything else (models, weights, downloads, costs, the CLI) reads the registry and
+never branches on a family's name. See the README's "Adding a family".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .layers import Block, Layer
+
+Stored = dict[str, dict[str, np.ndarray]]  # what a file holds: layer -> {weight name: array}
+# Options every family takes (Keras's argument names), with their defaults.
+COMMON_OPTIONS = {"alpha": 1.0, "resolution": 224, "include_top": True, "pooling": None,
+                  "classes": 1000}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One of a family's own builder options (beyond ``COMMON_OPTIONS``)."""
+
+    default: bool | int
+    help: str
+
+
+@dataclass(frozen=True)
+class WeightFiles:
+    """The official ImageNet weight files Keras publishes for a family."""
+
+    folder: str  # the URL folder Keras downloads them from
+    alphas: tuple[float, ...]
+    resolutions: tuple[int, ...]
+    # (alpha, resolution, include_top, **own options) -> Keras's file name; raises ValueError for
+    # a combination Keras does not publish beyond the alphas and resolutions above
+    name: Callable[..., str]
+    checksums: Mapping[str, str] = field(default_factory=dict)  # name -> "md5:..." / "sha256:..."
+
+    def file_name(self, alpha: float, resolution: int, include_top: bool, **options) -> str:
+        """Keras's file name for these options, or a ValueError saying which ones exist."""
+        if alpha not in self.alphas or resolution not in self.resolutions:
+            raise ValueError(f"no official ImageNet weights for alpha={alpha}, resolution="
+                             f"{resolution}: they exist for alpha in {sorted(self.alphas)} and "
+                             f"resolution in {list(self.resolutions)}")
+        return self.name(alpha, resolution, include_top, **options)
+
+
+@dataclass(frozen=True)
+class Published:
+    """One published model at 224x224, with the numbers its source quotes (not computed)."""
+
+    name: str  # e.g. "MobileNetV2 1.4"
+    options: dict  # builder options, e.g. {"alpha": 1.4}
+    top1: float  # ImageNet top-1 %
+    macs_m: float  # million multiply-adds
+    params_m: float  # million parameters
+    source: str
+
+
+@dataclass(frozen=True)
+class Family:
+    """Everything the package knows about one MobileNet family."""
+
+    name: str  # the --arch name, e.g. "v3-small"
+    title: str  # e.g. "MobileNetV3-Small"
+    # (alpha, resolution, include_top, pooling, classes, **own options) -> the layer table
+    build: Callable[..., list[Block]]
+    options: Mapping[str, Option]  # the family's own options, e.g. {"minimalistic": ...}
+    weight_files: WeightFiles
+    # a file's contents -> the builder options that made it (incl. include_top, classes),
+    # or None when the file is not this family's
+    recognise: Callable[[Stored], dict | None]
+    preprocessing: str  # what the model takes, in one line
+    published: tuple[Published, ...] = ()
+
+    def config(self, **given) -> dict:
+        """Every builder option, defaults filled in; an option this family lacks is an error."""
+        known = {**COMMON_OPTIONS, **{k: o.default for k, o in self.options.items()}}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ValueError(f"{self.title} has no option {', '.join(unknown)} (it takes "
+                             f"{', '.join(known)})")
+        return {**known, **given}
+
+    def blocks(self, **options) -> list[Block]:
+        """The layer table, block by block."""
+        return self.build(**self.config(**options))
+
+    def layers(self, **options) -> list[Layer]:
+        """The layer table, flat: every block's layers in order."""
+        return [layer for block in self.blocks(**options) for layer in block.layers]
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add a family to the registry (its name must be new)."""
+    if family.name in FAMILIES:
+        raise ValueError(f"a family named {family.name!r} is already registered")
+    FAMILIES[family.name] = family
+    return family
+
+
+def get_family(name: str) -> Family:
+    """The family registered as ``name`` (an --arch value), or a ValueError listing them."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown MobileNet family {name!r}: choose from {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def kernel_shape(stored: Stored, layer: str) -> tuple[int, ...] | None:
+    """The shape of a stored layer's first array (its kernel), or None if the layer is absent."""
+    arrays = stored.get(layer)
+    return next(iter(arrays.values())).shape if arrays else None
+
+
+def top_options(stored: Stored, classifier: str) -> dict:
+    """``include_top`` and ``classes``, read off the classifier layer's bias if it is there."""
+    arrays = stored.get(classifier)
+    if not arrays:
+        return {"include_top": False}
+    bias = arrays.get("bias", list(arrays.values())[-1])
+    return {"include_top": True, "classes": int(bias.shape[0])}
+
+
+def published_width(filters: int, base: int, alphas: tuple[float, ...],
+                    rounding: Callable[[float], int]) -> float:
+    """The published alpha whose rounded ``base * alpha`` equals ``filters`` (else the ratio)."""
+    matches = [alpha for alpha in alphas if rounding(base * alpha) == filters]
+    return matches[0] if matches else filters / base
