@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .files import atomic_output
 from .progress import ProgressBar
 from .registry import Family
-from .weights import atomic_output, read_keras_h5
+from .weights import load_weights
 
 
 def cache_dir() -> Path:
@@ -54,21 +56,45 @@ def cached_weights(family: Family, config: dict) -> Path | None:
 def official_weights(family: Family, config: dict) -> Path:
     """The official file: from our cache, else from Keras's cache, else downloaded into ours.
 
-    ``$MOBILENET_NP_WEIGHTS_URL`` replaces Keras's folder URL (a mirror, or a test server).
+    A file whose checksum Keras publishes is checked against it, cached or fresh; a fresh one
+    must also fit the requested model before it takes its name in the cache (a cached one is
+    checked by the load that follows). ``$MOBILENET_NP_WEIGHTS_URL`` replaces Keras's folder
+    URL (a mirror, or a test server).
     """
+    name = official_file_name(family, config)
+    expected = family.weight_files.checksums.get(name)
     cached = cached_weights(family, config)
     if cached is not None:
+        check_checksum(cached, expected)
         return cached
-    name = official_file_name(family, config)
+
+    def check(path: Path) -> None:
+        check_checksum(path, expected)
+        load_weights(path, family.layers(**config), family)
+
     base = os.environ.get("MOBILENET_NP_WEIGHTS_URL", family.weight_files.folder)
-    return download(base.rstrip("/") + "/" + name, cache_dir() / name)
+    return download(base.rstrip("/") + "/" + name, cache_dir() / name, check)
 
 
-def download(url: str, destination: Path, timeout: float = 30) -> Path:
-    """Fetch ``url`` to ``destination`` with a progress bar; check it is Keras weights.
+def check_checksum(path: Path, expected: str | None) -> None:
+    """Compare a file's digest with the published ``"md5:..."`` / ``"sha256:..."``, if any."""
+    if expected is None:
+        return
+    algorithm, digest = expected.split(":")
+    hasher = hashlib.new(algorithm)
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            hasher.update(chunk)
+    if hasher.hexdigest() != digest:
+        raise ValueError(f"{path}: {algorithm} {hasher.hexdigest()} is not the published "
+                         f"{digest}: a damaged or unofficial file (delete it to download again)")
 
-    Written to a temporary file and renamed at the end: an interrupted or cut-off transfer
-    leaves nothing at ``destination``.
+
+def download(url: str, destination: Path, check, timeout: float = 30) -> Path:
+    """Fetch ``url`` to ``destination`` with a progress bar; ``check(path)`` must pass first.
+
+    Written to a temporary file and renamed at the end: an interrupted or cut-off transfer, or
+    a file that fails ``check``, leaves nothing at ``destination``.
     """
     with atomic_output(destination) as temporary:
         try:
@@ -89,5 +115,5 @@ def download(url: str, destination: Path, timeout: float = 30) -> Path:
                 f"Offline? Fetch that URL on a machine with internet and copy the file to "
                 f"{destination} (or pass its path with --weights / weights=PATH)."
             ) from None
-        read_keras_h5(temporary)  # a structural check before the file takes its name
+        check(temporary)  # before the file takes its name
     return destination

@@ -13,9 +13,9 @@ from .interpreter import run_steps
 from .layers import Block, Layer, Params
 from .plan import compile_plan, cpu_cores, run_in_lanes
 from .random_init import calibrate_batch_norm, random_weights
-from .registry import Family, Stored
+from .registry import Family, Stored, get_family
 from .shapes import as_float32
-from .weights import load_weights
+from .weights import infer_config, load_weights, read_weights_file
 
 # What each layer kind computes: f(x, layer, weights) with x (N, H, W, C) or (N, C).
 LAYER_FUNCTIONS: dict[str, Callable[[np.ndarray, Layer, dict], np.ndarray]] = {
@@ -167,3 +167,15 @@ class Network:
             raise ValueError(f"this model takes (N, {', '.join(map(str, self.input_shape))}) "
                              f"images, got {tuple(x.shape)}")
         return x
+
+
+def load(path: str | os.PathLike, **options) -> Network:
+    """A model built from what a weights file holds: family and options read off the file.
+
+    Works for every layout ``keras_files.py`` reads and for our ``.npz``; ``options`` (e.g.
+    ``resolution=160``) override or add to what the file tells.
+    """
+    stored = read_weights_file(path)
+    config = infer_config(stored)
+    family = get_family(config.pop("arch"))
+    return Network(family, stored, **{**config, **options})

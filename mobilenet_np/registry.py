@@ -12,11 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from .layers import Block, Layer
 
-Stored = dict[str, dict[str, np.ndarray]]  # what a file holds: layer -> {weight name: array}
+
+class Stored(dict):
+    """What a weights file holds, ``{layer name: {weight name: array}}``, and where it came from."""
+
+    def __init__(self, *args, layout: str = "weights given in memory", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.layout = layout  # e.g. "Keras 3 weights (.weights.h5)"
+        self.source = "the weights given"  # the file's path, once read from one
+
+
 # Options every family takes (Keras's argument names), with their defaults.
 COMMON_OPTIONS = {"alpha": 1.0, "resolution": 224, "include_top": True, "pooling": None,
                   "classes": 1000}
@@ -78,6 +85,8 @@ class Family:
     recognise: Callable[[Stored], dict | None]
     preprocessing: str  # what the model takes, in one line
     published: tuple[Published, ...] = ()
+    # a layer name as some Keras writer spelled it -> this family's (the identity for most)
+    keras_name: Callable[[str], str] = field(default=lambda name: name)
 
     def config(self, **given) -> dict:
         """Every builder option, defaults filled in; an option this family lacks is an error."""

@@ -13,7 +13,7 @@ from PIL import Image
 
 import mobilenet_np as mnp
 from mobilenet_np.cli import main
-from mobilenet_np.weights import save_npz
+from mobilenet_np.files import save_npz
 
 
 def grace_hopper() -> str:

@@ -9,8 +9,8 @@ import pytest
 from mobilenet_np import MobileNetV2
 from mobilenet_np.cli import main
 from mobilenet_np.cost import network_cost
+from mobilenet_np.files import save_npz
 from mobilenet_np.registry import FAMILIES
-from mobilenet_np.weights import save_npz
 
 
 @pytest.mark.parametrize("arch", ["v1", "v2", "v3-small", "v3-large"])

@@ -14,9 +14,10 @@ from mobilenet_np import MobileNet, MobileNetV3Small, Network, fused, plan, refe
 from mobilenet_np.blocks import ConvNames, classifier_top, conv_unit, inverted_residual
 from mobilenet_np.cli import main
 from mobilenet_np.cost import network_cost, separable_blocks
+from mobilenet_np.files import save_npz
 from mobilenet_np.layers import LayerBuilder, check_options
 from mobilenet_np.registry import FAMILIES, Family, Option, WeightFiles, kernel_shape, register, top_options
-from mobilenet_np.weights import convert, save_npz
+from mobilenet_np.weights import convert
 
 VARIANTS = [("v1", {}), ("v1", {"alpha": 0.5, "depth_multiplier": 2}), ("v2", {}),
             ("v2", {"alpha": 1.4}), ("v3-small", {}), ("v3-small", {"minimalistic": True}),
@@ -140,12 +141,17 @@ def test_a_bug_in_a_fused_step_is_an_error_not_a_slow_path(monkeypatch) -> None:
 
 def test_minimalistic_download_asks_for_the_minimalistic_file(tmp_path, monkeypatch,
                                                                capsys) -> None:
-    """Offline: a file already in the cache is what ``weights download`` answers with."""
+    """Offline: the URL it tries names the minimalistic file; a cached file under that name
+    is checked against the MD5 Keras publishes for it."""
     monkeypatch.setenv("MOBILENET_NP_HOME", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MOBILENET_NP_WEIGHTS_URL", "http://127.0.0.1:9/")  # nothing listens
     name = "weights_mobilenet_v3_large_minimalistic_224_1.0_float.h5"
-    (tmp_path / name).write_bytes(b"cached")
-    assert main(["weights", "download", "--arch", "v3-large", "--minimalistic"]) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path / name)
+    assert main(["weights", "download", "--arch", "v3-large", "--minimalistic"]) == 2
+    assert f"could not download http://127.0.0.1:9/{name}" in capsys.readouterr().err
+    (tmp_path / name).write_bytes(b"not the official file")
+    assert main(["weights", "download", "--arch", "v3-large", "--minimalistic"]) == 2
+    assert "is not the published 675e7b876c45c57e9e63e6d90a36599c" in capsys.readouterr().err
     assert main(["weights", "download", "--arch", "v1", "--minimalistic"]) == 2
     assert "--minimalistic exists for --arch v3-large, v3-small only" in capsys.readouterr().err
 

@@ -113,6 +113,34 @@ def recognise(size: str, stored: Stored) -> dict | None:
             **top_options(stored, "logits")}
 
 
+# The MD5 digests Keras checks its downloads against (keras/src/applications/mobilenet_v3.py,
+# WEIGHTS_HASHES): (with top, without top), by model.
+KERAS_MD5 = {
+    "large_224_0.75_float": ("765b44a33ad4005b3ac83185abf1d0eb",
+                             "40af19a13ebea4e2ee0c676887f69a2e"),
+    "large_224_1.0_float": ("59e551e166be033d707958cf9e29a6a7",
+                            "07fb09a5933dd0c8eaafa16978110389"),
+    "large_minimalistic_224_1.0_float": ("675e7b876c45c57e9e63e6d90a36599c",
+                                         "ec5221f64a2f6d1ef965a614bdae7973"),
+    "small_224_0.75_float": ("cb65d4e5be93758266aa0a7f2c6708b7",
+                             "ebdb5cc8e0b497cd13a7c275d475c819"),
+    "small_224_1.0_float": ("8768d4c2e7dee89b9d02b2d03d65d862",
+                            "d3e8ec802a04aa4fc771ee12a9a9b836"),
+    "small_minimalistic_224_1.0_float": ("99cd97fb2fcdad2bf028eb838de69e37",
+                                         "cde8136e733e811080d9fcd8a252f7e4"),
+}
+CHECKSUMS = {f"weights_mobilenet_v3_{model}{suffix}.h5": f"md5:{digest}"
+             for model, digests in KERAS_MD5.items()
+             for suffix, digest in zip(("", "_no_top_v2"), digests, strict=True)}
+
+
+def keras2_name(name: str) -> str:
+    """Keras 2 named V3's layers with slashes and capitals: ``expanded_conv_3/squeeze_excite/
+    Conv``, ``Conv/BatchNorm``, ``Logits``; Keras 3 (and this package) ``..._squeeze_excite_conv``,
+    ``conv_bn``, ``logits``. Names already in Keras 3's form come back unchanged."""
+    return name.replace("/BatchNorm", "_bn").replace("/", "_").lower()
+
+
 def v3_family(size: str, title: str, published: tuple[Published, ...]) -> Family:
     """The record of MobileNetV3-Large or -Small: the two differ only in rows and numbers."""
     return Family(
@@ -124,11 +152,12 @@ def v3_family(size: str, title: str, published: tuple[Published, ...]) -> Family
         weight_files=WeightFiles(
             folder="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/",
             alphas=(0.75, 1.0), resolutions=(224,),
-            name=lambda *args, **options: file_name(size, *args, **options)),
+            name=lambda *args, **options: file_name(size, *args, **options),
+            checksums={name: digest for name, digest in CHECKSUMS.items() if f"_{size}_" in name}),
         recognise=lambda stored: recognise(size, stored),
         preprocessing="pixels in [0, 255]: the model rescales them itself "
                       "(include_preprocessing=True)",
-        published=published)
+        published=published, keras_name=keras2_name)
 
 
 SLIM = "TF-slim mobilenet/README.md"
