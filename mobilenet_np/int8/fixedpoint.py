@@ -9,10 +9,11 @@ accumulator ``x`` becomes ``x * real`` by an integer multiply and a rounding shi
 
 * **double rounding** (gemmlowp's, TFLite's ``common.h`` unless built with
   ``TFLITE_SINGLE_ROUNDING``): ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x *
-  2^left, m), right)``: round once to the high 32 bits of ``2 x m``, then round again in the
-  right shift, ties away from zero both times ("double"). The vector kernels do the same two
-  steps with ARM's SQRDMULH and SRSHL instructions (emulated with SSE on x86), which round
-  ties *up*, toward +inf ("double_up"): the two differ on exact negative ties only.
+  2^left, m), right)``: round once to the high 32 bits of ``2 x m`` (ties toward +inf), then
+  round again in the right shift, ties away from zero ("double"). The vector kernels do the
+  same two steps with ARM's SQRDMULH and SRSHL instructions (emulated with SSE on x86),
+  whose shift rounds ties *up*, toward +inf ("double_up"): the two differ on exact
+  negative ties of the shift only.
 * **single rounding** (``TFLITE_SINGLE_ROUNDING``): ``(x * m + 2^(30 - shift)) >> (31 -
   shift)`` in 64 bits: one rounding, half up ("single").
 
@@ -63,10 +64,11 @@ def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """gemmlowp's SaturatingRoundingDoublingHighMul: ``round(a * b / 2^31)``, ties away from 0.
+    """gemmlowp's SaturatingRoundingDoublingHighMul: ``round(a * b / 2^31)``, ties toward +inf.
 
-    The int32 high half of ``2 * a * b``, rounded to nearest. Only INT32_MIN * INT32_MIN
-    overflows (its result, 2^31, is not an int32) and saturates to INT32_MAX.
+    The int32 high half of ``2 * a * b``, rounded to nearest: gemmlowp adds 2^30 (or
+    1 - 2^30 when negative) and truncates toward zero, which rounds every tie up, as ARM's
+    SQRDMULH. Only INT32_MIN * INT32_MIN overflows (2^31 is not an int32): INT32_MAX.
     """
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     product = a * b  # |a * b| <= 2^62: exact in int64
@@ -105,8 +107,8 @@ def multiply_by_quantized_multiplier(
     if rounding == "double":
         return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x << left, multiplier), right)
     if rounding == "double_up":
-        # ARM's SQRDMULH then SRSHL (and their SSE emulations): both round ties toward +inf.
-        high = ((x << left) * multiplier + 2**30) >> 31
+        # SQRDMULH (= gemmlowp's high multiply), then SRSHL by -right: its ties go up.
+        high = saturating_rounding_doubling_high_mul(x << left, multiplier)
         return (high + ((np.int64(1) << right) >> 1)) >> right
     raise ValueError(f"rounding must be 'double', 'double_up' or 'single', got {rounding!r}")
 
