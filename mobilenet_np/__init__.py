@@ -7,6 +7,7 @@
 """
 
 from .imagenet import decode_predictions, imagenet_classes, load_image, preprocess_input
+from .int8 import load_tflite as load_tflite  # int8 .tflite, bit for bit as TFLite
 from .model import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Small
 
 __version__ = "0.1.0"

@@ -205,8 +205,8 @@ def test_softmax_lookup_quantize_twins(seed) -> None:
     lut = int8(rng, 256)
     assert np.array_equal(ops.lookup(x, lut), reference.lookup(x, lut))
     real = rng.uniform(-3, 3, (3, 5)).astype(np.float32)
-    real[0, :3] = [0.5, -0.5, 0.0]
     scale, zero = np.float32(rng.uniform(0.004, 0.05)), int(rng.integers(-128, 128))
+    real[0, :3] = np.array([0.5, -0.5, 2.5], np.float32) * scale  # ties (or a ulp off them)
     assert np.array_equal(ops.quantize(real, scale, zero), reference.quantize(real, scale, zero))
     assert np.array_equal(ops.dequantize(x, scale, zero), reference.dequantize(x, scale, zero))
 

@@ -53,10 +53,11 @@ def interpreter(tf, blob: bytes, builtin: bool = True):
 
 
 def quantize_by_formula(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """The test's own float -> int8 (TFLite's formula: round half away from zero, clamp)."""
-    ratio = np.float32(x) / np.float32(scale)
-    rounded = np.sign(ratio) * np.floor(np.abs(ratio).astype(np.float64) + 0.5)
-    return np.clip(rounded + zero_point, -128, 127).astype(np.int8)
+    """The test's own float -> int8, as TFLite's QUANTIZE kernel (test_int8_reader checks it):
+    times the float32 reciprocal, ties to even (Python's round), clamped."""
+    inverse = np.float32(1.0) / np.float32(scale)
+    rounded = [round(float(v)) for v in (np.asarray(x, np.float32) * inverse).ravel()]
+    return np.clip(np.array(rounded).reshape(np.shape(x)) + zero_point, -128, 127).astype(np.int8)
 
 
 @pytest.fixture(scope="session")

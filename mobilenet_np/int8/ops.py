@@ -239,11 +239,14 @@ def softmax(x: np.ndarray, exp_table: np.ndarray, output_scale: float, output_ze
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) -> np.ndarray:
-    """QUANTIZE, float32 -> int8: ``round(x / scale) + zero_point`` (half away from 0), clamped."""
-    ratio = np.asarray(x, np.float32) / np.float32(scale)
-    rounded = round_half_away(ratio)
+    """QUANTIZE, float32 -> int8, as TFLite's optimized kernel: ``rint(x * (1 / scale)) + zp``.
+
+    Measured against TFLite 2.21 on exact .5 ratios: it multiplies by the float32 reciprocal
+    (not a division) and rounds ties to even (the vector convert), then clamps.
+    """
+    ratio = np.asarray(x, np.float32) * (np.float32(1.0) / np.float32(scale))
     info = np.iinfo(dtype)
-    return np.clip(rounded.astype(np.int64) + zero_point, info.min, info.max).astype(dtype)
+    return np.clip(np.rint(ratio).astype(np.int64) + zero_point, info.min, info.max).astype(dtype)
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:

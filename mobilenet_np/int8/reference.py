@@ -252,13 +252,12 @@ def softmax(x, exp_table, output_scale, output_zero_point):
 
 
 def quantize(x, scale, zero_point, dtype=np.int8):
-    """QUANTIZE by elements: round(x / scale) (float32 division, ties away from 0) + zp, clamped."""
+    """QUANTIZE by elements: x times the float32 reciprocal of scale, ties to even, + zp, clamped."""
     info = np.iinfo(dtype)
+    inverse = np.float32(np.float32(1.0) / np.float32(scale))
     y = np.zeros(np.shape(x), dtype)
     for index in np.ndindex(np.shape(x)):
-        ratio = float(np.float32(np.float32(x[index]) / np.float32(scale)))
-        whole = int(np.trunc(ratio))
-        rounded = whole + (int(np.sign(ratio)) if abs(ratio - whole) >= 0.5 else 0)
+        rounded = round(float(np.float32(np.float32(x[index]) * inverse)))  # Python rounds ties to even
         y[index] = min(max(rounded + zero_point, info.min), info.max)
     return y
 
