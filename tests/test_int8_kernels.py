@@ -122,18 +122,20 @@ def test_fully_connected_twin(seed, rounding, with_bias) -> None:
     assert np.array_equal(ops.fully_connected(*args), reference.fully_connected(*args))
 
 
-def test_float64_matmul_is_the_exact_integer_sum() -> None:
-    """The worst case for exactness: every product at its largest, K = 3 * 3 * 1024 terms."""
-    x = np.full((1, 3, 3, 1024), -128, np.int8)
-    kernel = np.full((2, 3, 3, 1024), -128, np.int8)
-    identity = Requantize(np.int64(2**30), np.int64(1), 0, -(2**40), 2**40)  # x * 1.0, no clamp
-    exact = ((x.astype(np.int64) - 127) * kernel[:1].astype(np.int64)).sum()  # (-255)(-128) * 9216
-    assert exact == 255 * 128 * 9216
-    acc = ops.conv2d(x, 127, kernel, np.zeros(2, np.int32), identity, padding="VALID")
-    # The int8 cast wraps: compare the accumulator the kernel computed before requantization.
-    cols = x.astype(np.float64).reshape(1, -1) - 127
-    assert int((cols @ kernel.reshape(2, -1).T.astype(np.float64))[0, 0]) == exact
-    assert acc.shape == (1, 1, 1, 2)
+@pytest.mark.parametrize("extreme", [False, True])
+def test_float64_blas_sums_equal_int64_sums(extreme) -> None:
+    """K = 3 * 3 * 1024 terms; at the extreme every product is (-128 - 127) * -128 = 32640."""
+    rng = np.random.default_rng(7)
+    x, kernel, zero = int8(rng, (2, 5, 5, 1024)), int8(rng, (3, 3, 3, 1024)), int(rng.integers(-128, 128))
+    if extreme:
+        x, kernel, zero = np.full_like(x, -128), np.full_like(kernel, -128), 127
+    acc = ops.conv2d_accumulators(x, zero, kernel, (2, 2), "VALID")  # (2, 2, 2, 3)
+    windows = np.stack([np.stack([x[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3] for j in range(2)], 1)
+                        for i in range(2)], 1).astype(np.int64) - zero  # (N, 2, 2, 3, 3, 1024)
+    exact = np.einsum("nijyxc,oyxc->nijo", windows, kernel.astype(np.int64))  # int64 all the way
+    assert np.array_equal(acc, exact)
+    if extreme:
+        assert exact.max() == 255 * 128 * 9216  # 300,810,240: within int32, and far from 2^53
 
 
 @settings(max_examples=CASES)

@@ -7,17 +7,20 @@ run-time inputs. ``kernels`` is the module to run (``ops``, or the loop twins ``
 
 Rounding: which ``MultiplyByQuantizedMultiplier`` each builtin kernel of the pip TensorFlow
 2.21 runtime uses (x86-64, ``BUILTIN_WITHOUT_DEFAULT_DELEGATES``) was found by replaying
-every op of converted V1/V2/V3 models on TFLite's own inputs under each recipe of
-``fixedpoint`` and counting differing outputs (V2 0.35/96 and V3-Small/Large 0.75/96,
-calibrated random weights, one image):
+every op of converted models on TFLite's own inputs under each recipe of ``fixedpoint``
+and counting outputs that differ (V1 0.25, V2 0.35, V3-Small/Large 0.75, all at 96x96 with
+calibrated random weights, one seeded image; counts listed V1 / V2 / V3-S / V3-L):
 
-* CONV_2D / DEPTHWISE_CONV_2D: "double_up" 0 differences; "double" 122-367 per model (one
-  LSB, at exact ties of the final shift); "single" 255-909. Ruy's x86 kernels and the
-  NEON-to-SSE depthwise code round ties up.
-* MUL: "double" 0, "double_up" 127-160, "single" 294-347: the scalar ``common.h`` path.
+* CONV_2D: "double_up" 0 / 0 / 0 / 0; "double" 0 / 122 / 167 / 367 (one LSB, exact ties
+  of the final shift); "single" 255 / 785 / 322 / 909. DEPTHWISE_CONV_2D: "double_up" 0
+  everywhere; "double" 0 / 0 / 113 / 246; "single" 270 / 437 / 200 / 593. Ruy's x86
+  kernels and the NEON-to-SSE depthwise code round the shift's ties up.
+* MUL (V3-S / V3-L): "double" 0 / 0; "double_up" 127 / 160; "single" 294 / 347: the scalar
+  ``common.h`` path.
 * MEAN with keep_dims: whole 16-channel blocks "double_up" (vector code), the remaining
-  channels "double" (scalar code), with the float32-rounded bias: 0 differences.
-* MEAN without keep_dims (V2): the reference integer path, "double": 0.
+  channels "double" (scalar code), with the float32-rounded bias: 0 differences (the bias
+  truncated instead of rounded: 956 / 1643 of 2248 / 3864 values off on V3-S / V3-L).
+* MEAN without keep_dims (V2): the reference integer path, "double": 0 (single: 278).
 * ADD, FULLY_CONNECTED: no recipe differed on these models (no ties occurred); ADD follows
   ``common.h`` ("double"), FULLY_CONNECTED the ruy path of CONV_2D.
 * No op matched single rounding: the wheel is built without ``TFLITE_SINGLE_ROUNDING``.

@@ -50,9 +50,25 @@ def _windows(x: np.ndarray, kernel_hw, stride, pads: Pads, fill: int) -> np.ndar
     return windows[:, ::stride[0], ::stride[1]]
 
 
+def conv2d_accumulators(x: np.ndarray, x_zero_point: int, kernel: np.ndarray,
+                        stride: tuple[int, int] = (1, 1), padding: str = "SAME") -> np.ndarray:
+    """CONV_2D's int32 sums ``sum (x - zp) * w``, by im2col and one float64 matrix product (exact).
+
+    x (N, H, W, Cin) int8, kernel (Cout, kh, kw, Cin) int8 -> (N, Ho, Wo, Cout) int64.
+    """
+    cout, kh, kw, cin = kernel.shape
+    pads = conv_pads(x.shape[1:3], (kh, kw), stride, padding)
+    centred = x.astype(np.float64) - x_zero_point  # (N, H, W, Cin), in [-255, 255]
+    windows = _windows(centred, (kh, kw), stride, pads, 0)  # (N, Ho, Wo, Cin, kh, kw)
+    n, out_h, out_w = windows.shape[:3]
+    cols = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * out_h * out_w, kh * kw * cin)
+    acc = cols @ kernel.reshape(cout, kh * kw * cin).T.astype(np.float64)  # (P, Cout): BLAS, exact
+    return acc.astype(np.int64).reshape(n, out_h, out_w, cout)
+
+
 def conv2d(x: np.ndarray, x_zero_point: int, kernel: np.ndarray, bias: np.ndarray,
            out: Requantize, stride: tuple[int, int] = (1, 1), padding: str = "SAME") -> np.ndarray:
-    """CONV_2D, int8: im2col and one exact float64 matrix product.
+    """CONV_2D, int8: exact integer sums (``conv2d_accumulators``) + bias, requantized.
 
     Parameters
     ----------
@@ -65,15 +81,7 @@ def conv2d(x: np.ndarray, x_zero_point: int, kernel: np.ndarray, bias: np.ndarra
     -------
     (N, Ho, Wo, Cout) int8
     """
-    cout, kh, kw, cin = kernel.shape
-    pads = conv_pads(x.shape[1:3], (kh, kw), stride, padding)
-    centred = x.astype(np.float64) - x_zero_point  # (N, H, W, Cin), in [-255, 255]
-    windows = _windows(centred, (kh, kw), stride, pads, 0)  # (N, Ho, Wo, Cin, kh, kw)
-    n, out_h, out_w = windows.shape[:3]
-    cols = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * out_h * out_w, kh * kw * cin)
-    acc = cols @ kernel.reshape(cout, kh * kw * cin).T.astype(np.float64)  # (P, Cout), exact
-    acc = acc.astype(np.int64) + bias
-    return out.apply(acc).reshape(n, out_h, out_w, cout)
+    return out.apply(conv2d_accumulators(x, x_zero_point, kernel, stride, padding) + bias)
 
 
 def depthwise_conv2d(x: np.ndarray, x_zero_point: int, kernel: np.ndarray, bias: np.ndarray,
