@@ -1,0 +1,227 @@
+"""From a parsed .tflite graph to runnable steps: TFLite's "Prepare" for every op we support.
+
+Each ``prepare_<op>`` turns the file's float scales into the integer parameters the kernel
+uses, computed the way TFLite's kernel computes them (which arithmetic is float32 and which
+is double matters for the last bit of a multiplier), and returns a function of the op's
+run-time inputs. ``kernels`` is the module to run (``ops``, or the loop twins ``reference``).
+
+Rounding: which ``MultiplyByQuantizedMultiplier`` each builtin kernel of the pip TensorFlow
+2.21 runtime uses (x86-64, ``BUILTIN_WITHOUT_DEFAULT_DELEGATES``) was found by replaying
+every op of converted models on TFLite's own inputs under each recipe of ``fixedpoint``
+and counting outputs that differ (V1 0.25, V2 0.35, V3-Small/Large 0.75, all at 96x96 with
+calibrated random weights, one seeded image; counts listed V1 / V2 / V3-S / V3-L):
+
+* CONV_2D: "double_up" 0 / 0 / 0 / 0; "double" 0 / 122 / 167 / 367 (one LSB, exact ties
+  of the final shift); "single" 255 / 785 / 322 / 909. DEPTHWISE_CONV_2D: "double_up" 0
+  everywhere; "double" 0 / 0 / 113 / 246; "single" 270 / 437 / 200 / 593. Ruy's x86
+  kernels and the NEON-to-SSE depthwise code round the shift's ties up.
+* MUL (V3-S / V3-L): "double" 0 / 0; "double_up" 127 / 160; "single" 294 / 347: the scalar
+  ``common.h`` path.
+* MEAN with keep_dims: whole 16-channel blocks "double_up" (vector code), the remaining
+  channels "double" (scalar code), with the float32-rounded bias: 0 differences (the bias
+  truncated instead of rounded: 956 / 1643 of 2248 / 3864 values off on V3-S / V3-L).
+* MEAN without keep_dims (V2): the reference integer path, "double": 0 (single: 278).
+* ADD, FULLY_CONNECTED: no recipe differed on these models (no ties occurred); ADD follows
+  ``common.h`` ("double"), FULLY_CONNECTED the ruy path of CONV_2D.
+* No op matched single rounding: the wheel is built without ``TFLITE_SINGLE_ROUNDING``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .fixedpoint import (
+    Requantize,
+    activation_range,
+    quantize_multiplier,
+    quantize_multipliers,
+    round_half_away,
+)
+from .tflite_file import Graph, Operator, Tensor
+
+# Measured (module docstring): the vector kernels round ties up, the scalar ones away from 0.
+ROUNDING = {"CONV_2D": "double_up", "FULLY_CONNECTED": "double_up", "DEPTHWISE_CONV_2D": "double_up",
+            "ADD": "double", "MUL": "double", "MEAN": "double", "QUANTIZE": "double"}
+ADD_LEFT_SHIFT = 20  # int8 ADD: inputs get 20 bits of headroom before rescaling
+
+
+@dataclass(frozen=True)
+class AddParams:
+    """Integer parameters of an int8 ADD (TFLite's PrepareGeneralSubOp / add.cc)."""
+
+    left_shift: int
+    a_zero_point: int
+    a_multiplier: int
+    a_shift: int
+    b_zero_point: int
+    b_multiplier: int
+    b_shift: int
+    out: Requantize
+
+
+@dataclass(frozen=True)
+class HardSwishParams:
+    """Integer parameters of an int8 HARD_SWISH: two Q15 multipliers and their exponents."""
+
+    input_zero_point: int
+    output_zero_point: int
+    output_multiplier: int  # Q15, input (x 2^-7 "hi-res") scale -> output scale
+    output_shift: int
+    reluish_multiplier: int  # Q15, hi-res input scale -> a scale where 3.0 is 2^15
+    reluish_shift: int
+
+
+def scale_and_zero(tensor: Tensor) -> tuple[float, int]:
+    """A per-tensor quantized tensor's (scale, zero_point); scale as float32, like TFLite's params."""
+    if tensor.quantization is None:
+        raise ValueError(f"tensor {tensor.name!r} is not quantized")
+    return np.float32(tensor.quantization.scale[0]), int(tensor.quantization.zero_point[0])
+
+
+def _in_out(graph: Graph, op: Operator) -> tuple[tuple[float, int], tuple[float, int]]:
+    """(scale, zero point) of an op's first input and of its output."""
+    return scale_and_zero(graph.tensors[op.inputs[0]]), scale_and_zero(graph.tensors[op.outputs[0]])
+
+
+def _clamp(op: Operator, out: Tensor) -> tuple[int, int]:
+    return activation_range(op.options.get("fused_activation_function", "NONE"), *scale_and_zero(out))
+
+
+def _int16_multiplier(real: float) -> tuple[int, int]:
+    """QuantizeMultiplier then DownScaleInt32ToInt16Multiplier: a Q15 multiplier and shift."""
+    multiplier, shift = quantize_multiplier(real)
+    if multiplier >= 2**31 - 1 - 2**15:
+        return 2**15 - 1, shift
+    return (multiplier + 2**15) >> 16, shift
+
+
+def prepare_conv(graph: Graph, op: Operator, kernels) -> Callable:
+    """CONV_2D and DEPTHWISE_CONV_2D: per-channel multipliers in double, as TFLite's kernel_util."""
+    x, w, b, y = (graph.tensors[i] for i in (*op.inputs, op.outputs[0]))
+    x_scale, x_zero = scale_and_zero(x)
+    y_scale, y_zero = scale_and_zero(y)
+    real = np.float64(x_scale) * w.quantization.scale.astype(np.float64) / np.float64(y_scale)
+    if len(real) == 1:
+        real = np.repeat(real, y.shape[-1])
+    out = Requantize(*quantize_multipliers(real), y_zero, *_clamp(op, y), ROUNDING[op.opcode])
+    o = op.options
+    if (o["dilation_h_factor"], o["dilation_w_factor"]) != (1, 1):
+        raise ValueError(f"{op.opcode} with dilation is not supported (op {op.index})")
+    stride, bias = (o["stride_h"], o["stride_w"]), b.data.astype(np.int64)
+    if op.opcode == "CONV_2D":
+        return lambda q, *_: kernels.conv2d(q, x_zero, w.data, bias, out, stride, o["padding"])
+    return lambda q, *_: kernels.depthwise_conv2d(q, x_zero, w.data, bias, out, stride, o["padding"],
+                                              o["depth_multiplier"])
+
+
+def prepare_fully_connected(graph: Graph, op: Operator, kernels) -> Callable:
+    """FULLY_CONNECTED: input flattened to (N, Cin); per-tensor or per-channel weights."""
+    x, w, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    b = graph.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    x_scale, x_zero = scale_and_zero(x)
+    y_scale, y_zero = scale_and_zero(y)
+    real = np.float64(x_scale) * w.quantization.scale.astype(np.float64) / np.float64(y_scale)
+    multiplier, shift = quantize_multipliers(real)
+    out = Requantize(multiplier if len(real) > 1 else multiplier[0], shift if len(real) > 1 else shift[0],
+                     y_zero, *_clamp(op, y), ROUNDING["FULLY_CONNECTED"])
+    bias = None if b is None else b.data.astype(np.int64)
+    cin = w.shape[1]
+
+    def run(q, *_):
+        flat = q.reshape(-1, cin)  # (N, ..., Cin) -> (N', Cin)
+        result = kernels.fully_connected(flat, x_zero, w.data, bias, out)  # (N', Cout)
+        return result.reshape(*q.shape[:-1], -1) if op.options["keep_num_dims"] else result
+    return run
+
+
+def prepare_add(graph: Graph, op: Operator, kernels) -> Callable:
+    """ADD: both inputs rescaled to twice the larger input scale, then to the output (double)."""
+    (a_scale, a_zero), (b_scale, b_zero), (y_scale, y_zero) = (
+        scale_and_zero(graph.tensors[i]) for i in (*op.inputs, op.outputs[0]))
+    twice_max = 2 * float(max(a_scale, b_scale))
+    pairs = [quantize_multiplier(float(a_scale) / twice_max), quantize_multiplier(float(b_scale) / twice_max),
+             quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * float(y_scale)))]
+    out = Requantize(*pairs[2], y_zero, *_clamp(op, graph.tensors[op.outputs[0]]), ROUNDING["ADD"])
+    params = AddParams(ADD_LEFT_SHIFT, a_zero, *pairs[0], b_zero, *pairs[1], out)
+    return lambda a, b: kernels.add(a, b, params)
+
+
+def prepare_mul(graph: Graph, op: Operator, kernels) -> Callable:
+    """MUL: one multiplier for a_scale * b_scale / out_scale, computed in double."""
+    (a_scale, a_zero), (b_scale, b_zero), (y_scale, y_zero) = (
+        scale_and_zero(graph.tensors[i]) for i in (*op.inputs, op.outputs[0]))
+    multiplier, shift = quantize_multiplier(float(a_scale) * float(b_scale) / float(y_scale))
+    out = Requantize(multiplier, shift, y_zero, *_clamp(op, graph.tensors[op.outputs[0]]), ROUNDING["MUL"])
+    return lambda a, b: kernels.mul(a, a_zero, b, b_zero, out)
+
+
+def prepare_mean(graph: Graph, op: Operator, kernels) -> Callable:
+    """MEAN: the optimized kernel for (1, 2) with keep_dims on 4-D int8, else the reference one.
+
+    Optimized (as reduce.cc picks it): float32 ``in_scale / (H * W * out_scale)`` as one
+    multiplier, zero points folded into an int32 bias rounded from float32. Reference: the
+    double in/out multiplier, then TFLite divides the multiplier itself by the element count:
+    ``m' = (m << k) // count``, shift - k, with k = min(floor(log2 count), 32, 31 + shift).
+    """
+    x, axis, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    if axis.data is None:
+        raise ValueError(f"MEAN needs constant axes (op {op.index})")
+    axes = tuple(sorted({int(a) % len(x.shape) for a in axis.data.ravel()}))
+    (x_scale, x_zero), (y_scale, y_zero) = scale_and_zero(x), scale_and_zero(y)
+    if op.options["keep_dims"] and len(x.shape) == 4 and axes == (1, 2):
+        count = np.float32(x.shape[1] * x.shape[2])
+        multiplier, shift = quantize_multiplier(float(x_scale / (count * y_scale)))
+        bias = y_zero - int(round_half_away(np.float32(x_zero) * x_scale / y_scale))
+        return lambda q, *_: kernels.mean_hw(q, multiplier, shift, bias)
+    count = int(np.prod([x.shape[a] for a in axes]))
+    multiplier, shift = quantize_multiplier(float(x_scale) / float(y_scale))
+    k = min(count.bit_length() - 1, 32, 31 + shift)
+    out = Requantize((multiplier << k) // count, shift - k, y_zero, rounding=ROUNDING["MEAN"])
+    return lambda q, *_: kernels.mean(q, x_zero, axes, out, op.options["keep_dims"])
+
+
+def prepare_hard_swish(graph: Graph, op: Operator, kernels) -> Callable:
+    """HARD_SWISH: float32 scale ratios (as TFLite's HardSwishPrepare) to two Q15 multipliers."""
+    (x_scale, x_zero), (y_scale, y_zero) = _in_out(graph, op)
+    hires_scale = np.float32(1.0 / 128.0) * x_scale
+    output = _int16_multiplier(float(hires_scale / y_scale))
+    reluish = _int16_multiplier(float(hires_scale / np.float32(3.0 / 32768.0)))
+    if output[1] > 0:
+        raise ValueError(f"HARD_SWISH output scale too small for TFLite's recipe (op {op.index})")
+    params = HardSwishParams(x_zero, y_zero, output[0], output[1], reluish[0], reluish[1])
+    return lambda q, *_: kernels.hard_swish(q, params)
+
+
+def prepare_logistic(graph: Graph, op: Operator, kernels) -> Callable:
+    """LOGISTIC: a 256-entry int8 table, each entry computed in float32 as TFLite's LUTPopulate."""
+    (x_scale, x_zero), (y_scale, y_zero) = _in_out(graph, op)
+    q = np.arange(-128, 128)
+    real = x_scale * (q - x_zero).astype(np.float32)  # float32
+    sigmoid = np.float32(1.0) / (np.float32(1.0) + _expf(-real))
+    rounded = round_half_away(sigmoid * (np.float32(1.0) / y_scale))
+    table = np.clip(rounded.astype(np.int64) + y_zero, -128, 127).astype(np.int8)
+    return lambda x, *_: kernels.lookup(x, table)
+
+
+def _expf(x: np.ndarray) -> np.ndarray:
+    """C's expf: exp in float64, rounded once to float32 (correctly rounded; glibc agrees)."""
+    return np.exp(np.asarray(x, np.float32).astype(np.float64)).astype(np.float32)
+
+
+def prepare_softmax(graph: Graph, op: Operator, kernels) -> Callable:
+    """SOFTMAX: table[d] = expf(-input_scale * beta * d), d = max - q, in float32."""
+    (x_scale, _), (y_scale, y_zero) = _in_out(graph, op)
+    scale = -x_scale * np.float32(op.options["beta"])
+    table = _expf(scale * np.arange(256, dtype=np.float32))
+    return lambda q, *_: kernels.softmax(q, table, y_scale, y_zero)
+
+
+def prepare_average_pool(graph: Graph, op: Operator, kernels) -> Callable:
+    """AVERAGE_POOL_2D: input and output share scale and zero point; only the clamp is prepared."""
+    o, y = op.options, graph.tensors[op.outputs[0]]
+    lo, hi = _clamp(op, y)
+    return lambda q, *_: kernels.average_pool2d(q, (o["filter_height"], o["filter_width"]),
+                                            (o["stride_h"], o["stride_w"]), o["padding"], lo, hi)

@@ -1,0 +1,270 @@
+"""Plain-loop twins of ``ops.py``'s int8 kernels, in Python integers: slow, and readable.
+
+Every fixed-point step is written out on Python ints (which never overflow, so each C
+integer operation is spelled out: ``>>`` is an arithmetic shift, C's ``/`` truncates toward
+zero), and every convolution loops over output pixels and taps skipping the padding.
+Same arguments and results as the ``ops`` kernels; tests check the two agree exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..shapes import same_padding
+from .fixedpoint import Requantize
+
+
+def _c_div(a: int, b: int) -> int:
+    """C's integer division: the quotient truncated toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def srdhm(a: int, b: int, bits: int = 32) -> int:
+    """SaturatingRoundingDoublingHighMul on ``bits``-bit ints: round(a * b / 2^(bits-1)).
+
+    The nudge (+2^(bits-2), or 1 - 2^(bits-2) below zero) then C's truncating division:
+    every tie rounds up, toward +inf.
+    """
+    low = -(2 ** (bits - 1))
+    if a == low and b == low:
+        return 2 ** (bits - 1) - 1
+    product = a * b
+    nudge = 2 ** (bits - 2) if product >= 0 else 1 - 2 ** (bits - 2)
+    return _c_div(product + nudge, 2 ** (bits - 1))
+
+
+def rdbpot(x: int, exponent: int) -> int:
+    """RoundingDivideByPOT: x / 2^exponent, to nearest, ties away from zero."""
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def mbqm(x: int, multiplier: int, shift: int, rounding: str) -> int:
+    """MultiplyByQuantizedMultiplier, one int at a time, in the three recipes of fixedpoint."""
+    if rounding == "single":
+        total = 31 - shift
+        return (x * multiplier + (1 << (total - 1))) >> total
+    left, right = max(shift, 0), max(-shift, 0)
+    if rounding == "double":
+        return rdbpot(srdhm(x * (1 << left), multiplier), right)
+    high = srdhm(x * (1 << left), multiplier)  # SQRDMULH rounds exactly as gemmlowp's
+    return (high + ((1 << right) >> 1)) >> right  # SRSHL by -right: ties up
+
+
+def _requantize(acc: int, out: Requantize, channel: int) -> int:
+    multiplier = int(np.ravel(out.multiplier)[channel % np.size(out.multiplier)])
+    shift = int(np.ravel(out.shift)[channel % np.size(out.shift)])
+    return min(max(mbqm(acc, multiplier, shift, out.rounding) + out.zero_point, out.lo), out.hi)
+
+
+def _pads(in_hw, kernel_hw, stride, padding) -> tuple[int, int]:
+    if padding == "VALID":
+        return 0, 0
+    return (same_padding(in_hw[0], kernel_hw[0], stride[0])[0],
+            same_padding(in_hw[1], kernel_hw[1], stride[1])[0])
+
+
+def _out_size(size: int, k: int, s: int, padding: str) -> int:
+    return -(-size // s) if padding == "SAME" else (size - k) // s + 1
+
+
+def conv2d(x, x_zero_point, kernel, bias, out, stride=(1, 1), padding="SAME"):
+    """CONV_2D by loops: out[n, oy, ox, o] = requant(bias[o] + sum (x - zp) * kernel[o, ky, kx, i])."""
+    n_images, height, width, cin = x.shape
+    cout, kh, kw, _ = kernel.shape
+    top, left = _pads((height, width), (kh, kw), stride, padding)
+    out_h, out_w = _out_size(height, kh, stride[0], padding), _out_size(width, kw, stride[1], padding)
+    y = np.zeros((n_images, out_h, out_w, cout), np.int8)
+    for n in range(n_images):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for o in range(cout):
+                    acc = int(bias[o])
+                    for ky in range(kh):
+                        for kx in range(kw):
+                            iy, ix = oy * stride[0] + ky - top, ox * stride[1] + kx - left
+                            if not (0 <= iy < height and 0 <= ix < width):
+                                continue  # padding: value zp, adds (zp - zp) * w = 0
+                            for i in range(cin):
+                                acc += (int(x[n, iy, ix, i]) - x_zero_point) * int(kernel[o, ky, kx, i])
+                    y[n, oy, ox, o] = _requantize(acc, out, o)
+    return y
+
+
+def depthwise_conv2d(x, x_zero_point, kernel, bias, out, stride=(1, 1), padding="SAME", depth_multiplier=1):
+    """DEPTHWISE_CONV_2D by loops: output channel c * M + m reads input channel c only."""
+    n_images, height, width, channels = x.shape
+    _, kh, kw, channels_out = kernel.shape
+    top, left = _pads((height, width), (kh, kw), stride, padding)
+    out_h, out_w = _out_size(height, kh, stride[0], padding), _out_size(width, kw, stride[1], padding)
+    y = np.zeros((n_images, out_h, out_w, channels_out), np.int8)
+    for n in range(n_images):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for o in range(channels_out):
+                    acc = int(bias[o])
+                    for ky in range(kh):
+                        for kx in range(kw):
+                            iy, ix = oy * stride[0] + ky - top, ox * stride[1] + kx - left
+                            if 0 <= iy < height and 0 <= ix < width:
+                                value = int(x[n, iy, ix, o // depth_multiplier]) - x_zero_point
+                                acc += value * int(kernel[0, ky, kx, o])
+                    y[n, oy, ox, o] = _requantize(acc, out, o)
+    return y
+
+
+def fully_connected(x, x_zero_point, weights, bias, out):
+    """FULLY_CONNECTED by loops: y[n, o] = requant(bias[o] + sum_i (x[n, i] - zp) * w[o, i])."""
+    y = np.zeros((x.shape[0], weights.shape[0]), np.int8)
+    for n in range(x.shape[0]):
+        for o in range(weights.shape[0]):
+            acc = 0 if bias is None else int(bias[o])
+            for i in range(weights.shape[1]):
+                acc += (int(x[n, i]) - x_zero_point) * int(weights[o, i])
+            y[n, o] = _requantize(acc, out, o)
+    return y
+
+
+def add(a, b, params):
+    """ADD by elements: each input << 20, scaled (double rounding), summed, requantized."""
+    a, b = np.broadcast_arrays(a, b)
+    y = np.zeros(a.shape, np.int8)
+    for index in np.ndindex(a.shape):
+        total = 0
+        for value, zp, m, s in ((a[index], params.a_zero_point, params.a_multiplier, params.a_shift),
+                                (b[index], params.b_zero_point, params.b_multiplier, params.b_shift)):
+            total += mbqm((int(value) - zp) * (1 << params.left_shift), m, s, "double")
+        y[index] = _requantize(total, params.out, 0)
+    return y
+
+
+def mul(a, a_zero_point, b, b_zero_point, out):
+    """MUL by elements: requant((a - za) * (b - zb))."""
+    a, b = np.broadcast_arrays(a, b)
+    y = np.zeros(a.shape, np.int8)
+    for index in np.ndindex(a.shape):
+        y[index] = _requantize((int(a[index]) - a_zero_point) * (int(b[index]) - b_zero_point), out, 0)
+    return y
+
+
+def mean_hw(x, multiplier, shift, bias):
+    """MEAN over H, W with keep_dims, by loops: raw sum, rescale (16-channel blocks ties up), + bias."""
+    n_images, height, width, channels = x.shape
+    y = np.zeros((n_images, 1, 1, channels), np.int8)
+    vector_channels = channels // 16 * 16
+    for n in range(n_images):
+        for c in range(channels):
+            total = sum(int(x[n, i, j, c]) for i in range(height) for j in range(width))
+            rounding = "double_up" if c < vector_channels else "double"
+            y[n, 0, 0, c] = min(max(mbqm(total, multiplier, shift, rounding) + bias, -128), 127)
+    return y
+
+
+def mean(x, x_zero_point, axes, out, keep_dims):
+    """MEAN over ``axes`` by loops: sum (x - zp) per output element, requantized."""
+    kept = [a for a in range(x.ndim) if a not in axes]
+    shape = [1 if a in axes else x.shape[a] for a in range(x.ndim)]
+    totals = {}
+    for index in np.ndindex(x.shape):
+        key = tuple(index[a] for a in kept)
+        totals[key] = totals.get(key, 0) + int(x[index]) - x_zero_point
+    y = np.zeros([x.shape[a] for a in kept], np.int8)
+    for key, total in totals.items():
+        y[key] = _requantize(total, out, 0)
+    return y.reshape(shape) if keep_dims else y
+
+
+def average_pool2d(x, filter_hw, stride, padding, lo=-128, hi=127):
+    """AVERAGE_POOL_2D by loops: sum over the taps inside the image / their count, rounded."""
+    n_images, height, width, channels = x.shape
+    top, left = _pads((height, width), filter_hw, stride, padding)
+    out_h = _out_size(height, filter_hw[0], stride[0], padding)
+    out_w = _out_size(width, filter_hw[1], stride[1], padding)
+    y = np.zeros((n_images, out_h, out_w, channels), np.int8)
+    for n, oy, ox, c in np.ndindex(y.shape):
+        values = [int(x[n, iy, ix, c])
+                  for iy in range(oy * stride[0] - top, oy * stride[0] - top + filter_hw[0])
+                  for ix in range(ox * stride[1] - left, ox * stride[1] - left + filter_hw[1])
+                  if 0 <= iy < height and 0 <= ix < width]
+        total, count = sum(values), len(values)
+        rounded = _c_div(total + count // 2, count) if total > 0 else _c_div(total - count // 2, count)
+        y[n, oy, ox, c] = min(max(rounded, lo), hi)
+    return y
+
+
+def pad(x, paddings, value):
+    """PAD by copying: a new array of ``value`` with x written at the (before) offsets."""
+    befores = [int(p[0]) for p in paddings]
+    y = np.full([size + int(p[0]) + int(p[1]) for size, p in zip(x.shape, paddings, strict=True)],
+                value, x.dtype)
+    for index in np.ndindex(x.shape):
+        y[tuple(i + b for i, b in zip(index, befores, strict=True))] = x[index]
+    return y
+
+
+def hard_swish(x, params):
+    """HARD_SWISH, one element at a time, every int16 fixed-point step spelled out."""
+    y = np.zeros(x.shape, np.int8)
+    for index in np.ndindex(x.shape):
+        value = (int(x[index]) - params.input_zero_point) * 128  # "hi-res" input, fits int16
+        on_output_scale = srdhm(value, params.output_multiplier, 16)
+        reluish = value
+        if params.reluish_shift > 0:
+            reluish = min(max(reluish * 2 ** (params.reluish_shift - 1), -(2**15)), 2**15 - 1)
+        reluish = srdhm(reluish, params.reluish_multiplier, 16)
+        if params.reluish_shift > 0:
+            reluish = min(max(reluish * 2, -(2**15)), 2**15 - 1)
+        if params.reluish_shift < 0:
+            reluish = rdbpot(reluish, -params.reluish_shift)
+        reluish = (reluish + 2**15) >> 1  # gate in [0, 1], Q15
+        product = _c_div(reluish * on_output_scale, 2**15)  # SaturatingDoublingHighMul
+        result = rdbpot(product, -params.output_shift) + params.output_zero_point
+        y[index] = min(max(result, -128), 127)
+    return y
+
+
+def lookup(x, table):
+    """Table lookup, one element at a time: table[q + 128]."""
+    y = np.zeros(x.shape, np.int8)
+    for index in np.ndindex(x.shape):
+        y[index] = table[int(x[index]) + 128]
+    return y
+
+
+def softmax(x, exp_table, output_scale, output_zero_point):
+    """SOFTMAX by loops over the last axis, in float32 scalars, summing left to right."""
+    y = np.zeros(x.shape, np.int8)
+    for row in np.ndindex(x.shape[:-1]):
+        values = [int(v) for v in x[row]]
+        top = max(values)
+        total = np.float32(0.0)
+        for v in values:
+            total = np.float32(total + exp_table[top - v])
+        inverse = np.float32(np.float32(1.0) / np.float32(total * np.float32(output_scale)))
+        for k, v in enumerate(values):
+            scaled = float(np.float32(exp_table[top - v] * inverse))
+            rounded = int(np.trunc(scaled)) + (1 if scaled - np.trunc(scaled) >= 0.5 else 0)
+            y[(*row, k)] = min(max(rounded + output_zero_point, -128), 127)
+    return y
+
+
+def quantize(x, scale, zero_point, dtype=np.int8):
+    """QUANTIZE by elements: x times the float32 reciprocal of scale, ties to even, + zp, clamped."""
+    info = np.iinfo(dtype)
+    inverse = np.float32(np.float32(1.0) / np.float32(scale))
+    y = np.zeros(np.shape(x), dtype)
+    for index in np.ndindex(np.shape(x)):
+        rounded = round(float(np.float32(np.float32(x[index]) * inverse)))  # Python rounds ties to even
+        y[index] = min(max(rounded + zero_point, info.min), info.max)
+    return y
+
+
+def dequantize(q, scale, zero_point):
+    """DEQUANTIZE by elements: scale * (q - zp) in float32."""
+    y = np.zeros(np.shape(q), np.float32)
+    for index in np.ndindex(np.shape(q)):
+        y[index] = np.float32(scale) * np.float32(int(q[index]) - zero_point)
+    return y

@@ -1,0 +1,199 @@
+"""int8 MobileNets vs TensorFlow Lite's builtin kernels: the output and every tensor, bit for bit.
+
+Gold model: ``tf.lite.Interpreter`` with ``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` (TFLite's own
+kernels, no XNNPACK) and ``experimental_preserve_all_tensors`` so that every intermediate
+tensor can be read back. Models are Keras MobileNets converted once per session with a
+representative dataset to full int8 (int8 input and output). V2/V3 get the project's
+calibrated random weights (Keras's own initialisation makes every int8 output -128, a test
+that could not fail); V1 0.25/224 gets the real ImageNet weights, on a real photo.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import images, keras_mobilenet, set_keras_weights
+
+import mobilenet_np as mnp
+from mobilenet_np.int8 import load_tflite
+
+# name: (arch, alpha, resolution); small alpha/resolution keeps conversion quick.
+RANDOM_MODELS = {"v2": ("v2", 0.35, 96), "v3-small": ("v3-small", 0.75, 96),
+                 "v3-large": ("v3-large", 0.75, 96)}
+BUILD = {"v1": mnp.MobileNet, "v2": mnp.MobileNetV2, "v3-small": mnp.MobileNetV3Small,
+         "v3-large": mnp.MobileNetV3Large}
+
+
+def pixel_range(arch: str) -> tuple[float, float]:
+    """MobileNetV3 rescales pixels itself ([0, 255]); V1/V2 take preprocess_input's [-1, 1]."""
+    return (0.0, 255.0) if arch.startswith("v3") else (-1.0, 1.0)
+
+
+def convert(tf, keras_model, calibration: np.ndarray) -> bytes:
+    """Full-integer conversion: int8 kernels only, int8 input and output."""
+    def representative():
+        for image in calibration:
+            yield [image[None]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def interpreter(tf, blob: bytes, builtin: bool = True):
+    """TFLite's builtin kernels (the gold model), or the default (XNNPACK-delegated) interpreter."""
+    options = {"experimental_op_resolver_type":
+               tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if builtin else {}
+    it = tf.lite.Interpreter(model_content=blob, experimental_preserve_all_tensors=True, **options)
+    it.allocate_tensors()
+    return it
+
+
+def quantize_by_formula(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """The test's own float -> int8, as TFLite's QUANTIZE kernel (test_int8_reader checks it):
+    times the float32 reciprocal, ties to even (Python's round), clamped."""
+    inverse = np.float32(1.0) / np.float32(scale)
+    rounded = [round(float(v)) for v in (np.asarray(x, np.float32) * inverse).ravel()]
+    return np.clip(np.array(rounded).reshape(np.shape(x)) + zero_point, -128, 127).astype(np.int8)
+
+
+@pytest.fixture(scope="session")
+def int8_models(tf, request):
+    """name -> (tflite bytes, float test images); each model converted at most once per session."""
+    cache: dict[str, tuple[bytes, np.ndarray]] = {}
+
+    def get(name: str) -> tuple[bytes, np.ndarray]:
+        if name not in cache:
+            if name == "v1-real":
+                path = request.getfixturevalue("pretrained_path")
+                ours = mnp.MobileNet(alpha=0.25, resolution=224, weights=str(path))
+                keras_model, arch, resolution = keras_mobilenet(0.25, 224, "v1"), "v1", 224
+                cbook = pytest.importorskip("matplotlib.cbook", reason="grace_hopper.jpg is matplotlib's")
+                photo = mnp.preprocess_input(mnp.load_image(
+                    cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), 224))
+                tests = np.concatenate([photo[None], images((224, 224, 3), 2, seed=11)])
+            else:
+                arch, alpha, resolution = RANDOM_MODELS[name]
+                ours = BUILD[arch](alpha=alpha, resolution=resolution, weights=None, seed=3)
+                keras_model = keras_mobilenet(alpha, resolution, arch)
+                tests = images((resolution, resolution, 3), 2, 11, *pixel_range(arch))
+            set_keras_weights(keras_model, ours.layers, ours.params)
+            calibration = images((resolution, resolution, 3), 6, 1, *pixel_range(arch))
+            if name == "v1-real":
+                calibration = np.concatenate([tests[:1], calibration])
+            cache[name] = convert(request.getfixturevalue("tf"), keras_model, calibration), tests
+        return cache[name]
+    return get
+
+
+NAMES = ["v1-real", *RANDOM_MODELS]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_tensor_equals_tflite_builtin_kernels(tf, int8_models, name) -> None:
+    blob, tests = int8_models(name)
+    model, gold = load_tflite(blob), interpreter(tf, blob)
+    details = {d["name"]: d["index"] for d in gold.get_tensor_details()}
+    scale, zero = model.input_quantization
+    batch = quantize_by_formula(tests, scale, zero)  # (N, H, W, 3) int8
+    ours_batch = model.run_quantized(batch)
+    for q, ours_single in zip(batch, ours_batch, strict=True):
+        gold.set_tensor(gold.get_input_details()[0]["index"], q[None])
+        gold.invoke()
+        out, tensors = model.forward(q[None], capture=True)
+        compared = 0
+        for tensor_name, value in tensors.items():
+            expected = gold.get_tensor(details[tensor_name])
+            assert value.dtype == expected.dtype and value.shape == expected.shape, tensor_name
+            different = value != expected
+            assert not different.any(), (
+                f"{name}: {tensor_name}: {different.sum()} of {value.size} values differ, by up to "
+                f"{np.abs(value.astype(np.int64) - expected).max()} LSB")
+            compared += 1
+        assert compared == len(model.graph.operators) + 1  # every op's output and the input
+        assert np.array_equal(out[0], ours_single)  # a batch gives each image's answer
+        assert np.array_equal(out, gold.get_tensor(gold.get_output_details()[0]["index"]))
+    print(f"{name}: {len(tests)} images, {compared} tensors each, all bit-exact")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_are_not_degenerate(int8_models, name) -> None:
+    """The comparison above can fail only if the numbers carry information: check they do."""
+    blob, tests = int8_models(name)
+    model = load_tflite(blob)
+    out, tensors = model.forward(quantize_by_formula(tests[:1], *model.input_quantization), capture=True)
+    softmax = next(op for op in model.graph.operators if op.opcode == "SOFTMAX")
+    logits = tensors[model.graph.tensors[softmax.inputs[0]].name]
+    assert len(np.unique(logits)) >= 20, "logits collapsed to a few values"
+    assert not np.all(out == -128) and len(np.unique(out)) >= 2
+    probabilities = model.predict(tests)  # (N, 1000) floats
+    assert probabilities.shape == (len(tests), 1000)
+    assert not np.array_equal(probabilities[0], probabilities[1])  # images are told apart
+
+
+def test_real_weights_int8_agree_with_float_on_the_photo(int8_models) -> None:
+    blob, tests = int8_models("v1-real")
+    probabilities = load_tflite(blob).predict(tests[:1])[0]
+    top5 = [label for _, label, _ in mnp.decode_predictions(probabilities[None], top=5)[0]]
+    print(f"int8 top-5 on grace_hopper.jpg: {top5}, top-1 p = {probabilities.max():.3f}")
+    assert top5[0] in ("bow_tie", "military_uniform")  # the float model's top two (README)
+    assert probabilities.max() > 0.2
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_predict_equals_tflite_on_float_input(tf, int8_models, name) -> None:
+    blob, tests = int8_models(name)
+    model, gold = load_tflite(blob), interpreter(tf, blob)
+    scale, zero = model.output_quantization
+    gold.set_tensor(gold.get_input_details()[0]["index"],
+                    quantize_by_formula(tests[:1], *model.input_quantization))
+    gold.invoke()
+    expected = np.float32(scale) * (gold.get_tensor(gold.get_output_details()[0]["index"]).astype(np.float32)
+                                    - np.float32(zero))
+    assert np.array_equal(model.predict(tests[:1]), expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reader_agrees_with_tflite_tensor_details(tf, int8_models, name) -> None:
+    blob, _ = int8_models(name)
+    graph, gold = load_tflite(blob).graph, interpreter(tf, blob)
+    details = [d for d in gold.get_tensor_details() if d["index"] < len(graph.tensors)]
+    assert len(details) == len(graph.tensors)  # TFLite appends its scratch tensors after the file's
+    for detail in details:
+        tensor = graph.tensors[detail["index"]]
+        assert tensor.name == detail["name"]
+        assert tensor.shape == tuple(detail["shape"]) and np.dtype(tensor.dtype) == detail["dtype"]
+        q = detail["quantization_parameters"]
+        if len(q["scales"]):
+            assert np.array_equal(tensor.quantization.scale, q["scales"])
+            assert np.array_equal(tensor.quantization.zero_point, q["zero_points"])
+            assert tensor.quantization.axis == q["quantized_dimension"]
+        if tensor.data is not None:
+            assert np.array_equal(tensor.data, gold.get_tensor(detail["index"]))
+    ops = gold._get_ops_details()  # TFLite's own list: op names, inputs, outputs
+    assert [op["op_name"] for op in ops] == [op.opcode for op in graph.operators]
+    assert [list(op["outputs"]) for op in ops] == [list(op.outputs) for op in graph.operators]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_xnnpack_distance_from_builtin_kernels_is_recorded(tf, int8_models, name, record_property) -> None:
+    """Not a requirement: how far TFLite's default (XNNPACK) interpreter is from its builtins."""
+    blob, tests = int8_models(name)
+    builtin, default = interpreter(tf, blob), interpreter(tf, blob, builtin=False)
+    q = quantize_by_formula(tests, *load_tflite(blob).input_quantization)
+    worst, differing, total = 0, 0, 0
+    for image in q:
+        outputs = []
+        for it in (builtin, default):
+            it.set_tensor(it.get_input_details()[0]["index"], image[None])
+            it.invoke()
+            outputs.append(it.get_tensor(it.get_output_details()[0]["index"]).astype(np.int64))
+        difference = np.abs(outputs[0] - outputs[1])
+        worst = max(worst, int(difference.max()))
+        differing, total = differing + int((difference > 0).sum()), total + difference.size
+    print(f"{name}: XNNPACK vs builtin output: max {worst} LSB, {differing}/{total} values differ")
+    record_property("xnnpack_max_lsb", worst)
+    assert worst <= 255
