@@ -1,19 +1,23 @@
-"""The ``mobilenet-np`` command: classify images, convert and download weights."""
+"""The mobilenet-np command: classify images, count and time layers, convert and download weights.
+
+Every error is one line on stderr; exit codes: 0 done, 1 some images failed, 2 bad usage or
+input, 130 interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from . import __version__
+from .classify import classify
 from .download import official_weights
-from .imagenet import imagenet_classes, load_image, preprocess_input, top_k
 from .measure import family_rows, profile_layers, time_standard_vs_separable
 from .model import Network
-from .progress import ProgressBar
 from .registry import COMMON_OPTIONS, FAMILIES, Family, get_family
 from .reports import (
     compare_json,
@@ -24,14 +28,53 @@ from .reports import (
     summary_json,
     summary_table,
 )
-from .weights import convert, describe_config, infer_config, read_weights_file
+from .weights import convert, describe_config, infer_config, load_weights, read_weights_file
 
 DEFAULT_ARCH = "v1"
+MAX_RESOLUTION = 4096  # a 4096x4096 V1 1.0 already needs ~2 GiB per activation
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
-def family_flags() -> argparse.ArgumentParser:
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line (exit 2) and defaults shown in every help."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                         **kwargs)
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def resolution(text: str) -> int:
+    value = int(text)
+    if not 32 <= value <= MAX_RESOLUTION:
+        raise argparse.ArgumentTypeError(f"must be between 32 and {MAX_RESOLUTION}, got {text}")
+    return value
+
+
+def width(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+for _type, _name in ((positive_int, "positive integer"), (resolution, "pixel size"),
+                     (width, "width multiplier")):
+    _type.__name__ = _name  # how argparse names the type in "invalid ... value" errors
+
+
+def family_flags() -> Parser:
     """--arch, and a flag for every option some family has (--minimalistic, ...)."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = Parser(add_help=False)
     parser.add_argument("--arch", choices=list(FAMILIES),
                         help=f"MobileNet family (default {DEFAULT_ARCH}, or what --weights holds)")
     owners: dict[str, list[str]] = {}
@@ -42,60 +85,73 @@ def family_flags() -> argparse.ArgumentParser:
                 if isinstance(option.default, bool):
                     parser.add_argument(f"--{'no-' if option.default else ''}{flag}", dest=name,
                                         action="store_const", const=not option.default,
-                                        help=option.help)
+                                        help=f"do not: {option.help}" if option.default
+                                        else option.help)
                 else:
-                    parser.add_argument(f"--{flag}", dest=name, type=type(option.default),
-                                        help=f"{option.help} (default {option.default})")
+                    parser.add_argument(f"--{flag}", dest=name, type=positive_int,
+                                        help=f"{option.help} (family default "
+                                             f"{option.default})")
             owners.setdefault(name, []).append(family.name)
     parser.set_defaults(option_owners=owners)
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mobilenet-np", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def build_parser() -> Parser:
+    parser = Parser(prog="mobilenet-np", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mobilenet-np {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     family = family_flags()
 
-    classify = commands.add_parser("classify", help="top-k ImageNet classes of images", parents=[family])
-    classify.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    classify = commands.add_parser("classify", parents=[family],
+                                   help="top-k ImageNet classes of images, folders or - (stdin)")
+    classify.add_argument("images", nargs="+", metavar="IMAGE",
+                          help="image files, folders of images, or - for one image on stdin")
     classify.add_argument("--weights", default="imagenet",
-                          help="a .h5 or .npz file (default: the official Keras file, cached)")
-    classify.add_argument("--alpha", type=float,
+                          help="a Keras (.h5, .weights.h5, .keras) or .npz weights file; "
+                               "'imagenet' is the official Keras file, cached")
+    classify.add_argument("--alpha", type=width,
                           help="width multiplier (default: read from --weights, else 1.0)")
-    classify.add_argument("--resolution", type=int, default=224)
-    classify.add_argument("--top", type=int, default=5)
-    classify.add_argument("--interpolation", choices=["nearest", "bilinear"], default="nearest")
+    classify.add_argument("--resolution", type=resolution, default=224,
+                          help="images are resized to this square size")
+    classify.add_argument("--top", type=positive_int, default=5, help="labels per image")
+    classify.add_argument("--interpolation", choices=["nearest", "bilinear"], default="nearest",
+                          help="resize filter (nearest is what Keras's load_img uses)")
     classify.add_argument("--exif", action="store_true", help="turn photos upright by EXIF")
     classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    conv = commands.add_parser("convert", help="Keras .h5 weights -> checked .npz", parents=[family])
-    conv.add_argument("source", type=Path)
-    conv.add_argument("destination", type=Path)
+    conv = commands.add_parser("convert", parents=[family],
+                               help="any Keras weights file -> a checked .npz")
+    conv.add_argument("source", type=Path, help="a Keras weights file")
+    conv.add_argument("destination", type=Path, help="the .npz file to write")
 
-    summary = commands.add_parser("summary", help="per-layer params and MACs", parents=[family])
-    compare = commands.add_parser("compare", help="standard vs depthwise-separable convolution",
-                                  parents=[family])
-    profile = commands.add_parser("profile", help="time every layer: where does the time go?",
-                                  parents=[family])
+    summary = commands.add_parser("summary", parents=[family], help="per-layer params and MACs")
+    compare = commands.add_parser("compare", parents=[family],
+                                  help="standard vs depthwise-separable convolution, per block")
+    profile = commands.add_parser("profile", parents=[family],
+                                  help="time every layer: where does the time go?")
     for command in (summary, compare, profile):
-        command.add_argument("--alpha", type=float, help="width multiplier (default 1.0)")
-        command.add_argument("--resolution", type=int, help="input size (default 224)")
-        command.add_argument("--json", action="store_true")
+        command.add_argument("--alpha", type=width, help="width multiplier (default 1.0)")
+        command.add_argument("--resolution", type=resolution, help="input size (default 224)")
+        command.add_argument("--json", action="store_true", help="print JSON instead of a table")
     compare.add_argument("--measure", action="store_true", help="also time both in NumPy")
-    compare.add_argument("--plot", metavar="FILE.png", help="write a figure")
+    compare.add_argument("--plot", metavar="FILE.png", type=Path,
+                         help="write a figure (.png, .pdf, .svg or .jpg)")
     compare.add_argument("--family", action="store_true",
                          help="instead: every published model of every family side by side, "
-                              "timed (takes no --arch, --alpha or --resolution)")
-    profile.add_argument("--batch", type=int, default=1)
-    profile.add_argument("--repeats", type=int, default=5)
+                              "timed (takes no --arch, --alpha, --resolution or --plot)")
+    profile.add_argument("--batch", type=positive_int, default=1, help="images per run")
+    profile.add_argument("--repeats", type=positive_int, default=5,
+                         help="timed runs per layer (the median is shown)")
     profile.add_argument("--fused", action="store_true", help="profile the fused path (predict)")
 
     weights = commands.add_parser("weights", help="official Keras weight files")
-    weights_commands = weights.add_subparsers(dest="weights_command", required=True)
-    download = weights_commands.add_parser("download", help="fetch into the cache", parents=[family])
-    download.add_argument("--alpha", type=float, default=1.0)
-    download.add_argument("--resolution", type=int, default=224)
-    download.add_argument("--no-top", action="store_true")
+    weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION",
+                                              required=True)
+    download = weights_commands.add_parser("download", parents=[family],
+                                           help="fetch into the cache, and check it")
+    download.add_argument("--alpha", type=width, default=1.0, help="width multiplier")
+    download.add_argument("--resolution", type=resolution, default=224, help="input size")
+    download.add_argument("--no-top", action="store_true", help="the file without classifier")
     return parser
 
 
@@ -138,40 +194,10 @@ def classify_model(args: argparse.Namespace) -> Network:
     return Network(family, weights, **options)
 
 
-CLASSIFY_CHUNK = 32  # images decoded and run together: a batch for every core's lane
-
-
-def classify(args: argparse.Namespace) -> int:
-    """Classify each image; a bad image is reported and skipped, and the exit code is 1."""
-    model = classify_model(args)
-    results, failed = [], 0
-    bar = ProgressBar(len(args.images) if len(args.images) > 3 else 0, "classifying")
-    for start in range(0, len(args.images), CLASSIFY_CHUNK):
-        paths, batch = [], []
-        for path in args.images[start:start + CLASSIFY_CHUNK]:
-            try:
-                pixels = load_image(path, args.resolution, args.interpolation, args.exif)
-            except (ValueError, OSError) as error:
-                print(f"error: {error}", file=sys.stderr)
-                failed += 1
-                continue
-            paths.append(path)
-            batch.append(pixels if model.expects_pixels else preprocess_input(pixels))  # V3 rescales
-        if batch:
-            probs = model.predict(np.stack(batch))  # (n, 1000), the chunk in per-core lanes
-            results += [{"image": str(path), "predictions": _predictions(row, best)}
-                        for path, row, best in zip(paths, probs, top_k(probs, args.top),
-                                                   strict=True)]
-        bar.update(min(start + CLASSIFY_CHUNK, len(args.images)))
-    bar.close()
-    print(json.dumps(results, indent=2) if args.json else _table(results))
-    return 1 if failed else 0
-
-
 def cost_report(args: argparse.Namespace) -> int:
     """``summary`` and ``compare``: counts from the layer table, times when asked."""
     if getattr(args, "family", False):
-        given = [flag for flag in ("arch", "alpha", "resolution") if getattr(args, flag)]
+        given = [flag for flag in ("arch", "alpha", "resolution", "plot") if getattr(args, flag)]
         if given:
             raise ValueError(f"compare --family compares every published model at 224: it takes "
                              f"no --{', --'.join(given)}")
@@ -186,12 +212,23 @@ def cost_report(args: argparse.Namespace) -> int:
         report = summary_json(layers, shape["alpha"], shape["resolution"])
         print(json.dumps(report, indent=2) if args.json else summary_table(layers))
         return 0
+    if args.plot:
+        check_figure_path(args.plot)
     measured = time_standard_vs_separable(blocks) if args.measure else None
     report = compare_json(blocks, measured)
     if args.plot:
         compare_plot(report, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
     print(json.dumps(report, indent=2) if args.json else compare_table(report))
     return 0
+
+
+def check_figure_path(path: Path) -> None:
+    """A figure goes exactly where it is told: to a file with an image extension."""
+    if path.is_dir():
+        raise ValueError(f"--plot {path} is a folder: name a file, e.g. {path / 'compare.png'}")
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise ValueError(f"--plot {path}: name a {', '.join(FIGURE_SUFFIXES)} file")
 
 
 def profile(args: argparse.Namespace) -> int:
@@ -203,43 +240,55 @@ def profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predictions(probs: np.ndarray, best: np.ndarray) -> list[dict]:
-    """One image's probabilities (1000,) at the class indices ``best``, labelled."""
-    classes = imagenet_classes()
-    return [{"index": int(i), "wnid": classes[i][0], "label": classes[i][1],
-             "probability": float(probs[i])} for i in best]
+def download(args: argparse.Namespace) -> int:
+    """``weights download``: the official file, cached or fetched, checked to fit the model."""
+    family = get_family(args.arch or DEFAULT_ARCH)
+    config = family.config(alpha=args.alpha, resolution=args.resolution,
+                           include_top=not args.no_top, **own_options(args, family))
+    path = official_weights(family, config)
+    load_weights(path, family.layers(**config), family)  # a damaged cached file says so
+    print(path)
+    return 0
 
 
-def _table(results: list[dict]) -> str:
-    lines = []
-    for result in results:
-        lines.append(result["image"])
-        for rank, p in enumerate(result["predictions"], 1):
-            lines.append(f"  {rank}. {p['label']:<28} {p['wnid']}  #{p['index']:<4} "
-                         f"{100 * p['probability']:6.2f}%")
-    return "\n".join(lines)
+def run(args: argparse.Namespace) -> int:
+    """Dispatch one parsed command."""
+    if args.command == "classify":
+        return classify(classify_model(args), args.images, args.resolution, args.top,
+                        args.interpolation, args.exif, args.json)
+    if args.command in ("summary", "compare"):
+        return cost_report(args)
+    if args.command == "profile":
+        return profile(args)
+    if args.command == "convert":
+        config = convert(args.source, args.destination,
+                         get_family(args.arch) if args.arch else None)
+        print(f"wrote {args.destination}: {describe_config(config)}")
+        return 0
+    return download(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``mobilenet-np`` and ``python -m mobilenet_np``."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
     try:
-        if args.command == "classify":
-            return classify(args)
-        if args.command in ("summary", "compare"):
-            return cost_report(args)
-        if args.command == "profile":
-            return profile(args)
-        if args.command == "convert":
-            config = convert(args.source, args.destination,
-                             get_family(args.arch) if args.arch else None)
-            print(f"wrote {args.destination}: {describe_config(config)}")
-        elif args.command == "weights":
-            family = get_family(args.arch or DEFAULT_ARCH)
-            config = family.config(alpha=args.alpha, resolution=args.resolution,
-                                   include_top=not args.no_top, **own_options(args, family))
-            print(official_weights(family, config))
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error already printed
+        return done.code
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return run(args)
+    except BrokenPipeError:  # e.g. `mobilenet-np summary | head -1`: the reader left, fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
         return 0
     except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("error: not enough memory: try a smaller --resolution or --batch", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

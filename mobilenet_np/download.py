@@ -16,8 +16,12 @@ from .weights import load_weights
 
 
 def cache_dir() -> Path:
-    """``$MOBILENET_NP_HOME`` if set, else ``~/.cache/mobilenet-np``."""
-    return Path(os.environ.get("MOBILENET_NP_HOME", Path.home() / ".cache" / "mobilenet-np"))
+    """``$MOBILENET_NP_HOME`` if set (and not empty), else ``~/.cache/mobilenet-np``."""
+    folder = Path(os.environ.get("MOBILENET_NP_HOME") or Path.home() / ".cache" / "mobilenet-np")
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"the weights cache {folder} ($MOBILENET_NP_HOME) is a file, not a "
+                         f"folder: point MOBILENET_NP_HOME at a folder")
+    return folder
 
 
 def official_file_name(family: Family, config: dict) -> str:
@@ -111,7 +115,7 @@ def download(url: str, destination: Path, check, timeout: float = 30) -> Path:
                 raise ConnectionError(f"transfer cut off after {done} of {total} bytes")
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             raise ConnectionError(
-                f"could not download {url}: {error}\n"
+                f"could not download {url}: {error}. "
                 f"Offline? Fetch that URL on a machine with internet and copy the file to "
                 f"{destination} (or pass its path with --weights / weights=PATH)."
             ) from None

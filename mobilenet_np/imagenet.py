@@ -6,6 +6,8 @@ import functools
 import os
 import warnings
 from importlib.resources import files
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -16,8 +18,17 @@ RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
+class NotAnImageError(ValueError):
+    """A file Pillow does not recognise as an image at all (not a damaged one)."""
+
+
+def display_name(path: str | os.PathLike) -> str:
+    """A path as printable text: bytes that are not UTF-8 shown as escapes (``caf\\xe9.jpg``)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def load_image(
-    path: str | os.PathLike, size: int | tuple[int, int] = 224,
+    path: str | os.PathLike | BinaryIO, size: int | tuple[int, int] = 224,
     interpolation: str = "nearest", exif_orientation: bool = False,
 ) -> np.ndarray:
     """Load a photo as float32 RGB pixels ``(H, W, 3)`` in [0, 255], resized to ``size``.
@@ -29,48 +40,65 @@ def load_image(
     would clip them to white). EXIF orientation is ignored by default, as Keras ignores it;
     ``exif_orientation=True`` turns phone photos upright first.
 
-    Raises ``ValueError`` for files that are not images, truncated images, and images over
-    Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``).
+    ``path`` may also be an open binary file (e.g. stdin's bytes; its ``name`` is used in
+    messages). Raises
+    ``NotAnImageError`` (a ``ValueError``) for files that are not images, ``ValueError`` for
+    damaged or truncated images, folders, pipes and images over Pillow's decompression-bomb
+    limit (``Image.MAX_IMAGE_PIXELS``), ``FileNotFoundError`` for a missing file.
     """
     height, width = (size, size) if isinstance(size, int) else size
     if interpolation not in RESAMPLING:
         raise ValueError(f"interpolation must be one of {sorted(RESAMPLING)}, got "
                          f"{interpolation!r}")
-    image = _open_checked(path)
-    if exif_orientation:
-        image = ImageOps.exif_transpose(image)
-    image = _to_rgb(image, path)
+    name = _check_path(path) if isinstance(path, (str, os.PathLike)) \
+        else getattr(path, "name", "<stream>")
+    image = _decode(path, name, exif_orientation)
     if image.size != (width, height):
         image = image.resize((width, height), RESAMPLING[interpolation])
     return np.asarray(image, dtype=np.float32)  # (H, W, 3)
 
 
-def _open_checked(path: str | os.PathLike) -> Image.Image:
-    """Open and fully decode an image, turning Pillow's many failures into one clear ValueError."""
+def _check_path(path: str | os.PathLike) -> str:
+    """The path's printable name, once it is known to be a regular file."""
+    name = display_name(path)
+    if Path(path).is_dir():
+        raise ValueError(f"{name} is a folder, not an image file")
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{name}: no such file")
+    if not Path(path).is_file():  # a pipe or a device would block or never end
+        raise ValueError(f"{name} is not a regular file (a pipe or a device?)")
+    return name
+
+
+def _decode(path: str | os.PathLike | BinaryIO, name: str, exif_orientation: bool) -> Image.Image:
+    """Open, fully decode and convert to RGB, turning Pillow's many failures into one ValueError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
             image.load()
-        return image
+            if exif_orientation:
+                image = ImageOps.exif_transpose(image)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ValueError(f"{path}: refused, more than {Image.MAX_IMAGE_PIXELS:,} pixels "
+        raise ValueError(f"{name}: refused, more than {Image.MAX_IMAGE_PIXELS:,} pixels "
                          f"(a possible decompression bomb)") from None
     except UnidentifiedImageError:
-        raise ValueError(f"{path}: not an image file Pillow can read") from None
-    except FileNotFoundError:
-        raise
-    except (OSError, SyntaxError) as error:  # truncated or corrupt data
-        raise ValueError(f"{path}: damaged or truncated image: {error}") from None
+        raise NotAnImageError(f"{name}: not an image file Pillow can read") from None
+    except Exception as error:  # noqa: BLE001
+        # Decoders meet arbitrary bytes here and fail in many ways (OSError, SyntaxError,
+        # struct.error, IndexError, ...): at this boundary every failure means "bad file".
+        raise ValueError(f"{name}: damaged or truncated image ({type(error).__name__}: "
+                         f"{error})") from None
+    return _to_rgb(image, name)
 
 
-def _to_rgb(image: Image.Image, path: str | os.PathLike) -> Image.Image:
+def _to_rgb(image: Image.Image, name: str) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB."""
     if image.mode in SIXTEEN_BIT_MODES:
         pixels = np.asarray(image, dtype=np.float64)  # (H, W), 0..65535
         image = Image.fromarray(np.round(pixels / 257).clip(0, 255).astype(np.uint8), mode="L")
     elif image.mode == "F":
-        raise ValueError(f"{path}: floating-point images are not supported; save as 8-bit")
+        raise ValueError(f"{name}: floating-point images are not supported; save as 8-bit")
     return image.convert("RGB") if image.mode != "RGB" else image
 
 

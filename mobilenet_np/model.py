@@ -47,6 +47,9 @@ JOIN_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "multiply": lambda x, earlier: earlier * x,  # (N, H, W, C) * (N, 1, 1, C): the SE gate
 }
 OUTPUTS = ("probabilities", "logits")
+# How far inputs may stray outside their range before ``check_input`` calls them a mistake:
+# resizing and augmentation overshoot a little; raw pixels (0-255) miss [-1, 1] by far.
+RANGE_MARGIN = 0.05
 
 
 class Network:
@@ -92,6 +95,7 @@ class Network:
 
     def forward(
         self, x: np.ndarray, output: str = "probabilities", capture: bool = False,
+        check_range: bool = True,
     ) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
         """Run the network on images, one readable ``ops`` call per layer.
 
@@ -102,6 +106,7 @@ class Network:
         output : "probabilities" (softmax, what Keras returns) or "logits" (before it).
             Without the top, both give the last feature map or pooled features.
         capture : also return every layer's output, by layer name, in order.
+        check_range : refuse inputs outside the model's range (see ``check_input``).
 
         Returns
         -------
@@ -109,7 +114,7 @@ class Network:
         (output, {layer name: activation}).
         """
         steps = self.steps(output)
-        x = self.check_input(x)
+        x = self.check_input(x, check_range)
         activations: dict[str, np.ndarray] | None = {} if capture else None
         out = run_steps(steps, x, self.run_layer, activations)
         return (out, activations) if capture else out
@@ -130,7 +135,8 @@ class Network:
         return rng.uniform(low, high, (n, *self.input_shape)).astype(np.float32)
 
     def predict(self, x: np.ndarray, batch_size: int = 8, fused: bool = True,
-                threads: int | None = None, output: str = "probabilities") -> np.ndarray:
+                threads: int | None = None, output: str = "probabilities",
+                check_range: bool = True) -> np.ndarray:
         """Probabilities or logits (N, classes) (or features, without the top) for images x.
 
         x is (N, H, W, 3), as for ``forward``. Runs ``batch_size`` images at a time, so
@@ -138,10 +144,10 @@ class Network:
         ``plan.py`` steps: batch norm folded into the convolutions, fused activations), with
         the batch split over ``threads`` lanes (default: one per CPU core); ``fused=False``
         the readable ``forward``, one chunk after another. Both give the same numbers to
-        float32 round-off (tested).
+        float32 round-off (tested). ``check_range`` as in ``forward``.
         """
         steps = self.steps(output)
-        x = self.check_input(x)
+        x = self.check_input(x, check_range)
         lanes = cpu_cores() if threads is None else threads
         for name, value in (("batch_size", batch_size), ("threads", lanes)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -149,13 +155,19 @@ class Network:
         if len(x) == 0:
             return np.zeros((0, *steps[-1].output_shape), np.float32)
         if not fused:
-            return np.concatenate([self.forward(x[i:i + batch_size], output)
+            return np.concatenate([self.forward(x[i:i + batch_size], output, check_range=False)
                                    for i in range(0, len(x), batch_size)])
         out = run_in_lanes(self.plan, x, batch_size, lanes)
         return ops.softmax(out) if steps[-1].kind == "softmax" else out
 
-    def check_input(self, x: np.ndarray) -> np.ndarray:
-        """Return x as float32 (N, H, W, 3), or raise a clear error."""
+    def check_input(self, x: np.ndarray, check_range: bool = True) -> np.ndarray:
+        """Return x as float32 (N, H, W, 3), or raise a clear error.
+
+        NaN and infinity are always refused. With ``check_range``, so are values outside the
+        model's input range (plus ``RANGE_MARGIN``): pixels given to a model that takes
+        preprocess_input's [-1, 1] (V1, V2) would give confident wrong answers, as would
+        preprocessed values given to a model that rescales pixels itself (V3).
+        """
         x = np.asarray(x)
         if x.dtype == np.uint8 and not self.expects_pixels:
             raise TypeError("x holds uint8 pixels: scale them first with preprocess_input(x)")
@@ -166,7 +178,25 @@ class Network:
         if x.ndim != 4 or x.shape[1:] != self.input_shape:
             raise ValueError(f"this model takes (N, {', '.join(map(str, self.input_shape))}) "
                              f"images, got {tuple(x.shape)}")
+        if x.size and not np.isfinite(x).all():
+            raise ValueError(f"x holds {np.count_nonzero(~np.isfinite(x))} NaN or infinite values")
+        if check_range and x.size:
+            self._check_range(float(x.min()), float(x.max()))
         return x
+
+    def _check_range(self, low: float, high: float) -> None:
+        """Refuse inputs that belong to the other preprocessing (see ``check_input``)."""
+        if self.expects_pixels:
+            # Pixels are never below zero; values in [-1, 1] with negatives are preprocessed.
+            looks_scaled = low < 0 and high <= 1 + RANGE_MARGIN
+            if looks_scaled or low < -1 or high > 255 * (1 + RANGE_MARGIN):
+                raise ValueError(f"x spans [{low:.3g}, {high:.3g}], but this model takes pixels in "
+                                 f"[0, 255] and rescales them itself: pass load_image(...) "
+                                 f"pixels, not preprocess_input's output (or check_range=False)")
+        elif low < -1 - 2 * RANGE_MARGIN or high > 1 + 2 * RANGE_MARGIN:
+            raise ValueError(f"x spans [{low:.3g}, {high:.3g}], but this model takes values in "
+                             f"[-1, 1]: scale pixels with preprocess_input(x) first (or "
+                             f"check_range=False)")
 
 
 def load(path: str | os.PathLike, **options) -> Network:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .cost import conv_mobilenet_cost, network_cost, separable_blocks
+from .files import atomic_output
 from .layers import Block, Layer
 
 
@@ -103,7 +106,7 @@ def compare_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def compare_plot(report: dict, path: str) -> None:
+def compare_plot(report: dict, path: Path) -> None:
     """Bars of MACs per block (both kinds, log scale) and measured vs MAC ratio if measured."""
     try:
         import matplotlib
@@ -134,7 +137,8 @@ def compare_plot(report: dict, path: str) -> None:
                   title="Fewer MACs is not the same as less time")
         right.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    with atomic_output(path) as temporary:  # the temporary name has no extension: say the format
+        figure.savefig(temporary, dpi=110, format=path.suffix.lstrip(".").lower())
     plt.close(figure)
 
 

@@ -9,15 +9,17 @@ A file that fits nothing gets a message that says what it holds.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
+import zipfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from .files import load_npz, save_npz
+from .files import check_destination, load_npz, save_npz
 from .keras_files import read_keras_file
 from .layers import Layer, Params
 from .registry import FAMILIES, Family, Stored, get_family
@@ -30,6 +32,7 @@ KERAS_CLASSES = {"conv2d": "conv2d", "pointwise_conv2d": "conv2d", "classifier":
 KERAS3_KEY = r"([a-z0-9_]+?)(?:_(\d+))?"  # "conv2d_12" -> class "conv2d", position 12
 # Keras 3's legacy .h5 calls every layer's main array "kernel", a depthwise kernel too.
 WEIGHT_ALIASES = {"depthwise_kernel": "kernel"}
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def read_weights_file(path: str | os.PathLike, family: Family | None = None) -> Stored:
@@ -43,7 +46,7 @@ def read_weights_file(path: str | os.PathLike, family: Family | None = None) -> 
         raise ValueError(f"{path} is a folder, not a weights file")
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    if path.suffix == ".npz":
+    if _is_npz(path):
         stored = Stored(layout="our .npz")
         for key, array in load_npz(path).items():
             layer, _, weight = key.rpartition("/")
@@ -54,6 +57,18 @@ def read_weights_file(path: str | os.PathLike, family: Family | None = None) -> 
             else Stored(file.stored, layout=file.layout)
     stored.source = str(path)
     return stored
+
+
+def _is_npz(path: Path) -> bool:
+    """Our .npz or a Keras file? By content, not name: a renamed file still reads right."""
+    with open(path, "rb") as file:
+        head = file.read(8)
+    if head.startswith(b"PK\x03\x04"):  # a zip: ours if it holds arrays only, else Keras's
+        with contextlib.suppress(zipfile.BadZipFile):
+            with zipfile.ZipFile(path) as archive:
+                return all(name.endswith(".npy") for name in archive.namelist())
+        return path.suffix != ".keras"
+    return head != HDF5_SIGNATURE and path.suffix == ".npz"
 
 
 def keras_classes(layers: list[Layer]) -> Counter:
@@ -177,14 +192,20 @@ def check_params(stored: Stored, layers: list[Layer],
                 problems.append(f"{name}/{weight} has shape {array.shape}, expected {shape}")
             elif array.dtype.kind != "f":
                 problems.append(f"{name}/{weight} has dtype {array.dtype}, expected floats")
-            elif not np.isfinite(array).all():
-                problems.append(f"{name}/{weight} holds {np.count_nonzero(~np.isfinite(array))} "
-                                f"NaN or infinite values")
             else:
                 params[f"{name}/{weight}"] = np.ascontiguousarray(array, dtype=np.float32)
     if problems:
         raise ValueError(f"{stored.source}: weights do not fit the model: "
                          + "; ".join(problems[:6]))
+    return params
+
+
+def check_finite(params: Params, source: str) -> Params:
+    """Refuse NaN and infinity, naming the arrays that hold them (they would give NaN answers)."""
+    bad = [f"{key} holds {np.count_nonzero(~np.isfinite(array))} NaN or infinite values"
+           for key, array in params.items() if not np.isfinite(array).all()]
+    if bad:
+        raise ValueError(f"{source}: " + "; ".join(bad[:4]) + (" ..." if len(bad) > 4 else ""))
     return params
 
 
@@ -200,22 +221,25 @@ def load_weights(weights: str | os.PathLike | Stored, layers: list[Layer],
     droppable = frozenset(layer.name for layer in family.layers(include_top=True)
                           if layer.role == "top" and layer.weights)
     try:
-        return check_params(in_family_names(stored, family), layers, droppable)
+        params = check_params(in_family_names(stored, family), layers, droppable)
     except ValueError as error:
         try:
             holds = f"{stored.source} holds {describe_config(infer_config(stored))}"
         except ValueError:
             holds = f"{stored.source} is not {family.title} weights"
-        raise ValueError(f"{error}\n{holds}: pass the matching options (e.g. alpha=..., "
+        raise ValueError(f"{error}. {holds}: pass the matching options (e.g. alpha=..., "
                          f"include_top=...) or another file") from None
+    return check_finite(params, stored.source)
 
 
 def convert(source: str | os.PathLike, destination: str | os.PathLike,
             family: Family | None = None) -> dict:
     """Convert a Keras file to ``.npz`` after checking every array; return what it holds."""
+    check_destination(source, destination, ".npz")
     stored = read_weights_file(source, family)
     config = infer_config(stored)
     options = {k: v for k, v in config.items() if k != "arch"}
     family = get_family(config["arch"])
-    save_npz(check_params(in_family_names(stored, family), family.layers(**options)), destination)
+    params = check_params(in_family_names(stored, family), family.layers(**options))
+    save_npz(check_finite(params, stored.source), destination)
     return config

@@ -15,10 +15,22 @@ settings.register_profile("seeded", derandomize=True, deadline=None, print_blob=
 settings.load_profile("seeded")
 
 ROOT = Path(__file__).resolve().parent.parent
-# Real ImageNet weights (MobileNet V1 0.25/224, official Keras layout), never committed:
-# $MOBILENET_NP_PRETRAINED (set by .ci/run) or ../shared/weights beside the checkout.
-PRETRAINED = Path(os.environ.get("MOBILENET_NP_PRETRAINED")
-                  or ROOT.parent / "shared" / "weights" / "mobilenet_2_5_224_tf.h5")
+PRETRAINED_NAME = "mobilenet_2_5_224_tf.h5"
+
+
+def find_pretrained() -> Path:
+    """The real ImageNet weights (MobileNet V1 0.25/224, official Keras layout), never
+    committed: $MOBILENET_NP_PRETRAINED (set by .ci/run), ../shared/weights beside the checkout,
+    or the cache the README's own `weights download` fills (ours, then Keras's)."""
+    if os.environ.get("MOBILENET_NP_PRETRAINED"):
+        return Path(os.environ["MOBILENET_NP_PRETRAINED"])
+    cache = Path(os.environ.get("MOBILENET_NP_HOME") or Path.home() / ".cache" / "mobilenet-np")
+    candidates = [ROOT.parent / "shared" / "weights", cache, Path.home() / ".keras" / "models"]
+    return next((folder / PRETRAINED_NAME for folder in candidates
+                 if (folder / PRETRAINED_NAME).is_file()), candidates[0] / PRETRAINED_NAME)
+
+
+PRETRAINED = find_pretrained()
 UNIT_ROUNDOFF = 2.0**-24  # float32
 
 
@@ -86,8 +98,9 @@ def import_tensorflow():
 def pretrained_path() -> Path:
     """The real 0.25/224 ImageNet weights, or a skip that says where they were looked for."""
     if not PRETRAINED.is_file():
-        pytest.skip(f"needs the real ImageNet weights file {PRETRAINED} (set "
-                    f"MOBILENET_NP_PRETRAINED); a fresh clone has none")
+        pytest.skip(f"needs the real ImageNet weights {PRETRAINED_NAME} (run `mobilenet-np "
+                    f"weights download --alpha 0.25`, or set MOBILENET_NP_PRETRAINED); a fresh "
+                    f"clone has none")
     return PRETRAINED
 
 

@@ -22,6 +22,8 @@ from mobilenet_np.fused import Conv, Depthwise, fold_batch_norm
 from mobilenet_np.layers import Layer
 from mobilenet_np.shapes import resolve_padding
 
+pytestmark = pytest.mark.numerical  # .ci/run runs these with other BLAS kernels too
+
 CONFIGS = [(MobileNet, dict(alpha=0.25, resolution=128)),
            (MobileNet, dict(alpha=0.75, resolution=224)),
            (MobileNet, dict(alpha=0.5, resolution=(97, 131), include_top=False, pooling="avg")),

@@ -8,12 +8,15 @@ terms and their size, so it is tight for small sums and honest for large ones.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from cases import CASES, ConvCase, conv_cases
 from conftest import assert_within_rounding
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mobilenet_np import ops, reference
+
+pytestmark = pytest.mark.numerical  # .ci/run runs these with other BLAS kernels too
 
 
 @settings(max_examples=CASES)

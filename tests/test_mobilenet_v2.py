@@ -18,6 +18,8 @@ from mobilenet_np.families.v2 import V2
 from mobilenet_np.layers import make_divisible
 from mobilenet_np.weights import convert
 
+pytestmark = pytest.mark.numerical  # .ci/run runs these with other BLAS kernels too
+
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 PAIRS = [(a, r) for a in ALPHAS for r in (224, 160, 96)]
 

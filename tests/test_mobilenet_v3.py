@@ -17,6 +17,8 @@ from mobilenet_np.cost import network_cost
 from mobilenet_np.registry import FAMILIES
 from mobilenet_np.weights import convert
 
+pytestmark = pytest.mark.numerical  # .ci/run runs these with other BLAS kernels too
+
 MODELS = {"v3-large": MobileNetV3Large, "v3-small": MobileNetV3Small}
 CASES = [(arch, minimalistic, alpha) for arch in MODELS for minimalistic in (False, True)
          for alpha in (0.75, 1.0)]

@@ -21,6 +21,8 @@ from conftest import images, keras_mobilenet, set_keras_weights
 
 from mobilenet_np import MobileNet
 
+pytestmark = pytest.mark.numerical  # .ci/run runs these with other BLAS kernels too
+
 PAIRS = [(a, r) for a in (0.25, 0.5, 0.75, 1.0) for r in (128, 160, 192, 224)]
 LOGIT_RTOL, PROB_ATOL = 2e-5, 1e-6
 

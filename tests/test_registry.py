@@ -19,6 +19,8 @@ from mobilenet_np.layers import LayerBuilder, check_options
 from mobilenet_np.registry import FAMILIES, Family, Option, WeightFiles, kernel_shape, register, top_options
 from mobilenet_np.weights import convert
 
+pytestmark = pytest.mark.numerical  # .ci/run runs these with other BLAS kernels too
+
 VARIANTS = [("v1", {}), ("v1", {"alpha": 0.5, "depth_multiplier": 2}), ("v2", {}),
             ("v2", {"alpha": 1.4}), ("v3-small", {}), ("v3-small", {"minimalistic": True}),
             ("v3-large", {}), ("v3-large", {"alpha": 0.75})]

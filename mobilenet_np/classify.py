@@ -1,0 +1,101 @@
+"""``mobilenet-np classify``: images (files, folders, stdin) in, top-k ImageNet labels out."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .imagenet import NotAnImageError, display_name, imagenet_classes, load_image, preprocess_input, top_k
+from .model import Network
+from .progress import ProgressBar
+
+CHUNK = 32  # images decoded and run together: a batch for every core's lane
+
+
+def image_sources(arguments: list[str]) -> list[tuple[str, object, bool]]:
+    """(printable name, what ``load_image`` reads, came from a folder) per image to classify.
+
+    A folder gives its files, sorted (not its subfolders or hidden files); ``-`` gives the one
+    image on standard input.
+    """
+    sources = []
+    for argument in arguments:
+        if argument == "-":
+            stdin = io.BytesIO(sys.stdin.buffer.read())
+            stdin.name = "-"  # how messages name it
+            sources.append(("-", stdin, False))
+        elif Path(argument).is_dir():
+            children = sorted(p for p in Path(argument).iterdir()
+                              if p.is_file() and not p.name.startswith("."))
+            sources += [(display_name(child), child, True) for child in children]
+        else:
+            sources.append((display_name(argument), argument, False))
+    return sources
+
+
+def classify(model: Network, arguments: list[str], resolution: int, top: int,
+             interpolation: str, exif: bool, as_json: bool) -> int:
+    """Classify every image, in order; a bad one is reported (stderr, and an ``"error"`` entry
+    in the JSON) and the rest finish: exit code 1. Files in a folder that are not images at
+    all are skipped with a note."""
+    sources = image_sources(arguments)
+    results: list[dict] = []
+    bar = ProgressBar(len(sources) if len(sources) > 3 else 0, "classifying")
+    for start in range(0, len(sources), CHUNK):
+        chunk, batch = [], []
+        for name, source, in_folder in sources[start:start + CHUNK]:
+            try:
+                pixels = load_image(source, resolution, interpolation, exif)
+            except NotAnImageError as error:
+                if in_folder:
+                    print(f"note: skipped {name} (not an image)", file=sys.stderr)
+                    continue
+                results.append(_failed(name, error))
+                continue
+            except (ValueError, OSError) as error:
+                results.append(_failed(name, error))
+                continue
+            chunk.append(len(results))
+            results.append({"image": name})
+            batch.append(pixels if model.expects_pixels else preprocess_input(pixels))
+        if batch:
+            probs = model.predict(np.stack(batch))  # (n, 1000), the chunk in per-core lanes
+            for index, row, best in zip(chunk, probs, top_k(probs, top), strict=True):
+                results[index]["predictions"] = _predictions(row, best)
+        bar.update(min(start + CHUNK, len(sources)))
+    bar.close()
+    if not results:
+        raise ValueError("no images to classify (the folders given hold none)")
+    print(json.dumps(results, indent=2) if as_json else _table(results))
+    return 1 if any("error" in result for result in results) else 0
+
+
+def _failed(name: str, error: Exception) -> dict:
+    """Report one image's failure now, on stderr, and keep it for the JSON."""
+    message = str(error)
+    print(f"error: {message}", file=sys.stderr)
+    return {"image": name, "error": message}
+
+
+def _predictions(probs: np.ndarray, best: np.ndarray) -> list[dict]:
+    """One image's probabilities (1000,) at the class indices ``best``, labelled."""
+    classes = imagenet_classes()
+    return [{"index": int(i), "wnid": classes[i][0], "label": classes[i][1],
+             "probability": float(probs[i])} for i in best]
+
+
+def _table(results: list[dict]) -> str:
+    """The images that worked, each with its ranked labels (failures went to stderr)."""
+    lines = []
+    for result in results:
+        if "error" in result:
+            continue
+        lines.append(result["image"])
+        for rank, p in enumerate(result["predictions"], 1):
+            lines.append(f"  {rank}. {p['label']:<28} {p['wnid']}  #{p['index']:<4} "
+                         f"{100 * p['probability']:6.2f}%")
+    return "\n".join(lines)
