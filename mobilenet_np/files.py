@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +18,16 @@ def load_npz(path: str | os.PathLike) -> Params:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
-    except ValueError as error:  # object arrays need pickle: refuse them
-        raise ValueError(f"{path}: holds pickled objects, refused (only plain arrays are "
-                         f"loaded): {error}") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise ValueError(f"{path}: not a readable .npz file (truncated?): {error}") from None
+    except ValueError as error:
+        if "pickle" in str(error):  # object arrays need pickle: refuse them
+            raise ValueError(f"{path}: holds pickled objects, refused (only plain arrays are "
+                             f"loaded)") from None
+        raise ValueError(f"{path}: a damaged .npz file: {error}") from None
+    except Exception as error:  # noqa: BLE001
+        # zipfile, zlib and NumPy's header parser fail in many ways on damaged bytes
+        # (BadZipFile, zlib.error, EOFError, KeyError, ...): all mean "damaged file".
+        raise ValueError(f"{path}: not a readable .npz file (truncated or damaged: "
+                         f"{type(error).__name__}: {error})") from None
 
 
 @contextlib.contextmanager

@@ -47,14 +47,21 @@ class KerasFile:
 def read_keras_file(path: str | os.PathLike) -> KerasFile:
     """Read any Keras layout above from ``path`` (an HDF5 file or a ``.keras`` zip)."""
     path = Path(path)
-    if zipfile.is_zipfile(path):
-        return _read_archive(path)
     try:
+        if zipfile.is_zipfile(path):
+            return _read_archive(path)
         with h5py.File(path, "r") as file:
             return _read_hdf5(file, path)
+    except ValueError:
+        raise
     except OSError as error:
         raise ValueError(f"{path}: not a readable HDF5 weights file (truncated or not HDF5?): "
                          f"{error}") from None
+    except Exception as error:  # noqa: BLE001
+        # h5py and zlib meet damaged bytes here and fail in many ways (KeyError, RuntimeError,
+        # TypeError, zlib.error, ...): at this boundary every failure means "damaged file".
+        raise ValueError(f"{path}: a damaged weights file ({type(error).__name__}: "
+                         f"{error})") from None
 
 
 def _read_hdf5(file: h5py.File, path: Path) -> KerasFile:
@@ -116,7 +123,8 @@ def _read_archive(path: Path) -> KerasFile:
                     raise ValueError(f"{path}: its model.weights.h5 has no 'layers' group")
                 stored = _read_keras3(_child(file, "layers"))
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: a damaged Keras archive: {error}") from None
+        raise ValueError(f"{path}: a damaged Keras archive ({type(error).__name__}: "
+                         f"{error})") from None
     return KerasFile("Keras 3 archive (.keras)", stored, True, model)
 
 
