@@ -60,6 +60,30 @@ def assert_within_rounding(actual, expected, abs_sum, terms) -> float:
     return float(error.max())
 
 
+def parity_rtol(layers) -> float:
+    """Relative gap allowed between our logits and Keras's, from a model of float32 rounding.
+
+    Each of the L summing layers on the path (convolutions, the classifier) adds up at most K
+    products; a float32 sum of K terms in another order differs by about sqrt(K) u relative
+    (u = 2^-24: independent roundings cancel like a random walk; Higham's worst case K u is
+    never approached), and L layers' errors add the same way: sqrt(L K) u per computation,
+    twice that between two (ours, Keras's). V1 1.0: L = 28, K = 1024 -> 2.0e-5; V2 1.0:
+    L = 53, K = 1280 -> 3.1e-5. Used as rtol * (1 + max |logit|); a wrong padding, channel
+    order or BN formula moves logits by 1e-2 or more.
+    """
+    from mobilenet_np.cost import layer_macs
+
+    summing = [layer for layer in layers if layer_macs(layer)]
+    widest = max(layer_macs(layer) // int(np.prod(layer.output_shape)) for layer in summing)
+    return 2 * UNIT_ROUNDOFF * float(np.sqrt(len(summing) * widest))
+
+
+def softmax_bound(probs: np.ndarray, logit_bound: float) -> float:
+    """How far probabilities may move when every logit moves by at most ``logit_bound``:
+    d p_i = p_i (d z_i - sum_j p_j d z_j), so |d p_i| <= 2 p_i max |d z|."""
+    return 2 * float(np.max(probs)) * logit_bound
+
+
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
 
