@@ -57,3 +57,15 @@ def calibration_and_evaluation(n_calibration: int = 16, n_evaluation: int = 62,
     calibration = crops(n_calibration, seed=0, size=size)
     evaluation = np.concatenate([whole(size), crops(n_evaluation, seed=1, size=size)])
     return mnp.preprocess_input(calibration), mnp.preprocess_input(evaluation)
+
+
+def agreement(reference: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """How often a model's ranking agrees with the reference's, over N images: (N, K) each.
+
+    ``top1``: the same best class; ``top5``: the mean overlap of the two top-5 sets (|A & B| / 5);
+    ``top1_in_top5``: the reference's best class is among the model's five.
+    """
+    ref5, our5 = (np.argsort(-s, axis=1, kind="stable")[:, :5] for s in (reference, scores))
+    return {"top1": float(np.mean(ref5[:, 0] == our5[:, 0])),
+            "top5": float(np.mean([len(set(a) & set(b)) / 5 for a, b in zip(ref5, our5, strict=True)])),
+            "top1_in_top5": float(np.mean([a[0] in b for a, b in zip(ref5, our5, strict=True)]))}
