@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import photos  # noqa: E402  (tests/photos.py: the pictures and the agreement measure)
 from conftest import PRETRAINED, keras_mobilenet, set_keras_weights  # noqa: E402
-from test_int8_models import convert, interpreter  # noqa: E402
+from int8_cases import convert, interpreter  # noqa: E402
 
 import mobilenet_np as mnp  # noqa: E402
 from mobilenet_np.int8 import tflite_summary  # noqa: E402
@@ -77,8 +77,9 @@ def main() -> None:
     print(f"mnp.quantize vs TFLite int8: top-1 {between['top1']:.1%}, top-5 overlap {between['top5']:.1%}")
     summary = tflite_summary(ours)
     params = sum(int(np.prod(v.shape)) for v in model.params.values())
+    ratio = summary["float32_bytes"] / summary["weight_bytes"]
     print(f"weights: {summary['weight_bytes']:,} B int8 (kernels + int32 biases + float32 scales) vs "
-          f"{summary['float32_bytes']:,} B float32 BN-folded ({summary['float32_bytes'] / summary['weight_bytes']:.2f}x); "
+          f"{summary['float32_bytes']:,} B float32 BN-folded ({ratio:.2f}x); "
           f"the Keras file's {params:,} float32 params: {4 * params:,} B")
 
 
