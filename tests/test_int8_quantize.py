@@ -259,6 +259,9 @@ def test_quantize_refuses_bad_input_in_one_line() -> None:
     pooled = mnp.MobileNet(alpha=0.25, resolution=96, weights=None, include_top=False, pooling="max")
     with pytest.raises(ValueError, match="global average pooling only"):
         mnp.quantize(pooled, pooled.random_input(1))
+    odd = mnp.MobileNet(alpha=0.25, resolution=50, weights=None)  # 50 -> 25: conv_dw_2 pads (0, 1)
+    with pytest.raises(ValueError, match="conv_dw_2 pads .* SAME or VALID|SAME or VALID.*conv_dw_2"):
+        mnp.quantize(odd, odd.random_input(1))
 
 
 CHILD = """

@@ -59,6 +59,12 @@ class GraphBuilder:
                                    Quantization(scales, zeros, axis), data))
         return name
 
+    def shape_constant(self, name: str, data: np.ndarray) -> str:
+        """An int32 constant that is not a quantized value (MEAN's axes)."""
+        self.index[name] = len(self.tensors)
+        self.tensors.append(Tensor(len(self.tensors), name, data.shape, np.int32, None, data))
+        return name
+
     def quantization(self, name: str) -> tuple[np.float32, int]:
         q = self.tensors[self.index[name]].quantization
         return q.scale[0], int(q.zero_point[0])
@@ -91,21 +97,17 @@ def _conv_options(padding: str, stride: int, activation: str | None) -> dict:
             "dilation_h_factor": 1}
 
 
-def _padding(b: GraphBuilder, x: str, layer: Layer, pads) -> tuple[str, str]:
-    """TFLite's SAME or VALID for these pads; any other padding becomes a PAD op first."""
+def _padding(b: GraphBuilder, x: str, layer: Layer, pads) -> str:
+    """TFLite's SAME or VALID for these pads (Keras's stride-2 zero padding is SAME on even sizes)."""
     in_hw, k = b.shape(x)[1:3], (layer.kernel, layer.kernel)
     pads = tuple(tuple(int(p) for p in pair) for pair in pads)  # ((top, bottom), (left, right))
     if pads == conv_pads(in_hw, k, (layer.stride,) * 2, "SAME"):
-        return x, "SAME"
-    if any(any(p) for p in pads):
-        (top, bottom), (left, right) = pads
-        paddings = np.array([[0, 0], [top, bottom], [left, right], [0, 0]], np.int32)
-        shape = (1, in_hw[0] + top + bottom, in_hw[1] + left + right, b.shape(x)[3])
-        b.tensor(f"{layer.name}/paddings", (4, 2), np.int32, 1.0, 0, paddings)
-        x = b.op("PAD", [x, f"{layer.name}/paddings"],
-                 b.tensor(f"{layer.name}/pad", shape, scale=b.quantization(x)[0],
-                          zero_point=b.quantization(x)[1]))
-    return x, "VALID"
+        return "SAME"
+    if not any(any(p) for p in pads):
+        return "VALID"
+    raise ValueError(f"int8 quantization needs TFLite's SAME or VALID padding; {layer.name} pads "
+                     f"{pads} on a {in_hw[0]}x{in_hw[1]} input (an odd size at stride 2): use a "
+                     f"resolution that stays even, such as 224")
 
 
 def lower_conv_unit(b: GraphBuilder, step: Conv | Depthwise, x: str, params) -> str:
@@ -118,7 +120,7 @@ def lower_conv_unit(b: GraphBuilder, step: Conv | Depthwise, x: str, params) -> 
                                    depthwise=depthwise)
     pads = step.pads if depthwise else resolve_padding(conv.padding, conv.input_shape[:2],
                                                        (conv.kernel,) * 2, (conv.stride,) * 2, conv.name)
-    x, padding = _padding(b, x, conv, pads)
+    padding = _padding(b, x, conv, pads)
     fused = None if step.activation == "hard_swish" else step.activation
     out = step.covers[-2].name if step.activation == "hard_swish" else step.covers[-1].name
     b.tensor(out, (1, *conv.output_shape))
@@ -136,9 +138,8 @@ def lower_conv_unit(b: GraphBuilder, step: Conv | Depthwise, x: str, params) -> 
 
 def _mean(b: GraphBuilder, x: str, name: str) -> str:
     """Global average pooling as MEAN over H, W with keep_dims (TFLite's optimized kernel)."""
-    b.tensor(f"{name}/axes", (2,), np.int32, 1.0, 0, np.array([1, 2], np.int32))
-    out = b.tensor(name, (1, 1, 1, b.shape(x)[3]))
-    return b.op("MEAN", [x, f"{name}/axes"], out, keep_dims=True)
+    axes = b.shape_constant(f"{name}/axes", np.array([1, 2], np.int32))
+    return b.op("MEAN", [x, axes], b.tensor(name, (1, 1, 1, b.shape(x)[3])), keep_dims=True)
 
 
 def _pointwise(b: GraphBuilder, x: str, name: str, matrix: np.ndarray, bias: np.ndarray, out: str,
