@@ -11,11 +11,11 @@ from .families.v1 import MobileNet
 from .families.v2 import MobileNetV2
 from .families.v3 import MobileNetV3Large, MobileNetV3Small
 from .imagenet import decode_predictions, imagenet_classes, load_image, preprocess_input
-from .int8 import load_tflite
+from .int8 import load_tflite, quantize
 from .model import Network, load
 from .registry import FAMILIES, get_family
 
 __version__ = "0.1.0"
 __all__ = ["FAMILIES", "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
            "Network", "decode_predictions", "get_family", "imagenet_classes", "load", "load_image",
-           "load_tflite", "preprocess_input"]
+           "load_tflite", "preprocess_input", "quantize"]

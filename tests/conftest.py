@@ -183,3 +183,37 @@ def images(shape: tuple[int, ...], n: int = 2, seed: int = 0, low: float = -1.0,
     blocks = rng.uniform(low, high, (n, height // 16 + 1, width // 16 + 1, channels))
     coarse = blocks.repeat(16, axis=1).repeat(16, axis=2)[:, :height, :width]  # (n, H, W, 3)
     return (0.7 * coarse + 0.3 * rng.uniform(low, high, (n, *shape))).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def int8_models(tf, request):
+    """name -> (.tflite bytes from TFLite's converter, float test images), each converted at most
+    once per session (models and calibration sets: tests/int8_cases.py)."""
+    import int8_cases  # imports this module: loaded lazily
+
+    cache: dict[str, tuple[bytes, np.ndarray]] = {}
+
+    def get(name: str) -> tuple[bytes, np.ndarray]:
+        if name not in cache:
+            path = request.getfixturevalue("pretrained_path") if name == "v1-real" else None
+            ours, arch = int8_cases.float_model(name, path)
+            resolution = ours.input_shape[0]
+            keras_model = keras_mobilenet(ours.alpha, resolution, arch)
+            set_keras_weights(keras_model, ours.layers, ours.params)
+            if name == "v1-real":
+                cbook = pytest.importorskip("matplotlib.cbook", reason="grace_hopper.jpg is matplotlib's")
+                photo = preprocess_photo(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+                tests = np.concatenate([photo[None], images((224, 224, 3), 2, seed=11)])
+            else:
+                tests = images((resolution, resolution, 3), 2, 11, *int8_cases.pixel_range(arch))
+            blob = int8_cases.convert(tf, keras_model, int8_cases.calibration_images(name))
+            cache[name] = blob, tests
+        return cache[name]
+    return get
+
+
+def preprocess_photo(path) -> np.ndarray:
+    """A photo as V1/V2 take it: (224, 224, 3) in [-1, 1]."""
+    import mobilenet_np as mnp
+
+    return mnp.preprocess_input(mnp.load_image(path, 224))

@@ -5,89 +5,18 @@ kernels, no XNNPACK) and ``experimental_preserve_all_tensors`` so that every int
 tensor can be read back. Models are Keras MobileNets converted once per session with a
 representative dataset to full int8 (int8 input and output). V2/V3 get the project's
 calibrated random weights (Keras's own initialisation makes every int8 output -128, a test
-that could not fail); V1 0.25/224 gets the real ImageNet weights, on a real photo.
+that could not fail); V1 0.25/224 gets the real ImageNet weights, on a real photo. The
+models and their calibration sets: int8_cases.py; the session fixture: conftest.int8_models.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import images, keras_mobilenet, set_keras_weights
+from int8_cases import RANDOM_MODELS, interpreter, quantize_by_formula
 
 import mobilenet_np as mnp
 from mobilenet_np.int8 import load_tflite
-
-# name: (arch, alpha, resolution); small alpha/resolution keeps conversion quick.
-RANDOM_MODELS = {"v2": ("v2", 0.35, 96), "v3-small": ("v3-small", 0.75, 96),
-                 "v3-large": ("v3-large", 0.75, 96)}
-BUILD = {"v1": mnp.MobileNet, "v2": mnp.MobileNetV2, "v3-small": mnp.MobileNetV3Small,
-         "v3-large": mnp.MobileNetV3Large}
-
-
-def pixel_range(arch: str) -> tuple[float, float]:
-    """MobileNetV3 rescales pixels itself ([0, 255]); V1/V2 take preprocess_input's [-1, 1]."""
-    return (0.0, 255.0) if arch.startswith("v3") else (-1.0, 1.0)
-
-
-def convert(tf, keras_model, calibration: np.ndarray) -> bytes:
-    """Full-integer conversion: int8 kernels only, int8 input and output."""
-    def representative():
-        for image in calibration:
-            yield [image[None]]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
-    return converter.convert()
-
-
-def interpreter(tf, blob: bytes, builtin: bool = True):
-    """TFLite's builtin kernels (the gold model), or the default (XNNPACK-delegated) interpreter."""
-    options = {"experimental_op_resolver_type":
-               tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if builtin else {}
-    it = tf.lite.Interpreter(model_content=blob, experimental_preserve_all_tensors=True, **options)
-    it.allocate_tensors()
-    return it
-
-
-def quantize_by_formula(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """The test's own float -> int8, as TFLite's QUANTIZE kernel (test_int8_reader checks it):
-    times the float32 reciprocal, ties to even (Python's round), clamped."""
-    inverse = np.float32(1.0) / np.float32(scale)
-    rounded = [round(float(v)) for v in (np.asarray(x, np.float32) * inverse).ravel()]
-    return np.clip(np.array(rounded).reshape(np.shape(x)) + zero_point, -128, 127).astype(np.int8)
-
-
-@pytest.fixture(scope="session")
-def int8_models(tf, request):
-    """name -> (tflite bytes, float test images); each model converted at most once per session."""
-    cache: dict[str, tuple[bytes, np.ndarray]] = {}
-
-    def get(name: str) -> tuple[bytes, np.ndarray]:
-        if name not in cache:
-            if name == "v1-real":
-                path = request.getfixturevalue("pretrained_path")
-                ours = mnp.MobileNet(alpha=0.25, resolution=224, weights=str(path))
-                keras_model, arch, resolution = keras_mobilenet(0.25, 224, "v1"), "v1", 224
-                cbook = pytest.importorskip("matplotlib.cbook", reason="grace_hopper.jpg is matplotlib's")
-                photo = mnp.preprocess_input(mnp.load_image(
-                    cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), 224))
-                tests = np.concatenate([photo[None], images((224, 224, 3), 2, seed=11)])
-            else:
-                arch, alpha, resolution = RANDOM_MODELS[name]
-                ours = BUILD[arch](alpha=alpha, resolution=resolution, weights=None, seed=3)
-                keras_model = keras_mobilenet(alpha, resolution, arch)
-                tests = images((resolution, resolution, 3), 2, 11, *pixel_range(arch))
-            set_keras_weights(keras_model, ours.layers, ours.params)
-            calibration = images((resolution, resolution, 3), 6, 1, *pixel_range(arch))
-            if name == "v1-real":
-                calibration = np.concatenate([tests[:1], calibration])
-            cache[name] = convert(request.getfixturevalue("tf"), keras_model, calibration), tests
-        return cache[name]
-    return get
-
 
 NAMES = ["v1-real", *RANDOM_MODELS]
 

@@ -1,10 +1,16 @@
-"""The integer-only half: a .tflite reader and int8 kernels equal bit for bit to TFLite's.
+"""The integer-only half: a .tflite reader, int8 kernels equal bit for bit to TFLite's, and our own PTQ.
 
 ``ops`` holds the vectorised kernels, ``reference`` their plain-loop twins, ``fixedpoint``
 the integer rescaling both use, ``tflite_file`` the reader, ``graph`` TFLite's per-op
-preparation, and ``model`` the runner behind ``load_tflite``.
+preparation, ``model`` the runner behind ``load_tflite``, ``quantize`` and ``calibrate`` our
+post-training quantization of a float ``Network`` (``mnp.quantize``), and ``classify`` and
+``summary`` what the command line shows of a .tflite file.
 """
 
+from .classify import classify_tflite
 from .model import TFLiteModel, load_tflite
+from .quantize import quantize
+from .summary import tflite_summary, tflite_summary_table
 
-__all__ = ["TFLiteModel", "load_tflite"]
+__all__ = ["TFLiteModel", "classify_tflite", "load_tflite", "quantize", "tflite_summary",
+           "tflite_summary_table"]
