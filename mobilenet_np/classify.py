@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from .imagenet import NotAnImageError, display_name, imagenet_classes, load_image, preprocess_input, top_k
-from .model import Network
 from .progress import ProgressBar
 
 CHUNK = 32  # images decoded and run together: a batch for every core's lane
@@ -37,11 +36,23 @@ def image_sources(arguments: list[str]) -> list[tuple[str, object, bool]]:
     return sources
 
 
-def classify(model: Network, arguments: list[str], resolution: int, top: int,
+def classify(model, arguments: list[str], size: int | tuple[int, int], top: int,
              interpolation: str, exif: bool, as_json: bool) -> int:
-    """Classify every image, in order; a bad one is reported (stderr, and an ``"error"`` entry
-    in the JSON) and the rest finish: exit code 1. Files in a folder that are not images at
-    all are skipped with a note."""
+    """Print the labels of every image (``classify_images``); exit code 1 if any failed."""
+    results = classify_images(model, arguments, size, top, interpolation, exif)
+    print(json.dumps(results, indent=2) if as_json else _table(results))
+    return 1 if any("error" in result for result in results) else 0
+
+
+def classify_images(model, arguments: list[str], size: int | tuple[int, int], top: int,
+                    interpolation: str = "nearest", exif: bool = False) -> list[dict]:
+    """Classify every image, in order, with any ``model`` that has ``expects_pixels`` and
+    ``predict(x) -> (N, 1000)`` probabilities (a ``Network``, an int8 ``Int8Classifier``).
+
+    Returns ``[{"image", "predictions": [{"index", "wnid", "label", "probability"}]}]``; a bad
+    image is reported on stderr and kept as ``{"image", "error"}``, and the rest finish. Files
+    in a folder that are not images at all are skipped with a note.
+    """
     sources = image_sources(arguments)
     results: list[dict] = []
     bar = ProgressBar(len(sources) if len(sources) > 3 else 0, "classifying")
@@ -49,7 +60,7 @@ def classify(model: Network, arguments: list[str], resolution: int, top: int,
         chunk, batch = [], []
         for name, source, in_folder in sources[start:start + CHUNK]:
             try:
-                pixels = load_image(source, resolution, interpolation, exif)
+                pixels = load_image(source, size, interpolation, exif)
             except NotAnImageError as error:
                 if in_folder:
                     print(f"note: skipped {name} (not an image)", file=sys.stderr)
@@ -70,8 +81,7 @@ def classify(model: Network, arguments: list[str], resolution: int, top: int,
     bar.close()
     if not results:
         raise ValueError("no images to classify (the folders given hold none)")
-    print(json.dumps(results, indent=2) if as_json else _table(results))
-    return 1 if any("error" in result for result in results) else 0
+    return results
 
 
 def _failed(name: str, error: Exception) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .classify import classify
 from .download import official_weights
+from .int8 import Int8Classifier, load_tflite, tflite_summary, tflite_summary_table
 from .measure import family_rows, profile_layers, time_standard_vs_separable
 from .model import Network
 from .registry import COMMON_OPTIONS, FAMILIES, Family, get_family
@@ -111,8 +112,11 @@ def build_parser() -> Parser:
                                "'imagenet' is the official Keras file, cached")
     classify.add_argument("--alpha", type=width,
                           help="width multiplier (default: read from --weights, else 1.0)")
-    classify.add_argument("--resolution", type=resolution, default=224,
-                          help="images are resized to this square size")
+    classify.add_argument("--resolution", type=resolution,
+                          help="images are resized to this square size (default 224)")
+    classify.add_argument("--tflite", metavar="FILE", type=Path,
+                          help="instead: an int8 .tflite model, run by the NumPy integer kernels "
+                               "(no TensorFlow; needs the [tflite] extra)")
     classify.add_argument("--top", type=positive_int, default=5, help="labels per image")
     classify.add_argument("--interpolation", choices=["nearest", "bilinear"], default="nearest",
                           help="resize filter (nearest is what Keras's load_img uses)")
@@ -125,6 +129,9 @@ def build_parser() -> Parser:
     conv.add_argument("destination", type=Path, help="the .npz file to write")
 
     summary = commands.add_parser("summary", parents=[family], help="per-layer params and MACs")
+    summary.add_argument("--tflite", metavar="FILE", type=Path,
+                         help="instead: an int8 .tflite file's ops, weight bytes (int8 vs "
+                              "float32), MACs and scales")
     compare = commands.add_parser("compare", parents=[family],
                                   help="standard vs depthwise-separable convolution, per block")
     profile = commands.add_parser("profile", parents=[family],
@@ -188,14 +195,41 @@ def classify_model(args: argparse.Namespace) -> Network:
         if family.name == config["arch"]:
             read = {k: config[k] for k in ("alpha", *family.options) if k in config}
     family = family or get_family(DEFAULT_ARCH)
-    options = {**read, **own_options(args, family), "resolution": args.resolution}
+    options = {**read, **own_options(args, family), "resolution": args.resolution or 224}
     if args.alpha is not None:
         options["alpha"] = args.alpha
     return Network(family, weights, **options)
 
 
+def refuse_with_tflite(args: argparse.Namespace, flags: tuple[str, ...]) -> None:
+    """A .tflite file fixes the model, its weights and its input size: no flag may say else."""
+    given = [flag for flag in flags if getattr(args, flag, None) not in (None, False, "imagenet")]
+    if given:
+        raise ValueError(f"--tflite takes the model, weights and input size from the file: "
+                         f"drop --{', --'.join(name.replace('_', '-') for name in given)}")
+
+
+def classify_command(args: argparse.Namespace) -> int:
+    """``classify``: a float model (flags and weights) or an int8 .tflite file."""
+    options = (*args.option_owners, "arch", "alpha", "resolution", "weights")
+    if args.tflite:
+        refuse_with_tflite(args, options)
+        model = Int8Classifier(load_tflite(args.tflite), str(args.tflite))
+        size = model.size
+    else:
+        model = classify_model(args)
+        size = model.input_shape[:2]
+    return classify(model, args.images, size, args.top, args.interpolation, args.exif,
+                    args.json)
+
+
 def cost_report(args: argparse.Namespace) -> int:
     """``summary`` and ``compare``: counts from the layer table, times when asked."""
+    if args.command == "summary" and args.tflite:
+        refuse_with_tflite(args, (*args.option_owners, "arch", "alpha", "resolution"))
+        report = tflite_summary(load_tflite(args.tflite))
+        print(json.dumps(report, indent=2) if args.json else tflite_summary_table(report))
+        return 0
     if getattr(args, "family", False):
         given = [flag for flag in ("arch", "alpha", "resolution", "plot") if getattr(args, flag)]
         if given:
@@ -254,8 +288,7 @@ def download(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Dispatch one parsed command."""
     if args.command == "classify":
-        return classify(classify_model(args), args.images, args.resolution, args.top,
-                        args.interpolation, args.exif, args.json)
+        return classify_command(args)
     if args.command in ("summary", "compare"):
         return cost_report(args)
     if args.command == "profile":
@@ -283,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `mobilenet-np summary | head -1`: the reader left, fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
         return 0
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:  # ImportError: an extra
         print(f"error: {error}", file=sys.stderr)
         return 2
     except MemoryError:

@@ -8,11 +8,14 @@ the project's calibrated random weights (Keras's own initialisation makes int8 o
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import photos
 import pytest
 from conftest import rounding_bound
 from int8_cases import calibration_images, float_model, interpreter, quantize_by_formula
+from PIL import Image
 
 import mobilenet_np as mnp
 from mobilenet_np import ops
@@ -269,9 +272,9 @@ import json, sys
 for name in ("tensorflow", "tf_keras", "keras"):
     sys.modules[name] = None  # any import of them now fails
 from mobilenet_np.int8 import classify_tflite
-errors = []
-results = classify_tflite(sys.argv[1], sys.argv[2:], top=5, on_error=errors.append)
-print(json.dumps({"results": results, "errors": errors}))
+answer = classify_tflite(sys.argv[1], sys.argv[2:], top=5)
+print(json.dumps({"results": [r for r in answer if "error" not in r],
+                  "errors": [r["error"] for r in answer if "error" in r]}))
 """
 
 
@@ -307,3 +310,25 @@ def test_classify_tflite_runs_without_tensorflow(tf, int8_models, tmp_path) -> N
         assert [p["probability"] for p in result["predictions"]] == probs[best].tolist()
         assert set(result["predictions"][0]) == {"index", "wnid", "label", "probability"}
     assert answer["results"][0]["predictions"][0]["label"] in ("bow_tie", "military_uniform")
+
+
+def test_the_command_line_runs_tflite_files(int8_models, tmp_path, capsys) -> None:
+    """``classify --tflite`` is ``classify_tflite``; ``summary --tflite`` is ``tflite_summary``;
+    flags that the file already decides are refused."""
+    from mobilenet_np.cli import main
+    from mobilenet_np.int8 import classify_tflite, tflite_summary
+
+    blob, tests = int8_models("v2")
+    path = tmp_path / "v2_int8.tflite"
+    path.write_bytes(blob)
+    image = tmp_path / "picture.png"
+    Image.fromarray(np.uint8(127.5 * (tests[0] + 1))).save(image)
+    capsys.readouterr()  # what converting printed
+    assert main(["classify", "--tflite", str(path), str(image), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out) == classify_tflite(path, [str(image)]), out
+    assert main(["summary", "--tflite", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(tflite_summary(path)))
+    assert main(["classify", "--tflite", str(path), str(image), "--alpha", "0.5"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --tflite takes the model, weights and "
+                                               "input size from the file: drop --alpha")

@@ -7,10 +7,10 @@ post-training quantization of a float ``Network`` (``mnp.quantize``), and ``clas
 ``summary`` what the command line shows of a .tflite file.
 """
 
-from .classify import classify_tflite
+from .classify import Int8Classifier, classify_tflite
 from .model import TFLiteModel, load_tflite
 from .quantize import quantize
 from .summary import tflite_summary, tflite_summary_table
 
-__all__ = ["TFLiteModel", "classify_tflite", "load_tflite", "quantize", "tflite_summary",
+__all__ = ["Int8Classifier", "TFLiteModel", "classify_tflite", "load_tflite", "quantize", "tflite_summary",
            "tflite_summary_table"]

@@ -7,15 +7,14 @@ importing it fails). Returns what ``classify --json`` prints.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from .. import ops
-from ..imagenet import imagenet_classes, load_image, preprocess_input, top_k
+from ..classify import classify_images
 from .model import TFLiteModel, load_tflite
 
-CHUNK = 32  # images decoded and run together
 PIXELS_ABOVE = 2.0  # an input range reaching past this takes [0, 255] pixels (MobileNetV3)
 
 
@@ -37,42 +36,28 @@ def probabilities(model: TFLiteModel, x: np.ndarray) -> np.ndarray:
     return ops.softmax(out.reshape(len(out), -1))
 
 
-def _labelled(row: np.ndarray, best: np.ndarray) -> list[dict]:
-    classes = imagenet_classes()
-    return [{"index": int(i), "wnid": classes[i][0], "label": classes[i][1],
-             "probability": float(row[i])} for i in best]
+class Int8Classifier:
+    """An int8 .tflite ImageNet model as ``classify`` runs it: its input size, whether it takes
+    pixels, and ``predict(x) -> (N, 1000)`` float probabilities."""
+
+    def __init__(self, model: TFLiteModel, source: str = "the model") -> None:
+        if model.output.shape[-1] != 1000:
+            raise ValueError(f"{source}: classify needs a 1000-class ImageNet model, this one "
+                             f"has {model.output.shape[-1]} outputs")
+        self.model, self.expects_pixels = model, takes_pixels(model)
+        self.size = tuple(int(n) for n in model.input.shape[1:3])  # (H, W)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return probabilities(self.model, x)
 
 
-def classify_tflite(path: str | os.PathLike | bytes, images: Sequence[str | os.PathLike], top: int = 5,
-                    interpolation: str = "nearest", exif: bool = False,
-                    on_error: Callable[[str], None] | None = None) -> list[dict]:
-    """Classify images with an int8 .tflite ImageNet model (1000 classes).
+def classify_tflite(path: str | os.PathLike | bytes, images: Sequence[str], top: int = 5,
+                    interpolation: str = "nearest", exif: bool = False) -> list[dict]:
+    """Classify images (files, folders, ``-``) with an int8 .tflite ImageNet model.
 
-    Returns ``[{"image", "predictions": [{"index", "wnid", "label", "probability"}]}]``, best
-    first, as ``classify --json``. The input size is the model's; pixels are scaled to [-1, 1]
-    unless the model takes pixels (``takes_pixels``). An image that cannot be read is passed
-    to ``on_error`` as one line and skipped (without ``on_error``: ``ValueError``).
+    Returns what ``classify --tflite --json`` prints: ``[{"image", "predictions": [...]}]``,
+    and ``{"image", "error"}`` for an image that could not be read. The input size is the
+    model's; pixels are scaled to [-1, 1] unless the model takes pixels (``takes_pixels``).
     """
-    model = load_tflite(path)
-    height, width = model.input.shape[1:3]
-    if model.output.shape[-1] != 1000:
-        raise ValueError(f"{path}: classify needs a 1000-class ImageNet model, this one has "
-                         f"{model.output.shape[-1]} outputs")
-    pixels, results = takes_pixels(model), []
-    for start in range(0, len(images), CHUNK):
-        paths, batch = [], []
-        for image in images[start:start + CHUNK]:
-            try:
-                loaded = load_image(image, (height, width), interpolation, exif)
-            except (ValueError, OSError) as error:
-                if on_error is None:
-                    raise ValueError(str(error)) from None
-                on_error(str(error))
-                continue
-            paths.append(image)
-            batch.append(loaded if pixels else preprocess_input(loaded))
-        if batch:
-            probs = probabilities(model, np.stack(batch))  # (n, 1000)
-            results += [{"image": str(p), "predictions": _labelled(row, best)}
-                        for p, row, best in zip(paths, probs, top_k(probs, top), strict=True)]
-    return results
+    classifier = Int8Classifier(load_tflite(path), str(path))
+    return classify_images(classifier, list(images), classifier.size, top, interpolation, exif)
