@@ -1,0 +1,482 @@
+"""The course's exercise checks: a wrong answer raises with a hint, None means "not answered yet".
+
+Each notebook makes ``ex = Exercises("02")`` and, under every answer cell, calls
+``ex.check(1, answer_1)``. A number exercise is answered by a value, a code exercise by a
+function (its stub returns None until the student writes it). ``ex.hint(1)`` gives the hint
+again, ``ex.answer(1)`` reveals the reference answer (from ``solutions.py``, kept out of the
+notebooks' text). With ``MOBILENET_NP_SOLUTIONS=1`` every check runs on the reference answer
+instead of the cell's: CI runs the notebooks both ways, and ``tests/test_exercises.py`` shows
+each check rejects wrong answers.
+
+This file lives beside the notebooks, not in ``mobilenet_np``: it is course material (it
+changes with the exercises' text), and the library should not ship the answers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mobilenet_np import ops, reference
+from mobilenet_np.cost import layer_macs, network_cost, separable_blocks
+from mobilenet_np.families.v1 import SLIM, V1
+from mobilenet_np.families.v2 import V2
+from mobilenet_np.families.v3 import V3_LARGE
+from mobilenet_np.layers import correct_pad
+from mobilenet_np.shapes import same_padding
+
+SOLUTIONS_SWITCH = "MOBILENET_NP_SOLUTIONS"
+
+
+class NotAnswered(Exception):
+    """A code answer whose function still returns None (the stub)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One exercise: what the answer is (``kind``), a hint, and the test that may reject it."""
+
+    kind: str  # "number" (a value) or "code" (a function)
+    hint: str
+    test: Callable[..., str | None]  # raises AssertionError when wrong; may return a remark
+
+
+CHECKS: dict[tuple[str, int], Check] = {}
+
+
+def register(notebook: str, number: int, kind: str, hint: str) -> Callable:
+    """Decorator: file ``test`` as exercise ``number`` of ``notebook``."""
+    def add(test: Callable[..., str | None]) -> Callable[..., str | None]:
+        CHECKS[(notebook, number)] = Check(kind, hint, test)
+        return test
+    return add
+
+
+def solutions_mode() -> bool:
+    """True when ``$MOBILENET_NP_SOLUTIONS`` asks every check to use the reference answer."""
+    return os.environ.get(SOLUTIONS_SWITCH, "") not in ("", "0")
+
+
+def reference_answer(notebook: str, number: int, **context):
+    """The reference answer of an exercise, from ``solutions.py``."""
+    import solutions  # beside this file; imported only when asked for
+
+    return solutions.SOLUTIONS[(notebook, number)](**context)
+
+
+class Exercises:
+    """The exercises of one notebook: ``check``, ``hint``, ``answer``."""
+
+    def __init__(self, notebook: str) -> None:
+        self.notebook = notebook
+        if solutions_mode():
+            print(f"{SOLUTIONS_SWITCH} is set: every check below runs on the reference answer.")
+
+    def check(self, number: int, answer: object, **context) -> None:
+        """Pass quietly on None, raise AssertionError with a hint on a wrong answer."""
+        check = CHECKS[(self.notebook, number)]
+        label = f"Exercise {self.notebook}.{number}"
+        if solutions_mode():
+            answer = reference_answer(self.notebook, number, **context)
+        if answer is None:
+            print(f"{label}: not answered yet (edit the cell above, then run this one again).")
+            return
+        try:
+            remark = check.test(answer, **context)
+        except NotAnswered:
+            print(f"{label}: not answered yet (your function still returns None).")
+            return
+        except AssertionError as wrong:
+            raise AssertionError(f"{label}: {wrong}\nHint: {check.hint}\n"
+                                 f"(Still stuck? ex.answer({number}) shows one answer.)") from None
+        print(f"{label}: correct." + (f" {remark}" if remark else ""))
+
+    def hint(self, number: int) -> None:
+        """Print the hint of an exercise."""
+        print(CHECKS[(self.notebook, number)].hint)
+
+    def answer(self, number: int, **context) -> None:
+        """Reveal the reference answer (source code for a code exercise)."""
+        value = reference_answer(self.notebook, number, **context)
+        print(inspect.getsource(value) if callable(value) else repr(value))
+
+
+# Helpers for the tests ------------------------------------------------------------------------
+
+def expect(condition: bool, message: str) -> None:
+    """Reject the answer with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise AssertionError(message)
+
+
+def as_tuple(answer: object) -> tuple:
+    """The answer as a tuple, or a rejection saying a tuple was wanted."""
+    try:
+        return tuple(answer)  # type: ignore[arg-type]
+    except TypeError:
+        raise AssertionError(f"expected a tuple, got {answer!r}") from None
+
+
+def as_number(answer: object) -> float:
+    """The answer as a float, or a rejection saying a number was wanted."""
+    try:
+        return float(answer)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise AssertionError(f"expected a number, got {answer!r}") from None
+
+
+def as_function(answer: object) -> Callable:
+    """The answer as a callable, or a rejection saying a function was wanted."""
+    expect(callable(answer), f"expected a function, got {answer!r}")
+    return answer  # type: ignore[return-value]
+
+
+def called(function: Callable, *args) -> object:
+    """``function(*args)``; NotAnswered if it still returns None."""
+    result = function(*args)
+    if result is None:
+        raise NotAnswered
+    return result
+
+
+def same_array(mine: object, expected: np.ndarray, what: str, rtol: float = 1e-5) -> None:
+    """Reject unless ``mine`` has ``expected``'s shape and values (to float32 round-off)."""
+    mine = np.asarray(mine)
+    expect(mine.shape == expected.shape, f"{what}: shape {mine.shape}, expected {expected.shape}")
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    error = float(np.abs(mine.astype(np.float64) - expected).max(initial=0.0))
+    expect(np.all(np.isfinite(mine)), f"{what}: your output has NaN or inf")
+    expect(error <= rtol * scale, f"{what}: off by up to {error:.3g} (values up to {scale:.3g})")
+
+
+def random_cases(seed: int, count: int) -> list[np.random.Generator]:
+    """``count`` independent seeded generators, one per test case."""
+    return [np.random.default_rng([seed, i]) for i in range(count)]
+
+
+# 01 · Convolution, from loops to one matrix multiply ------------------------------------------
+
+@register("01", 1, "number", 'Under "same" the output size is ceil(input / stride); the last axis '
+                             "counts filters.")
+def _01_1(answer):
+    expected = ops.conv2d(np.zeros((1, 225, 225, 3)), np.zeros((3, 3, 3, 16)), stride=2).shape
+    expect(as_tuple(answer) == expected, f"{as_tuple(answer)} is not the output shape")
+
+
+@register("01", 2, "number", "One row per output pixel of every image; one column per "
+                             "(tap row, tap column, input channel).")
+def _01_2(answer):
+    rows, columns = as_tuple(answer)
+    expect(rows == 2 * 6 * 8, f"{rows} rows is wrong")
+    expect(columns == 5 * 5 * 4, f"{columns} columns is wrong")
+
+
+@register("01", 3, "code", "First find the output size that \"same\" promises, then how many "
+                           "input pixels its windows need in all; TF puts an odd extra pixel at "
+                           "the end.")
+def _01_3(answer):
+    function = as_function(answer)
+    for size in range(1, 30):
+        for kernel in range(1, 8):
+            for stride in range(1, 4):
+                mine = as_tuple(called(function, size, kernel, stride))
+                expect(mine == same_padding(size, kernel, stride),
+                       f"size {size}, kernel {kernel}, stride {stride}: you gave {mine}, "
+                       f"which TF does not use")
+
+
+@register("01", 4, "code", "sliding_window_view gives (N, Ho, Wo, C, kh, kw); put the taps "
+                           "before the channels, then reshape to one row per output pixel.")
+def _01_4(answer):
+    function = as_function(answer)
+    for rng in random_cases(14, 6):
+        n, h, w, c = rng.integers(1, 3), rng.integers(3, 9), rng.integers(3, 9), rng.integers(1, 5)
+        kh, kw, cout = rng.integers(1, 4), rng.integers(1, 4), rng.integers(1, 5)
+        x = rng.uniform(-1, 1, (n, h, w, c)).astype(np.float32)
+        kernel = rng.standard_normal((kh, kw, c, cout)).astype(np.float32)
+        cols = np.asarray(called(function, x, int(kh), int(kw)))
+        rows = n * (h - kh + 1) * (w - kw + 1)
+        expect(cols.shape == (rows, kh * kw * c),
+               f"x {x.shape}, kernel {kh}x{kw}: matrix {cols.shape}, expected {(rows, kh * kw * c)}")
+        out = (cols @ kernel.reshape(-1, cout)).reshape(n, h - kh + 1, w - kw + 1, cout)
+        same_array(out, reference.conv2d(x, kernel, padding="valid"),
+                   "im2col(x) @ kernel vs the loop conv2d")
+
+
+# 02 · Depthwise-separable convolution -----------------------------------------------------------
+
+@register("02", 1, "number", "Depthwise: Dk*Dk*M*Df*Df. Pointwise: M*N*Df*Df. Add them.")
+def _02_1(answer):
+    block = separable_blocks(V1.blocks())[1]  # conv_dw_2: 64 -> 128 at 56x56
+    expect(as_number(answer) == block.separable_macs, f"{answer} multiply-adds is not it")
+
+
+@register("02", 2, "number", "separable / standard = 1/N + 1/Dk^2; the question asks for the "
+                             "inverse, to two decimals (within 0.005).")
+def _02_2(answer):
+    expected = 1 / (1 / 512 + 1 / 25)
+    expect(abs(as_number(answer) - expected) <= 0.0051, f"{answer} is not within 0.005")
+
+
+@register("02", 3, "number", "Sum the MACs of the layers whose kind is 'pointwise_conv2d' and "
+                             "divide by the total; three decimals (within 0.001).")
+def _02_3(answer):
+    cost = network_cost(V1.layers())
+    share = sum(c.macs for c in cost["layers"] if c.kind == "pointwise_conv2d") / cost["total_macs"]
+    expect(abs(as_number(answer) - share) <= 0.001, f"{answer} is not within 0.001 of the share")
+
+
+@register("02", 4, "code", "Loop over output rows, output columns and the kh x kw taps; each "
+                           "tap multiplies a pixel's C channels by kernel[ky, kx, :, 0], "
+                           "elementwise (no sum over channels).")
+def _02_4(answer):
+    function = as_function(answer)
+    for rng in random_cases(24, 5):
+        h, w, c, k = rng.integers(2, 8), rng.integers(2, 8), rng.integers(1, 6), (1, 3, 5)[
+            rng.integers(0, 3)]
+        x = rng.uniform(-1, 1, (1, h, w, c)).astype(np.float32)
+        kernel = rng.standard_normal((k, k, c, 1)).astype(np.float32)
+        same_array(called(function, x, kernel), reference.depthwise_conv2d(x, kernel),
+                   f"x {x.shape}, kernel {kernel.shape}")
+
+
+@register("02", 5, "code", "A group of one input channel and M filters: the kernel ops.conv2d "
+                           "wants is (kh, kw, Cin / groups, Cout) = (kh, kw, 1, C*M), with output "
+                           "channel c*M + m.")
+def _02_5(answer):
+    function = as_function(answer)
+    for rng, (c, multiplier) in zip(random_cases(25, 4), ((3, 1), (4, 2), (1, 3), (5, 2)),
+                                    strict=True):
+        x = rng.uniform(-1, 1, (1, 6, 7, c)).astype(np.float32)
+        kernel = rng.standard_normal((3, 3, c, multiplier)).astype(np.float32)
+        grouped = np.asarray(called(function, kernel))
+        expect(grouped.shape == (3, 3, 1, c * multiplier),
+               f"depthwise kernel {kernel.shape}: you gave {grouped.shape}")
+        same_array(ops.conv2d(x, grouped, groups=c), ops.depthwise_conv2d(x, kernel),
+                   f"grouped conv vs depthwise, kernel {kernel.shape}")
+
+
+# 03 · MobileNet, forward ----------------------------------------------------------------------
+
+@register("03", 1, "number", "Follow the strides: 224 -> 112 -> 56 -> 28 by conv_pw_5, and alpha "
+                             "0.25 keeps a quarter of the table's 256 filters.")
+def _03_1(answer):
+    layer = next(layer for layer in V1.layers(alpha=0.25) if layer.name == "conv_pw_5_relu")
+    expect(as_tuple(answer) == layer.output_shape, f"{as_tuple(answer)} is not that shape")
+
+
+@register("03", 2, "code", "exp(1000) overflows float32. Subtracting each row's maximum first "
+                           "changes nothing mathematically (it cancels) and keeps exp <= 1.")
+def _03_2(answer):
+    function = as_function(answer)
+    logits = np.array([[1.0, 2.0, 3.0], [1000.0, 1001.0, 1002.0], [-1000.0, 0.0, 1000.0]],
+                      np.float32)
+    for rng in random_cases(32, 3):
+        logits = np.concatenate([logits, 30 * rng.standard_normal((2, 3)).astype(np.float32)])
+    with np.errstate(all="ignore"):
+        mine = called(function, logits)
+    same_array(mine, ops.softmax(logits), "softmax")
+
+
+@register("03", 3, "code", "The depthwise kernel is (kh, kw, C, 1): BN's scale belongs to input "
+                           "(= output) channel c, the third axis, not the last.")
+def _03_3(answer):
+    function = as_function(answer)
+    for rng in random_cases(33, 4):
+        c = int(rng.integers(2, 9))
+        x = rng.uniform(-1, 1, (1, 6, 6, c)).astype(np.float32)
+        kernel = rng.standard_normal((3, 3, c, 1)).astype(np.float32)
+        gamma, beta, mean = (rng.standard_normal(c).astype(np.float32) for _ in range(3))
+        variance = rng.uniform(0.1, 2, c).astype(np.float32)
+        folded, bias = called(function, kernel, gamma, beta, mean, variance)
+        expect(np.shape(folded) == kernel.shape,
+               f"folded kernel shape {np.shape(folded)}, expected {kernel.shape}")
+        expected = ops.batch_norm(ops.depthwise_conv2d(x, kernel), gamma, beta, mean, variance)
+        same_array(ops.depthwise_conv2d(x, folded, bias), expected, "folded depthwise vs depthwise + BN",
+                   rtol=1e-4)
+
+
+# 04 · Checking against TensorFlow -------------------------------------------------------------
+
+@register("04", 1, "code", "Start from eps = np.float32(1) and halve it while "
+                           "np.float32(1) + eps / 2 is still above 1 (stay in float32).")
+def _04_1(answer):
+    mine = as_number(called(as_function(answer)))
+    expect(mine == np.finfo(np.float32).eps, f"{mine!r} is not float32's epsilon")
+
+
+@register("04", 2, "number", "Compare activations[name] with changed[name] for every name, in "
+                             "order; give the first name where np.array_equal is False.")
+def _04_2(answer):
+    expect(isinstance(answer, str), f"expected a layer name (a string), got {answer!r}")
+    names = [layer.name for layer in V1.layers(alpha=0.25, resolution=128)]
+    expect(answer in names, f"{answer!r} is not a layer of this model")
+    # A change to conv_dw_2's kernel first shows in conv_dw_2's own output.
+    expect(answer == "conv_dw_2", f"{answer!r} is not the first layer whose output changes")
+
+
+# 05 · Width and resolution --------------------------------------------------------------------
+
+@register("05", 1, "number", "Divide the two exact totals from network_cost (two decimals).")
+def _05_1(answer):
+    macs = [network_cost(V1.layers(alpha=1.0, resolution=r))["total_macs"] for r in (224, 128)]
+    ratio = macs[0] / macs[1]
+    mine = as_number(answer)
+    expect(abs(mine - ratio) <= 0.02, f"{mine} is not within 0.02 of the ratio")
+    return (f"Exactly {ratio:.4f}; (224/128)^2 = {(224 / 128) ** 2:.4f} is close but above it: "
+            f"the classifier's {network_cost(V1.layers())['layers'][-2].macs:,} MACs act on the "
+            f"pooled vector and do not shrink with the resolution.")
+
+
+@register("05", 2, "number", "Compute slim top-1 / MACs for every row of `rows` and take the "
+                             "largest: max(rows, key=...).")
+def _05_2(answer):
+    best = max(SLIM, key=lambda key: SLIM[key][0] / network_cost(V1.layers(
+        alpha=key[0], resolution=key[1]))["total_macs"])
+    expect(as_tuple(answer) == best, f"{as_tuple(answer)} is not the best pair")
+
+
+@register("05", 3, "code", "Depthwise Dk*Dk*(aM)*(rDf)^2 plus pointwise (aM)*(aN)*(rDf)^2; "
+                           "round the channels with int(alpha * filters) and the size with "
+                           "round(rho * Df).")
+def _05_3(answer):
+    function = as_function(answer)
+    base = separable_blocks(V1.blocks(alpha=1.0, resolution=224))
+    for alpha in (1.0, 0.75, 0.5, 0.25):
+        for resolution in (224, 192, 160, 128):
+            for plain, scaled in zip(base, separable_blocks(V1.blocks(alpha=alpha, resolution=resolution)),
+                                     strict=True):
+                mine = as_number(called(function, plain.kernel, plain.in_channels,
+                                        plain.out_channels, plain.size[0], alpha,
+                                        resolution / 224))
+                expect(mine == scaled.separable_macs,
+                       f"{plain.name} at alpha {alpha}, resolution {resolution}: you gave "
+                       f"{mine:,.0f}, the layer table counts {scaled.separable_macs:,}")
+
+
+@register("05", 4, "number", "Build the layer table with V1.layers(alpha=0.6) and count "
+                             "(network_cost): width changes parameters, resolution does not.")
+def _05_4(answer):
+    expected = network_cost(V1.layers(alpha=0.6, resolution=224))["total_params"]
+    expect(as_number(answer) == expected, f"{answer} is not the parameter count")
+
+
+# 06 · Inverted residuals ----------------------------------------------------------------------
+
+def v2_blocks_to_check() -> list[tuple[int, int, int, int, int, int, int, int]]:
+    """(h, w, c_in, t, c_out, k, stride, macs) of every V2 block, at several widths and sizes."""
+    cases = []
+    for alpha, resolution in ((1.0, 224), (0.35, 96), (1.4, 160)):
+        for block in V2.blocks(alpha=alpha, resolution=resolution):
+            if block.kind != "inverted_residual":
+                continue
+            depthwise, project = block.conv("depthwise"), block.conv("project")
+            expand = block.conv("expand")
+            c_in = (expand or depthwise).input_shape[-1]
+            h, w = block.layers[0].input_shape[:2]
+            t = expand.output_shape[-1] // c_in if expand else 1
+            macs = sum(layer_macs(layer) for layer in block.layers)
+            cases.append((h, w, c_in, t, project.output_shape[-1], depthwise.kernel,
+                          depthwise.stride, macs))
+    return cases
+
+
+@register("06", 1, "code", "Expansion runs at the input size (h x w), depthwise and projection "
+                           "at the output size (ceil(h / stride)); t = 1 has no expansion.")
+def _06_1(answer):
+    function = as_function(answer)
+    for h, w, c_in, t, c_out, k, stride, macs in v2_blocks_to_check():
+        mine = as_number(called(function, h, w, c_in, t, c_out, k, stride))
+        expect(mine == macs, f"h={h}, w={w}, c_in={c_in}, t={t}, c_out={c_out}, k={k}, "
+                             f"stride={stride}: you gave {mine:,.0f}, the counters {macs:,}")
+
+
+@register("06", 2, "code", "ops.zero_pad(x, correct_pad(h, w, 3)) then depthwise with padding "
+                           "'valid' and stride 2; ReLU6 after expansion and after depthwise, "
+                           "nothing after the projection, and no residual (the shape changed).")
+def _06_2(answer):
+    function = as_function(answer)
+    for rng in random_cases(62, 4):
+        h, w = (int(v) for v in rng.integers(4, 10, 2))
+        c_in, c_out = (int(v) for v in rng.integers(2, 6, 2))
+        hidden = 6 * c_in
+        x = rng.uniform(-1, 1, (1, h, w, c_in)).astype(np.float32)
+        expand = rng.standard_normal((c_in, hidden)).astype(np.float32)
+        depthwise = rng.standard_normal((3, 3, hidden, 1)).astype(np.float32)
+        project = rng.standard_normal((hidden, c_out)).astype(np.float32)
+        y = ops.relu6(ops.pointwise_conv2d(x, expand))
+        y = ops.zero_pad(y, correct_pad(h, w, 3))
+        y = ops.relu6(ops.depthwise_conv2d(y, depthwise, stride=2, padding="valid"))
+        expected = ops.pointwise_conv2d(y, project)
+        same_array(called(function, x, expand, depthwise, project), expected,
+                   f"stride-2 block on x {x.shape}")
+
+
+@register("06", 3, "number", "network_cost(V2.layers()): sum the MACs of kind "
+                             "'depthwise_conv2d', divide by the total; within 0.001.")
+def _06_3(answer):
+    cost = network_cost(V2.layers())
+    share = sum(c.macs for c in cost["layers"] if c.kind == "depthwise_conv2d") / cost["total_macs"]
+    expect(abs(as_number(answer) - share) <= 0.001, f"{answer} is not within 0.001 of the share")
+
+
+# 07 · Squeeze-and-excite and hard-swish -------------------------------------------------------
+
+@register("07", 1, "code", "hard_swish(x) = x * relu6(x + 3) / 6; ops.relu6 is allowed.")
+def _07_1(answer):
+    function = as_function(answer)
+    x = np.concatenate([np.linspace(-8, 8, 161), [-3, 3, 0, -3.0001, 2.9999]]).astype(np.float32)
+    same_array(called(function, x), reference.hard_swish(x), "hard-swish on [-8, 8]")
+
+
+@register("07", 2, "code", "Pool to (N, C); @ squeeze kernel + bias, ReLU; @ excite kernel + bias, "
+                           "hard-sigmoid; multiply x by the gate broadcast as (N, 1, 1, C).")
+def _07_2(answer):
+    function = as_function(answer)
+    for rng in random_cases(72, 3):
+        n, c, s = int(rng.integers(1, 3)), int(rng.integers(4, 12)), int(rng.integers(1, 4))
+        x = rng.uniform(0, 2, (n, 5, 4, c)).astype(np.float32)
+        weights = (rng.standard_normal((c, s)).astype(np.float32),
+                   rng.standard_normal(s).astype(np.float32),
+                   rng.standard_normal((s, c)).astype(np.float32),
+                   rng.standard_normal(c).astype(np.float32))
+        same_array(called(function, x, *weights), reference.squeeze_excite(x, *weights),
+                   f"squeeze-excite on x {x.shape}")
+
+
+@register("07", 3, "number", "Two 1x1 convolutions on a 1x1 pooled map: C*C' + C'*C; read C and "
+                             "C' from the layer table (or sum layer_macs over the block's "
+                             "squeeze_excite layers).")
+def _07_3(answer):
+    block = next(b for b in V3_LARGE.blocks() if b.name == "block_4")
+    macs = sum(layer_macs(layer) for layer in block.layers if layer.role == "squeeze_excite")
+    expect(as_number(answer) == macs, f"{answer} is not the MAC count")
+
+
+# 08 · Latency vs MACs -------------------------------------------------------------------------
+
+@register("08", 1, "code", "FLOPs = 2 * Ho*Wo*C*k*k with Ho = ceil(h / stride); bytes = 4 * "
+                           "(h*w*C read + Ho*Wo*C written + k*k*C weights).")
+def _08_1(answer):
+    function = as_function(answer)
+    for h, c, k, stride in ((112, 32, 3, 1), (112, 64, 3, 2), (14, 512, 3, 1), (7, 1024, 3, 1),
+                            (28, 120, 5, 1), (9, 7, 5, 2)):
+        out = math.ceil(h / stride)
+        flops = 2 * out * out * c * k * k
+        expected = flops / (4 * (h * h * c + out * out * c + k * k * c))
+        mine = as_number(called(function, h, h, c, k, stride))
+        expect(abs(mine - expected) <= 1e-9 * expected,
+               f"h=w={h}, C={c}, k={k}, stride {stride}: you gave {mine:.4f} FLOP/byte")
+
+
+@register("08", 2, "number", "Sum the seconds of the rows whose kind is 'depthwise_conv2d' and "
+                             "divide by the sum over all rows; within 0.02.")
+def _08_2(answer, profile):
+    total = sum(row["seconds"] for row in profile)
+    share = sum(row["seconds"] for row in profile if row["kind"] == "depthwise_conv2d") / total
+    expect(abs(as_number(answer) - share) <= 0.02, f"{answer} is not within 0.02 of the measured share")

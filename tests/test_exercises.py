@@ -1,0 +1,126 @@
+"""The notebooks' exercise checks: each passes its reference answer, rejects wrong ones, and
+treats None (or a stub returning None) as "not answered yet"."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "notebooks"))
+import course  # noqa: E402
+import solutions  # noqa: E402
+
+PROFILE = [{"kind": "depthwise_conv2d", "seconds": 0.3}, {"kind": "pointwise_conv2d", "seconds": 0.6},
+           {"kind": "conv2d", "seconds": 0.1}]
+CONTEXT = {("08", 2): {"profile": PROFILE}}
+
+
+def stub(*args):
+    """What a code exercise's cell holds before the student writes it."""
+    return None
+
+
+# At least one wrong answer per exercise: a typical slip, not just garbage.
+WRONG = {
+    ("01", 1): [(1, 112, 112, 16), (1, 113, 113, 3), "113"],
+    ("01", 2): [(2 * 10 * 12, 100), (96, 25)],
+    ("01", 3): [lambda size, k, s: (k // 2, k // 2),  # symmetric: wrong at stride 2 on even sizes
+                lambda size, k, s: (k - 1 - (k - 1) // 2, (k - 1) // 2)],  # extra pixel first
+    ("01", 4): [lambda x, kh, kw: np.lib.stride_tricks.sliding_window_view(
+        x, (kh, kw), axis=(1, 2)).reshape(-1, kh * kw * x.shape[-1])],  # channels before taps
+    ("02", 1): [3 * 3 * 64 * 128 * 56 * 56, 64 * 128 * 56 * 56],
+    ("02", 2): [0.95, 8.0, 23.8],
+    ("02", 3): [0.95, 0.9],
+    ("02", 4): [lambda x, k: x * k.sum(axis=(0, 1))[:, 0]],  # all taps on the same pixel
+    ("02", 5): [lambda k: k.transpose(0, 1, 3, 2),  # right for M = 1 only
+                lambda k: k.transpose(0, 1, 3, 2).reshape(*k.shape[:2], 1, -1)],  # order m*C + c
+    ("03", 1): [(28, 28, 256), (56, 56, 64)],
+    ("03", 2): [lambda z: np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)],  # overflows
+    ("03", 3): [lambda k, g, b, m, v: (k * (g / np.sqrt(v + 1e-3))[None, None, None, :],
+                                       b - m * g / np.sqrt(v + 1e-3)),  # last axis: (3, 3, C, C)
+                lambda k, g, b, m, v: (k * (g / np.sqrt(v + 1e-3))[:, None], b)],  # bias forgotten
+    ("04", 1): [lambda: 1e-7, lambda: np.finfo(np.float64).eps, lambda: np.float32(2.0**-24)],
+    ("04", 2): ["conv_pw_2", "conv_dw_2_bn", "conv_dw_3"],
+    ("05", 1): [2.0, 1.75, 3.5],
+    ("05", 2): [(1.0, 224), (0.25, 224)],
+    ("05", 3): [lambda dk, m, n, df, a, r: a * a * r * r * (dk * dk * m * df * df + m * n * df * df)],
+    ("05", 4): [4253864, 1_342_536],
+    ("06", 1): [lambda h, w, c, t, co, k, s: h * w * (c * t * c + k * k * c * t + c * t * co)],
+    ("06", 2): [lambda x, e, d, p: ops_block(x, e, d, p, linear=False),
+                lambda x, e, d, p: ops_block(x, e, d, p, padding="symmetric")],
+    ("06", 3): [0.0306, 0.5],
+    ("07", 1): [lambda x: x / (1 + np.exp(-x)), lambda x: x * np.clip(x + 3, 0, 6)],
+    ("07", 2): [lambda x, ws, bs, we, be: x * (1 / (1 + np.exp(-(np.maximum(
+        x.mean(axis=(1, 2)) @ ws + bs, 0) @ we + be))))[:, None, None, :]],  # sigmoid, not hard
+    ("07", 3): [120 * 32, 40 * 10 * 2],
+    ("08", 1): [lambda h, w, c, k, s: 2 * k * k / 8,  # ignores stride and weights
+                lambda h, w, c, k, s: k * k * math.ceil(h / s) ** 2 * c / (
+                    4 * (h * w * c + math.ceil(h / s) ** 2 * c + k * k * c))],  # MACs not FLOPs
+    ("08", 2): [0.6, 0.03],
+}
+
+
+def ops_block(x, expand, depthwise, project, linear=True, padding="correct"):
+    """A stride-2 V2 block with one deliberate slip: a ReLU6 after the projection, or (1, 1) pads."""
+    from mobilenet_np import ops
+    y = ops.relu6(ops.pointwise_conv2d(x, expand))
+    y = ops.zero_pad(y, ((1, 1), (1, 1)) if padding == "symmetric" else
+                     ((0, 1), (0, 1)) if x.shape[1] % 2 == 0 else ((1, 1), (1, 1)))
+    y = ops.relu6(ops.depthwise_conv2d(y, depthwise, stride=2, padding="valid"))
+    out = ops.pointwise_conv2d(y, project)
+    return out if linear else ops.relu6(out)
+
+
+@pytest.fixture(autouse=True)
+def answers_from_cells(monkeypatch):
+    monkeypatch.delenv(course.SOLUTIONS_SWITCH, raising=False)
+
+
+def test_every_exercise_has_a_check_a_solution_and_a_wrong_answer():
+    assert set(course.CHECKS) == set(solutions.SOLUTIONS) == set(WRONG)
+    kinds = [check.kind for check in course.CHECKS.values()]
+    assert kinds.count("code") >= len(kinds) / 2, "at least half the exercises ask for code"
+
+
+def test_every_notebook_runs_each_of_its_checks():
+    for notebook in {key[0] for key in course.CHECKS}:
+        path = next((ROOT / "notebooks").glob(f"{notebook}_*.ipynb"))
+        source = "\n".join("".join(cell["source"]) for cell in json.loads(path.read_text())["cells"])
+        used = {int(n) for n in re.findall(r"ex\.check\((\d+),", source)}
+        assert used == {n for nb, n in course.CHECKS if nb == notebook}, path.name
+
+
+@pytest.mark.parametrize("key", sorted(course.CHECKS), ids=lambda key: f"{key[0]}.{key[1]}")
+def test_reference_answer_passes(key, capsys):
+    course.Exercises(key[0]).check(key[1], solutions.SOLUTIONS[key](**CONTEXT.get(key, {})),
+                                   **CONTEXT.get(key, {}))
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("key", sorted(course.CHECKS), ids=lambda key: f"{key[0]}.{key[1]}")
+def test_wrong_answers_raise_with_a_hint(key):
+    for wrong in WRONG[key]:
+        with pytest.raises(AssertionError, match="Hint: ") as raised:
+            course.Exercises(key[0]).check(key[1], wrong, **CONTEXT.get(key, {}))
+        reference = solutions.SOLUTIONS[key](**CONTEXT.get(key, {}))
+        if not callable(reference):  # the answer itself is never given away on a wrong try
+            assert repr(reference) not in str(raised.value).split("Hint: ")[0].split(": ", 1)[1]
+
+
+@pytest.mark.parametrize("key", sorted(course.CHECKS), ids=lambda key: f"{key[0]}.{key[1]}")
+def test_unanswered_is_a_visible_note(key, capsys):
+    answer = stub if course.CHECKS[key].kind == "code" else None
+    course.Exercises(key[0]).check(key[1], answer, **CONTEXT.get(key, {}))
+    assert "not answered yet" in capsys.readouterr().out
+
+
+def test_solutions_switch_replaces_the_cell_answer(monkeypatch, capsys):
+    monkeypatch.setenv(course.SOLUTIONS_SWITCH, "1")
+    course.Exercises("01").check(1, None)
+    assert "Exercise 01.1: correct." in capsys.readouterr().out
