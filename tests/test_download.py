@@ -103,3 +103,52 @@ def test_file_names_follow_keras() -> None:
         name(V1, alpha=0.3)
     with pytest.raises(ValueError, match="MobileNetV2: no official ImageNet weights for alpha=0.25"):
         name(V2, alpha=0.25)
+
+
+def test_every_official_v3_file_name_and_checksum() -> None:
+    """Keras's names for all 12 published V3 files (minimalistic only at alpha 1.0), each
+    with the MD5 Keras publishes for it (keras/src/applications/mobilenet_v3.py)."""
+    from mobilenet_np.families.v3 import V3_LARGE, V3_SMALL
+
+    names = {}
+    for family in (V3_LARGE, V3_SMALL):
+        size = family.name[3:]
+        for alpha, minimalistic in ((0.75, False), (1.0, False), (1.0, True)):
+            for include_top, suffix in ((True, ""), (False, "_no_top_v2")):
+                name = official_file_name(family, family.config(
+                    alpha=alpha, minimalistic=minimalistic, include_top=include_top))
+                variant = f"{size}{'_minimalistic' if minimalistic else ''}_224_{alpha}"
+                assert name == f"weights_mobilenet_v3_{variant}_float{suffix}.h5"
+                names[name] = family.weight_files.checksums[name]
+        with pytest.raises(ValueError, match="minimalistic MobileNetV3 weights at alpha 1.0"):
+            official_file_name(family, family.config(alpha=0.75, minimalistic=True))
+    assert len(names) == 12 and len(set(names.values())) == 12
+    assert names["weights_mobilenet_v3_large_224_1.0_float.h5"] == \
+        "md5:59e551e166be033d707958cf9e29a6a7"
+
+
+def test_checksums_are_checked_on_cached_and_downloaded_files(server, tmp_path,
+                                                             monkeypatch) -> None:
+    """A published checksum is enforced (here V1's file gets one, computed from the file the
+    local server serves: the real ones need the real files)."""
+    import hashlib
+
+    good = hashlib.md5(Handler.files[NAME]).hexdigest()
+    monkeypatch.setitem(V1.weight_files.checksums, NAME, f"md5:{good}")
+    config = V1.config(alpha=0.25, resolution=128)
+    assert official_weights(V1, config) == tmp_path / "cache" / NAME  # downloaded, checked
+    monkeypatch.setitem(V1.weight_files.checksums, NAME, "md5:" + "0" * 32)
+    with pytest.raises(ValueError, match=f"md5 {good} is not the published 0{{32}}"):
+        official_weights(V1, config)  # now cached: checked again, refused
+    (tmp_path / "cache" / NAME).unlink()
+    with pytest.raises(ValueError, match="is not the published"):
+        official_weights(V1, config)  # downloaded again, refused before it takes its name
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_downloaded_file_for_another_model_is_not_cached(server, tmp_path) -> None:
+    """The server answers the alpha 0.5 name with an alpha 0.25 file: refused, not cached."""
+    Handler.files["mobilenet_5_0_128_tf.h5"] = Handler.files[NAME]
+    with pytest.raises(ValueError, match="holds MobileNet V1 alpha=0.25"):
+        official_weights(V1, V1.config(alpha=0.5, resolution=128))
+    assert not (tmp_path / "cache" / "mobilenet_5_0_128_tf.h5").exists()
