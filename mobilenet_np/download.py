@@ -28,8 +28,9 @@ def official_file_name(family: Family, config: dict) -> str:
     """Keras's file name of the official weights for a model built with ``config``."""
     own = {name: config[name] for name in family.options if name in config}
     try:
-        return family.weight_files.file_name(config["alpha"], _resolution(config),
-                                             config["include_top"], **own)
+        files = family.weight_files
+        resolution = 224 if files.resolutions is None else _resolution(config)  # any size: 224's
+        return files.file_name(config["alpha"], resolution, config["include_top"], **own)
     except ValueError as error:
         raise ValueError(f"{family.title}: {error}") from None
 

@@ -43,7 +43,9 @@ class WeightFiles:
 
     folder: str  # the URL folder Keras downloads them from
     alphas: tuple[float, ...]
-    resolutions: tuple[int, ...]
+    # the input sizes trained for, one file each; None: one file (trained at 224) for any size,
+    # as for MobileNetV3 (its layers do not depend on the input size: Keras loads it for any)
+    resolutions: tuple[int, ...] | None
     # (alpha, resolution, include_top, **own options) -> Keras's file name; raises ValueError for
     # a combination Keras does not publish beyond the alphas and resolutions above
     name: Callable[..., str]
@@ -51,10 +53,11 @@ class WeightFiles:
 
     def file_name(self, alpha: float, resolution: int, include_top: bool, **options) -> str:
         """Keras's file name for these options, or a ValueError saying which ones exist."""
-        if alpha not in self.alphas or resolution not in self.resolutions:
+        sizes = self.resolutions
+        if alpha not in self.alphas or (sizes is not None and resolution not in sizes):
             raise ValueError(f"no official ImageNet weights for alpha={alpha}, resolution="
                              f"{resolution}: they exist for alpha in {sorted(self.alphas)} and "
-                             f"resolution in {list(self.resolutions)}")
+                             f"resolution in {list(sizes or ['any'])}")
         return self.name(alpha, resolution, include_top, **options)
 
 

@@ -151,7 +151,7 @@ def v3_family(size: str, title: str, published: tuple[Published, ...]) -> Family
                  "include_preprocessing": Option(True, "rescale pixels inside the model")},
         weight_files=WeightFiles(
             folder="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/",
-            alphas=(0.75, 1.0), resolutions=(224,),
+            alphas=(0.75, 1.0), resolutions=None,
             name=lambda *args, **options: file_name(size, *args, **options),
             checksums={name: digest for name, digest in CHECKSUMS.items() if f"_{size}_" in name}),
         recognise=lambda stored: recognise(size, stored),
