@@ -27,6 +27,8 @@ from mobilenet_np.cost import layer_macs, network_cost, separable_blocks
 from mobilenet_np.families.v1 import SLIM, V1
 from mobilenet_np.families.v2 import V2
 from mobilenet_np.families.v3 import V3_LARGE
+from mobilenet_np.int8.fixedpoint import Requantize, activation_range, quantize_multiplier
+from mobilenet_np.int8.ops import quantize as int8_quantize
 from mobilenet_np.layers import correct_pad
 from mobilenet_np.shapes import same_padding
 
@@ -480,3 +482,114 @@ def _08_2(answer, profile):
     total = sum(row["seconds"] for row in profile)
     share = sum(row["seconds"] for row in profile if row["kind"] == "depthwise_conv2d") / total
     expect(abs(as_number(answer) - share) <= 0.02, f"{answer} is not within 0.02 of the measured share")
+
+
+# 09 · Integer-only inference ------------------------------------------------------------------
+
+def quantize_cases() -> list[tuple[np.ndarray, float, int]]:
+    """(x float32, scale, zero point) for exercise 09.1: exact ties (scale 0.5: x / scale = k / 2),
+    values next to ties at the model's own scales (where dividing by the scale and multiplying by
+    its float32 reciprocal can round apart), values far outside the int8 range, and 0."""
+    ties = (np.arange(-300, 301) * 0.25).astype(np.float32)
+    cases = [(ties, 0.5, 0), (ties, 0.5, -7)]
+    rng = np.random.default_rng(91)
+    for scale, zero_point in ((2 / 255, -1), (6 / 255, -128), (0.1, 5), (0.0137, 20)):
+        scale = float(np.float32(scale))  # TFLite stores scales as float32
+        near_ties = ((np.arange(-400, 400) + 0.5) * scale).astype(np.float32)
+        spread = rng.uniform(-4, 4, 2000).astype(np.float32)
+        cases.append((np.concatenate([near_ties, spread, np.float32([0, 1e4, -1e4])]), scale, zero_point))
+    return cases
+
+
+@register("09", 1, "code", "TFLite's QUANTIZE multiplies by the float32 reciprocal "
+                           "(x * (np.float32(1) / np.float32(scale))), rounds half to even "
+                           "(np.rint), adds the zero point, clips to [-128, 127] and only then "
+                           "casts to np.int8 (a cast first would wrap around).")
+def _09_1(answer):
+    function = as_function(answer)
+    for x, scale, zero_point in quantize_cases():
+        mine = np.asarray(called(function, x.copy(), scale, zero_point))
+        expected = int8_quantize(x, scale, zero_point)
+        expect(mine.shape == expected.shape, f"x of shape {x.shape}: you gave shape {mine.shape}")
+        expect(mine.dtype == np.int8, f"you gave {mine.dtype} values; QUANTIZE outputs int8")
+        wrong = np.flatnonzero(mine != expected)
+        expect(wrong.size == 0, f"scale {scale:.6g}, zero point {zero_point}: {wrong.size} of {x.size} "
+                                f"values differ, e.g. x = {x[wrong[0]]!r} gave {mine[wrong[0]]}, "
+                                f"TFLite gives {expected[wrong[0]]}" if wrong.size else "")
+
+
+RELU6_CASES = [(float(np.float32(scale)), zero_point)
+               for scale in (6 / 255, 8 / 255, 0.0471, 0.48, 0.8, 0.1, 1.2, 0.01)
+               for zero_point in (-128, -100, -1, 0, 50, 127)]  # 6 / 0.48 and 6 / 0.8: exact .5
+
+
+@register("09", 2, "code", "Real 0 is the code zero_point and real 6 is zero_point + round(6 / "
+                           "scale), with 6 / scale in float32 and C's round (half away from zero, "
+                           "not Python's round); then keep both inside [-128, 127].")
+def _09_2(answer):
+    function = as_function(answer)
+    for scale, zero_point in RELU6_CASES:
+        mine = tuple(int(v) for v in as_tuple(called(function, scale, zero_point)))
+        expected = activation_range("RELU6", scale, zero_point)
+        expect(mine == expected, f"scale {scale:.6g}, zero point {zero_point}: you gave {mine}, "
+                                 f"TFLite clamps to {expected}")
+
+
+@register("09", 3, "number", "|x - zero_point| <= 255 (both in [-128, 127]) and |w| <= 127 (narrow "
+                             "range): K products add up to at most K * 255 * 127; find the largest K "
+                             "that keeps this <= 2**31 - 1.")
+def _09_3(answer):
+    mine = as_number(answer)
+    largest = (2**31 - 1) // (255 * 127)
+    expect(mine == largest, f"{answer} is not the largest K")
+    widest = max(layer_macs(layer) // math.prod(layer.output_shape)
+                 for layer in V1.layers(alpha=1.0) if layer_macs(layer))
+    return f"MobileNet V1 1.0's widest sum has K = {widest}: {largest / widest:.0f}x below the limit."
+
+
+def requantize_cases() -> list[tuple[np.ndarray, int, int, int]]:
+    """(int32-valued accumulators, multiplier, shift, zero point) for exercise 09.4. Real
+    multipliers 0.5 and 0.25 give exact ties in both rounding steps (and cases where one
+    rounding and two differ) on small accumulators; the others are seeded at typical sizes."""
+    rng = np.random.default_rng(94)
+    small = np.arange(-4096, 4097, dtype=np.int64)
+    cases = []
+    for real, zero_point in ((0.5, 0), (0.25, -128), (0.25, 3), (0.1234, -128), (3.1e-3, 0),
+                             (7.7e-4, -128), (1.9e-5, 10), *((float(r), -128) for r in
+                                                             10.0 ** rng.uniform(-6, -0.3, 6))):
+        multiplier, shift = quantize_multiplier(real)
+        accumulators = np.concatenate([small, rng.integers(-(2**24), 2**24, 5000)])
+        cases.append((accumulators, multiplier, shift, zero_point))
+    return cases
+
+
+@register("09", 4, "code", "Two roundings, each half up (ties toward +inf), in int64: high = (acc "
+                           "* multiplier + 2**30) >> 31, then with right = -shift, (high + "
+                           "2**(right - 1)) >> right (skip it when right is 0); add the zero point, "
+                           "clip to [-128, 127], cast to np.int8.")
+def _09_4(answer):
+    function = as_function(answer)
+    for accumulators, multiplier, shift, zero_point in requantize_cases():
+        mine = np.asarray(called(function, accumulators.copy(), multiplier, shift, zero_point))
+        expected = Requantize(multiplier, shift, zero_point, rounding="double_up").apply(accumulators)
+        expect(mine.shape == expected.shape, f"{accumulators.shape} accumulators: you gave shape "
+                                             f"{mine.shape}")
+        expect(mine.dtype == np.int8, f"you gave {mine.dtype} values; the layer outputs int8")
+        wrong = np.flatnonzero(mine != expected)
+        expect(wrong.size == 0, f"multiplier {multiplier}, shift {shift}, zero point {zero_point}: "
+                                f"{wrong.size} of {accumulators.size} outputs differ, e.g. acc = "
+                                f"{accumulators[wrong[0]]} gave {mine[wrong[0]]}, TFLite's CONV_2D "
+                                f"gives {expected[wrong[0]]}" if wrong.size else "")
+
+
+@register("09", 5, "number", "float32: (256 * 256 kernel + 256 bias) * 4 bytes; int8: 256 * 256 "
+                             "kernel bytes + 256 int32 biases * 4 + 256 float32 scales * 4. "
+                             "Subtract.")
+def _09_5(answer):
+    layer = next(layer for layer in V1.layers(alpha=0.25) if layer.name == "conv_pw_13")
+    cin, cout = layer.input_shape[-1], layer.output_shape[-1]
+    as_float32 = 4 * (cin * cout + cout)
+    as_int8 = cin * cout + 4 * cout + 4 * cout
+    expect(as_number(answer) == as_float32 - as_int8, f"{answer} bytes is not what int8 saves there")
+    return (f"int8 stores this layer in {as_int8:,} B instead of {as_float32:,} B "
+            f"({as_float32 / as_int8:.2f}x smaller).")

@@ -260,3 +260,50 @@ def _08_2(profile):
     seconds = {kind: sum(r["seconds"] for r in profile if r["kind"] == kind)
                for kind in {r["kind"] for r in profile}}
     return seconds["depthwise_conv2d"] / sum(seconds.values())
+
+
+# 09 -------------------------------------------------------------------------------------------
+
+@solution("09", 1)
+def _09_1():
+    def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+        """float32 -> int8 as TFLite's QUANTIZE: times the float32 reciprocal, ties to even."""
+        ratio = np.asarray(x, np.float32) * (np.float32(1) / np.float32(scale))
+        return np.clip(np.rint(ratio) + zero_point, -128, 127).astype(np.int8)
+    return quantize
+
+
+@solution("09", 2)
+def _09_2():
+    def relu6_range(scale: float, zero_point: int) -> tuple[int, int]:
+        """ReLU6 fused into an int8 op: the codes of real 0 and real 6, kept inside int8."""
+        ratio = np.float32(6) / np.float32(scale)  # float32, as TFLite divides
+        six = int(np.sign(ratio) * np.floor(np.abs(ratio) + np.float32(0.5)))  # C's round
+        return max(-128, zero_point), min(127, zero_point + six)
+    return relu6_range
+
+
+@solution("09", 3)
+def _09_3():
+    return (2**31 - 1) // (255 * 127)
+
+
+@solution("09", 4)
+def _09_4():
+    def requantize(acc: np.ndarray, multiplier: int, shift: int, zero_point: int) -> np.ndarray:
+        """int32 accumulators -> int8 as TFLite's CONV_2D on x86: two roundings, ties up."""
+        acc = np.asarray(acc, np.int64)
+        high = (acc * multiplier + (1 << 30)) >> 31  # SQRDMULH: round(acc * m / 2^31)
+        right = -shift  # shift <= 0 for a multiplier below 1
+        if right > 0:
+            high = (high + (1 << (right - 1))) >> right  # rounding right shift
+        return np.clip(high + zero_point, -128, 127).astype(np.int8)
+    return requantize
+
+
+@solution("09", 5)
+def _09_5():
+    cin = cout = 256  # conv_pw_13 at alpha 0.25: 1024 * 0.25 channels in and out
+    as_float32 = 4 * (cin * cout + cout)
+    as_int8 = cin * cout + 4 * cout + 4 * cout  # int8 kernel, int32 bias, float32 scales
+    return as_float32 - as_int8

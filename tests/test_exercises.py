@@ -16,6 +16,8 @@ sys.path.insert(0, str(ROOT / "notebooks"))
 import course  # noqa: E402
 import solutions  # noqa: E402
 
+from mobilenet_np.int8.fixedpoint import Requantize  # noqa: E402
+
 PROFILE = [{"kind": "depthwise_conv2d", "seconds": 0.3}, {"kind": "pointwise_conv2d", "seconds": 0.6},
            {"kind": "conv2d", "seconds": 0.1}]
 CONTEXT = {("08", 2): {"profile": PROFILE}}
@@ -63,6 +65,23 @@ WRONG = {
                 lambda h, w, c, k, s: k * k * math.ceil(h / s) ** 2 * c / (
                     4 * (h * w * c + math.ceil(h / s) ** 2 * c + k * k * c))],  # MACs not FLOPs
     ("08", 2): [0.6, 0.03],
+    ("09", 1): [lambda x, s, z: np.clip(np.floor(x / s + 0.5) + z, -128, 127).astype(np.int8),  # half up
+                lambda x, s, z: np.clip(np.round(x / s) + z, -128, 127).astype(np.int8),  # divides
+                lambda x, s, z: (np.rint(x * (np.float32(1) / np.float32(s))).astype(np.int64)
+                                 + z).astype(np.int8),  # cast before clipping: wraps around
+                lambda x, s, z: np.clip(np.rint(x * (np.float32(1) / np.float32(s))), -128,
+                                        127).astype(np.int8)],  # zero point forgotten
+    ("09", 2): [lambda s, z: (z, z + int(np.floor(6 / s + 0.5))),  # not kept inside int8
+                lambda s, z: (max(-128, z), min(127, round(6 / s))),  # zero point forgotten
+                lambda s, z: (max(-128, z), min(127, z + round(float(np.float32(6) / np.float32(s)))))],
+    ("09", 3): [2**31 // (128 * 128), (2**31 - 1) // (255 * 128), (2**31 - 1) // (127 * 127), 1024],
+    ("09", 4): [lambda a, m, s, z: np.clip(np.round(a * (m * 2.0 ** (s - 31))) + z, -128,
+                                           127).astype(np.int8),  # one float rounding
+                lambda a, m, s, z: np.clip(((a * m + (1 << (30 - s))) >> (31 - s)) + z, -128,
+                                           127).astype(np.int8),  # single rounding
+                lambda a, m, s, z: Requantize(m, s, z, rounding="double").apply(a),  # ties away
+                lambda a, m, s, z: Requantize(m, s, 0, rounding="double_up").apply(a)],  # no zp
+    ("09", 5): [196_608, 197_376, 67_584],
 }
 
 

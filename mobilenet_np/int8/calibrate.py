@@ -69,8 +69,9 @@ def symmetric_per_channel(kernel: np.ndarray, axis: int, bias: np.ndarray,
 def fit_bias(half_range: np.ndarray, bias: np.ndarray, input_scale: float) -> np.ndarray:
     """Widen per-channel weight ranges whose bias would overflow (TFLite's AdjustWeightsForBiasScale).
 
-    A dead channel (BN's gamma ~ 0: real V1 has some) folds to weights ~1e-14 beside a bias
-    ~0.4: at ``input_scale * max|w| / 127`` that bias is far beyond int32. Where
+    A dead channel (a raw kernel of ~1e-13 and a BN moving variance of ~1e-22: real V1 0.25 has
+    10, in conv1 and conv_pw_1/2/5/12; its gamma is ordinary) folds to weights as tiny beside a
+    bias ~0.4: at ``input_scale * max|w| / 127`` that bias is far beyond int32. Where
     ``|b| >= 0.5 * input_scale * scale * INT32_MAX``, the range becomes
     ``2 |b| / INT32_MAX * (127 / input_scale)``, so the bias lands on about +-2^30 and the
     weights round to 0: the channel outputs its bias, as the float one nearly does.
