@@ -143,6 +143,22 @@ def test_datasets_kept_in_another_file_are_refused(tmp_path, fifo, layout, where
     assert "keeps its values in another file" in message and "refused" in message
 
 
+@pytest.mark.parametrize("size", ["one huge dataset", "many small ones"])
+def test_arrays_past_the_memory_budget_are_refused(tmp_path, monkeypatch, size) -> None:
+    """An HDF5 dataset can declare 256 GiB in a few KB of file (chunks never written): refused
+    before anything is allocated; so is a file whose arrays add up past the budget."""
+    path = legacy_file(tmp_path / "w.h5")
+    if size == "one huge dataset":
+        with h5py.File(path, "r+") as file:
+            del file[V1_LEGACY["dataset"]]
+            file.create_dataset(V1_LEGACY["dataset"], (1 << 36,), np.float32, chunks=(1 << 20,))
+        assert path.stat().st_size < 4 << 20
+    else:  # V1 0.25 holds 1.9 MB of arrays
+        monkeypatch.setattr(keras_files, "MAX_WEIGHTS_BYTES", 1 << 20)
+    limit = keras_files.MAX_WEIGHTS_BYTES >> 20
+    assert f"takes the arrays read past {limit} MiB: refused" in refusal(path)
+
+
 @pytest.mark.parametrize("missing", ["layer group", "dataset"])
 def test_a_listed_name_that_is_not_in_the_file(tmp_path, missing) -> None:
     path = legacy_file(tmp_path / "w.h5")
