@@ -28,7 +28,7 @@ import numpy as np
 FORMATS = {
     2: {"keras2_weights.h5": lambda model, path: model.save_weights(path),
         "keras2_model.h5": lambda model, path: model.save(path),
-        # tf_keras 2.13+ also writes Keras 3's layouts, under the same calls
+        # tf_keras (2.21 here) also writes Keras 3's two layouts, by file name
         "keras2.weights.h5": lambda model, path: model.save_weights(path),
         "keras2.keras": lambda model, path: model.save(path)},
     3: {"keras3.weights.h5": lambda model, path: model.save_weights(path),
