@@ -9,11 +9,13 @@ fails the test if it has not answered in time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -24,14 +26,16 @@ from conftest import write_legacy_h5
 import mobilenet_np as mnp
 from mobilenet_np import keras_files
 
-V1_LEGACY = {"layer group": "conv1", "dataset": "conv1/conv1/kernel:0"}
 PACKAGE_ROOT = Path(mnp.__file__).resolve().parents[1]  # the package under test, for subprocesses
-KERAS3 = {"layers group": "layers", "layer group": "layers/conv2d", "vars group": "layers/conv2d/vars",
-          "dataset": "layers/conv2d/vars/0"}
+# The places the reader visits, in each layout.
+V1_LEGACY = {"layer group": "conv1", "dataset": "conv1/conv1/kernel:0"}
+KERAS3 = {"layers group": "layers", "layer group": "layers/conv2d",
+          "vars group": "layers/conv2d/vars", "dataset": "layers/conv2d/vars/0"}
 
 
 @pytest.fixture
 def fifo(tmp_path) -> Path:
+    """A file no reader can open without blocking (until a writer comes)."""
     path = tmp_path / "other_file"
     os.mkfifo(path)
     return path
@@ -51,13 +55,12 @@ def keras3_file(path: Path) -> Path:
     return path
 
 
-def replace(path: Path, node: str, make) -> None:
-    """Put ``make(file)`` (a link or a dataset) where ``node`` is, in place."""
+@contextlib.contextmanager
+def without(path: Path, node: str) -> Iterator[h5py.File]:
+    """The file open for writing, ``node`` deleted: the test puts something else there."""
     with h5py.File(path, "r+") as file:
         del file[node]
-        made = make(file)
-        if made is not None:
-            file[node] = made
+        yield file
 
 
 def refusal(path: Path) -> str:
@@ -114,7 +117,8 @@ def test_links_are_refused_not_followed(tmp_path, fifo, layout, where, kind) -> 
         file.copy(file[where], "/elsewhere")  # what a soft link points to: a real node
     link = {"external": h5py.ExternalLink(str(fifo), f"/{where}"),
             "soft": h5py.SoftLink("/elsewhere")}[kind]
-    replace(path, where, lambda file: link)
+    with without(path, where) as file:
+        file[where] = link
     if layout == "archive":
         path = as_archive(path, tmp_path / "m.keras")
     message = refused_without_opening(path, fifo) if kind == "external" else refusal(path)
@@ -129,7 +133,7 @@ def test_datasets_kept_in_another_file_are_refused(tmp_path, fifo, layout, where
     path = legacy_file(tmp_path / "w.h5") if layout == "legacy" else keras3_file(tmp_path / "w.h5")
     shape = (3, 3, 3, 8)
 
-    def make(file):
+    with without(path, where) as file:
         if storage == "external":  # raw bytes in another file, named in the dataset's header
             file.create_dataset(where, shape, np.float32,
                                 external=[(str(fifo), 0, int(np.prod(shape)) * 4)])
@@ -137,8 +141,6 @@ def test_datasets_kept_in_another_file_are_refused(tmp_path, fifo, layout, where
             layout = h5py.VirtualLayout(shape, np.float32)
             layout[...] = h5py.VirtualSource(str(fifo), "kernel", shape)
             file.create_virtual_dataset(where, layout)
-
-    replace(path, where, make)
     message = refused_without_opening(path, fifo)
     assert "keeps its values in another file" in message and "refused" in message
 
@@ -149,8 +151,7 @@ def test_arrays_past_the_memory_budget_are_refused(tmp_path, monkeypatch, size) 
     before anything is allocated; so is a file whose arrays add up past the budget."""
     path = legacy_file(tmp_path / "w.h5")
     if size == "one huge dataset":
-        with h5py.File(path, "r+") as file:
-            del file[V1_LEGACY["dataset"]]
+        with without(path, V1_LEGACY["dataset"]) as file:
             file.create_dataset(V1_LEGACY["dataset"], (1 << 36,), np.float32, chunks=(1 << 20,))
         assert path.stat().st_size < 4 << 20
     else:  # V1 0.25 holds 1.9 MB of arrays
