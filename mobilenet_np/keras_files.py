@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -44,14 +44,22 @@ class KerasFile:
     model: str | None = None  # the model's name, from config.json (archives)
 
 
+@dataclass
+class _Budget:
+    """The bytes a file's arrays may still take once read: an HDF5 dataset can declare
+    terabytes (unwritten chunks, a fill value) in a few kilobytes of file."""
+
+    left: int = field(default_factory=lambda: MAX_WEIGHTS_BYTES)
+
+
 def read_keras_file(path: str | os.PathLike) -> KerasFile:
     """Read any Keras layout above from ``path`` (an HDF5 file or a ``.keras`` zip)."""
     path = Path(path)
     try:
         if zipfile.is_zipfile(path):
-            return _read_archive(path)
+            return _read_archive(path, _Budget())
         with h5py.File(path, "r") as file:
-            return _read_hdf5(file, path)
+            return _read_hdf5(file, path, _Budget())
     except ValueError:
         raise
     except OSError as error:
@@ -64,47 +72,48 @@ def read_keras_file(path: str | os.PathLike) -> KerasFile:
                          f"{error})") from None
 
 
-def _read_hdf5(file: h5py.File, path: Path) -> KerasFile:
+def _read_hdf5(file: h5py.File, path: Path, budget: _Budget) -> KerasFile:
     """The layout of an open HDF5 file, told apart by its structure (Keras 3 has no version)."""
     if "layer_names" in file.attrs or "layer_names0" in file.attrs:
-        return KerasFile("legacy weights (Keras 2 save_weights .h5)", _read_legacy(file), False)
+        return KerasFile("legacy weights (Keras 2 save_weights .h5)", _read_legacy(file, budget),
+                         False)
     if "model_weights" in file:
         root = _child(file, "model_weights")
         version = _text(file.attrs.get("keras_version", "?"))
         return KerasFile(f"legacy full model (model.save .h5, Keras {version})",
-                         _read_legacy(root), False)
+                         _read_legacy(root, budget), False)
     if "layers" in file:
-        return KerasFile("Keras 3 weights (.weights.h5)", _read_keras3(_child(file, "layers")),
-                         True)
+        return KerasFile("Keras 3 weights (.weights.h5)",
+                         _read_keras3(_child(file, "layers"), budget), True)
     raise ValueError(f"{path}: an HDF5 file, but not Keras weights (no 'layer_names' attribute, "
                      f"no 'model_weights' or 'layers' group; has {sorted(file)[:5]})")
 
 
-def _read_legacy(root: h5py.Group) -> Stored:
+def _read_legacy(root: h5py.Group, budget: _Budget) -> Stored:
     """Keras 2's layout: a group per layer, whose ``weight_names`` list its arrays in order."""
     stored = {}
     for layer_name in _attribute_list(root, "layer_names"):
         group = _child(root, layer_name)
         names = _attribute_list(group, "weight_names")
         if names:  # "conv_dw_1/depthwise_kernel:0" -> "depthwise_kernel"
-            stored[layer_name] = {name.split("/")[-1].split(":")[0]: _array(_child(group, name))
-                                  for name in names}
+            stored[layer_name] = {name.split("/")[-1].split(":")[0]:
+                                  _array(_child(group, name), budget) for name in names}
     return stored
 
 
-def _read_keras3(layers: h5py.Group) -> Stored:
+def _read_keras3(layers: h5py.Group, budget: _Budget) -> Stored:
     """Keras 3's layout: ``layers/<class>_<k>/vars/<i>``; layers without arrays are skipped."""
     stored = {}
     for key in layers:
         group = _child(layers, key)
         variables = _child(group, "vars") if "vars" in group else None
         if variables is not None and len(variables):
-            stored[key] = {str(i): _array(_child(variables, str(i)))
+            stored[key] = {str(i): _array(_child(variables, str(i)), budget)
                            for i in range(len(variables))}
     return stored
 
 
-def _read_archive(path: Path) -> KerasFile:
+def _read_archive(path: Path, budget: _Budget) -> KerasFile:
     """A ``.keras`` zip: its ``model.weights.h5`` (copied out, size-bounded) and its model name."""
     try:
         with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as folder:
@@ -121,7 +130,7 @@ def _read_archive(path: Path) -> KerasFile:
             with h5py.File(weights, "r") as file:
                 if "layers" not in file:
                     raise ValueError(f"{path}: its model.weights.h5 has no 'layers' group")
-                stored = _read_keras3(_child(file, "layers"))
+                stored = _read_keras3(_child(file, "layers"), budget)
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: a damaged Keras archive ({type(error).__name__}: "
                          f"{error})") from None
@@ -163,13 +172,19 @@ def _child(group: h5py.Group, path: str):
     return group
 
 
-def _array(dataset: h5py.Dataset) -> np.ndarray:
-    """A dataset's values, unless they live outside the file (external storage, virtual)."""
+def _array(dataset: h5py.Dataset, budget: _Budget) -> np.ndarray:
+    """A dataset's values, unless they live outside the file (external storage, virtual) or
+    would take the file's arrays past the budget."""
     if not isinstance(dataset, h5py.Dataset):
         raise ValueError(f"{dataset.file.filename}: {dataset.name} is a group, not an array")
     if dataset.is_virtual or dataset.external:
         raise ValueError(f"{dataset.file.filename}: {dataset.name} keeps its values in another "
                          f"file (virtual or external dataset): refused")
+    budget.left -= dataset.nbytes
+    if budget.left < 0:
+        raise ValueError(f"{dataset.file.filename}: {dataset.name} {dataset.shape} takes the "
+                         f"arrays read past {MAX_WEIGHTS_BYTES >> 20} MiB: refused (a MobileNet "
+                         f"holds under 30 MB)")
     return np.asarray(dataset)
 
 

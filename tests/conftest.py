@@ -98,16 +98,26 @@ def roundoff_bound(model, x: np.ndarray) -> float:
     output change caused by perturbing the *input alone* by one ulp, times 8. Each layer
     rounds its sums once, by a few ulps, and the layers after it carry that as they carry an
     input ulp; independent layers' errors add like a random walk (sqrt(28) = 5.3 < 8 for
-    V1's 28 convolutions). Floor: the Keras-parity rule 2e-5 (1 + max |output|)
-    (test_model_parity.py). A real bug (a wrong fold, bias or tap) moves outputs by ~1.
+    V1's 28 convolutions): ``one_ulp_reach``. Floor: the Keras-parity rule
+    ``parity_rtol`` x (1 + max |output|). A real bug (a wrong fold, bias or tap) moves outputs
+    by ~1.
     """
     readable = model.forward(x, output="logits")
-    one_ulp = np.sign(np.random.default_rng(1).standard_normal(x.shape)).astype(np.float32)
-    nudged = model.forward(x * (1 + np.finfo(np.float32).eps * one_ulp), output="logits")
     if model.include_top:  # logits matter only up to a constant per row
-        readable, nudged = log_softmax(readable), log_softmax(nudged)
-    sensitivity = float(np.abs(nudged - readable).max())
-    return max(2e-5 * (1 + float(np.abs(readable).max())), 8 * sensitivity)
+        readable = log_softmax(readable)
+    floor = parity_rtol(model.layers) * (1 + float(np.abs(readable).max()))
+    return max(floor, one_ulp_reach(model, x, log_probabilities=model.include_top))
+
+
+def one_ulp_reach(model, x: np.ndarray, log_probabilities: bool = False) -> float:
+    """8x how far perturbing the input alone by one ulp moves the logits (or log-probabilities,
+    or features): how far one more rounding per layer can carry (see ``roundoff_bound``)."""
+    one_ulp = np.sign(np.random.default_rng(1).standard_normal(x.shape)).astype(np.float32)
+    outputs = [model.forward(image, output="logits")
+               for image in (x, x * (1 + np.finfo(np.float32).eps * one_ulp))]
+    if log_probabilities:
+        outputs = [log_softmax(output) for output in outputs]
+    return 8 * float(np.abs(outputs[1] - outputs[0]).max())
 
 
 def import_tensorflow():
