@@ -294,6 +294,10 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "profile":
         return profile(args)
     if args.command == "convert":
+        given = [name for name in args.option_owners if getattr(args, name) is not None]
+        if given:
+            raise ValueError(f"convert reads every option from the file: drop "
+                             f"--{', --'.join(name.replace('_', '-') for name in given)}")
         config = convert(args.source, args.destination,
                          get_family(args.arch) if args.arch else None)
         print(f"wrote {args.destination}: {describe_config(config)}")

@@ -127,7 +127,11 @@ def _rename_positional(positional: Stored, layers: list[Layer], layout: str) -> 
     named = Stored(layout=layout)
     for key, arrays in positional.items():
         match = re.fullmatch(KERAS3_KEY, key)
-        layer = by_class[match.group(1)][int(match.group(2) or 0)]
+        layers_of_class, position = by_class[match.group(1)], int(match.group(2) or 0)
+        if position >= len(layers_of_class):  # counts agree, so the numbering has a gap
+            raise ValueError(f"{layout}: '{key}' numbers past the {len(layers_of_class)} "
+                             f"{match.group(1)} layers the file holds (renamed or hand-edited?)")
+        layer = layers_of_class[position]
         if len(arrays) != len(layer.weights):
             raise ValueError(f"{layout}: '{key}' ({layer.name}) holds {len(arrays)} arrays, "
                              f"expected {len(layer.weights)} ({', '.join(layer.weights)})")
@@ -238,6 +242,8 @@ def convert(source: str | os.PathLike, destination: str | os.PathLike,
     check_destination(source, destination, ".npz")
     stored = read_weights_file(source, family)
     config = infer_config(stored)
+    if family is not None and config["arch"] != family.name:
+        raise ValueError(f"{source} holds {describe_config(config)}, not {family.title}")
     options = {k: v for k, v in config.items() if k != "arch"}
     family = get_family(config["arch"])
     params = check_params(in_family_names(stored, family), family.layers(**options))

@@ -26,8 +26,8 @@ def pixel_range(arch: str) -> tuple[float, float]:
     return (0.0, 255.0) if arch.startswith("v3") else (-1.0, 1.0)
 
 
-def convert(tf, keras_model, calibration: np.ndarray) -> bytes:
-    """Full-integer conversion: int8 kernels only, int8 input and output."""
+def convert(tf, keras_model, calibration: np.ndarray, io_type=None) -> bytes:
+    """Full-integer conversion: int8 kernels only, int8 input and output (or ``io_type``)."""
     def representative():
         for image in calibration:
             yield [image[None]]
@@ -36,7 +36,7 @@ def convert(tf, keras_model, calibration: np.ndarray) -> bytes:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
+    converter.inference_input_type = converter.inference_output_type = io_type or tf.int8
     return converter.convert()
 
 

@@ -332,3 +332,33 @@ def test_the_command_line_runs_tflite_files(int8_models, tmp_path, capsys) -> No
     assert main(["classify", "--tflite", str(path), str(image), "--alpha", "0.5"]) == 2
     assert capsys.readouterr().err.strip() == ("error: --tflite takes the model, weights and "
                                                "input size from the file: drop --alpha")
+
+
+def test_files_the_int8_runtime_does_not_run_are_one_line(tf, tmp_path, capsys) -> None:
+    """uint8 in/out (the older scheme) is refused at load; float in/out is refused by classify
+    (it runs full-integer models); an op that cannot be prepared names itself."""
+    from conftest import keras_mobilenet, set_keras_weights
+    from int8_cases import convert as convert_keras
+
+    from mobilenet_np.cli import main
+
+    ours = mnp.MobileNet(alpha=0.25, resolution=96, weights=None, seed=5)
+    keras_model = keras_mobilenet(0.25, 96)
+    set_keras_weights(keras_model, ours.layers, ours.params)
+    calibration = ours.random_input(4)
+    image = tmp_path / "picture.png"
+    Image.fromarray(np.full((96, 96, 3), 100, np.uint8)).save(image)
+    for io_type, message in ((tf.uint8, "uint8 tensors (the older asymmetric scheme) are not "
+                                        "supported"),
+                             (tf.float32, "takes float32 and gives float32; classify --tflite "
+                                          "runs full-integer models")):
+        path = tmp_path / f"{io_type.name}.tflite"
+        path.write_bytes(convert_keras(tf, keras_model, calibration, io_type))
+        assert main(["classify", "--tflite", str(path), str(image)]) == 2
+        assert message in capsys.readouterr().err
+    blob = bytearray(convert_keras(tf, keras_model, calibration))
+    model = mnp.load_tflite(bytes(blob))
+    conv = next(op for op in model.graph.operators if op.opcode == "CONV_2D")
+    model.graph.tensors[conv.inputs[1]].quantization = None  # as a damaged file reads
+    with pytest.raises(ValueError, match=f"op {conv.index} \\(CONV_2D\\) cannot be prepared"):
+        mnp.int8.TFLiteModel(model.graph, "damaged.tflite")

@@ -44,10 +44,18 @@ class Int8Classifier:
         if model.output.shape[-1] != 1000:
             raise ValueError(f"{source}: classify needs a 1000-class ImageNet model, this one "
                              f"has {model.output.shape[-1]} outputs")
+        if model.input.dtype != np.int8 or model.output.dtype != np.int8:
+            raise ValueError(f"{source}: takes {np.dtype(model.input.dtype).name} and gives "
+                             f"{np.dtype(model.output.dtype).name}; classify --tflite runs "
+                             f"full-integer models (int8 in and out: inference_input_type and "
+                             f"inference_output_type tf.int8)")
         self.model, self.expects_pixels = model, takes_pixels(model)
         self.size = tuple(int(n) for n in model.input.shape[1:3])  # (H, W)
+        self.one_at_a_time = model.input.shape[0] == 1  # a file fixed to batch 1
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        if self.one_at_a_time:
+            return np.concatenate([probabilities(self.model, image[None]) for image in x])
         return probabilities(self.model, x)
 
 

@@ -100,7 +100,8 @@ def _int16_multiplier(real: float) -> tuple[int, int]:
 
 def prepare_conv(graph: Graph, op: Operator, kernels) -> Callable:
     """CONV_2D and DEPTHWISE_CONV_2D: per-channel multipliers in double, as TFLite's kernel_util."""
-    x, w, b, y = (graph.tensors[i] for i in (*op.inputs, op.outputs[0]))
+    x, w, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    b = graph.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     x_scale, x_zero = scale_and_zero(x)
     y_scale, y_zero = scale_and_zero(y)
     real = np.float64(x_scale) * w.quantization.scale.astype(np.float64) / np.float64(y_scale)
@@ -110,7 +111,8 @@ def prepare_conv(graph: Graph, op: Operator, kernels) -> Callable:
     o = op.options
     if (o["dilation_h_factor"], o["dilation_w_factor"]) != (1, 1):
         raise ValueError(f"{op.opcode} with dilation is not supported (op {op.index})")
-    stride, bias = (o["stride_h"], o["stride_w"]), b.data.astype(np.int64)
+    stride = (o["stride_h"], o["stride_w"])
+    bias = np.zeros(y.shape[-1], np.int64) if b is None else b.data.astype(np.int64)  # optional
     if op.opcode == "CONV_2D":
         return lambda q, *_: kernels.conv2d(q, x_zero, w.data, bias, out, stride, o["padding"])
     return lambda q, *_: kernels.depthwise_conv2d(q, x_zero, w.data, bias, out, stride, o["padding"],

@@ -92,6 +92,19 @@ PREPARE = {
 }
 
 
+def _prepared(graph: Graph, op: Operator, kernels, name: str) -> Callable:
+    """One op made ready to run; a file whose op cannot be (damaged, unusual) is one ValueError."""
+    try:
+        return PREPARE[op.opcode](graph, op, kernels)
+    except ValueError:
+        raise
+    except Exception as error:  # noqa: BLE001
+        # A damaged file reaches here with any shape of nonsense (an index out of range, a
+        # zero scale, a missing option): every failure means "this op cannot run".
+        raise ValueError(f"{name}: op {op.index} ({op.opcode}) cannot be prepared, a damaged "
+                         f"or unusual file ({type(error).__name__}: {error})") from None
+
+
 class TFLiteModel:
     """A .tflite graph compiled to NumPy steps (NHWC, the file's dtypes)."""
 
@@ -101,7 +114,10 @@ class TFLiteModel:
         if unknown:
             raise ValueError(f"{name}: unsupported op(s) {', '.join(unknown)}; mobilenet-np runs "
                              f"{', '.join(sorted(PREPARE))}")
-        self.steps = [(op, PREPARE[op.opcode](graph, op, kernels)) for op in graph.operators]
+        if any(tensor.dtype == np.uint8 for tensor in graph.tensors):
+            raise ValueError(f"{name}: uint8 tensors (the older asymmetric scheme) are not "
+                             f"supported: convert to full int8 (TFLITE_BUILTINS_INT8)")
+        self.steps = [(op, _prepared(graph, op, kernels, name)) for op in graph.operators]
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
             raise ValueError(f"{name}: expected one input and one output, got "
                              f"{len(graph.inputs)} and {len(graph.outputs)}")
