@@ -105,24 +105,3 @@ def test_reader_agrees_with_tflite_tensor_details(tf, int8_models, name) -> None
     ops = gold._get_ops_details()  # TFLite's own list: op names, inputs, outputs
     assert [op["op_name"] for op in ops] == [op.opcode for op in graph.operators]
     assert [list(op["outputs"]) for op in ops] == [list(op.outputs) for op in graph.operators]
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_xnnpack_distance_from_builtin_kernels_is_recorded(tf, int8_models, name, record_property) -> None:
-    """Not a requirement: how far TFLite's default (XNNPACK) interpreter is from its builtins."""
-    blob, tests = int8_models(name)
-    builtin, default = interpreter(tf, blob), interpreter(tf, blob, builtin=False)
-    q = quantize_by_formula(tests, *load_tflite(blob).input_quantization)
-    worst, differing, total = 0, 0, 0
-    for image in q:
-        outputs = []
-        for it in (builtin, default):
-            it.set_tensor(it.get_input_details()[0]["index"], image[None])
-            it.invoke()
-            outputs.append(it.get_tensor(it.get_output_details()[0]["index"]).astype(np.int64))
-        difference = np.abs(outputs[0] - outputs[1])
-        worst = max(worst, int(difference.max()))
-        differing, total = differing + int((difference > 0).sum()), total + difference.size
-    print(f"{name}: XNNPACK vs builtin output: max {worst} LSB, {differing}/{total} values differ")
-    record_property("xnnpack_max_lsb", worst)
-    assert worst <= 255

@@ -213,7 +213,8 @@ def hard_swish(x: np.ndarray, params) -> np.ndarray:
 
 
 def _srdhm16(a: np.ndarray, b: int) -> np.ndarray:
-    """SaturatingRoundingDoublingHighMul on int16: ``round(a * b / 2^15)``, ties away from 0."""
+    """SaturatingRoundingDoublingHighMul on int16: ``round(a * b / 2^15)``, ties toward +inf
+    (the nudge then C's truncation, as gemmlowp's: -2.5 -> -2, 2.5 -> 3)."""
     product = np.asarray(a, np.int64) * b
     nudged = product + np.where(product >= 0, 2**14, 1 - 2**14)
     high = np.where(nudged >= 0, nudged >> 15, -((-nudged) >> 15))
