@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import images, keras_mobilenet, parity_rtol, set_keras_weights, softmax_bound, write_legacy_h5
+from conftest import (
+    UNIT_ROUNDOFF,
+    images,
+    keras_mobilenet,
+    parity_rtol,
+    set_keras_weights,
+    softmax_bound,
+    write_legacy_h5,
+)
 
 from mobilenet_np import MobileNetV3Large, MobileNetV3Small, ops, reference
 from mobilenet_np.cost import network_cost
@@ -117,12 +125,32 @@ def test_v3_weight_files_round_trip(tf, tmp_path, arch) -> None:
             np.testing.assert_array_equal(loaded.predict(x), original.predict(x))
 
 
+def se_bound(x, squeeze, squeeze_bias, excite, excite_bias, out) -> np.ndarray:
+    """How far two float32 evaluations of squeeze-and-excite may differ, element by element.
+
+    Each sum of k terms may be off by gamma_k times the sum of its terms' magnitudes (Higham),
+    in either evaluation (factor 2), plus what the previous stage's error moves it: pooled mean
+    (H*W terms), squeeze (C + 1), excite (C' + 1); relu and the clip only shrink errors, the
+    gate divides by 6, and the final product adds two roundings of |out|.
+    """
+    def gamma(k: int) -> float:
+        return 2 * k * UNIT_ROUNDOFF / (1 - k * UNIT_ROUNDOFF)
+
+    x64 = np.abs(x.astype(np.float64))
+    n, h, w, _ = x.shape
+    pooled = x64.mean(axis=(1, 2))  # (N, C): magnitudes
+    error = gamma(h * w + 1) * pooled
+    hidden = np.abs(squeeze_bias) + pooled @ np.abs(squeeze)  # (N, C')
+    error = gamma(squeeze.shape[0] + 1) * hidden + error @ np.abs(squeeze)
+    logits = np.abs(excite_bias) + hidden @ np.abs(excite)  # (N, C)
+    error = gamma(excite.shape[0] + 1) * logits + error @ np.abs(excite)
+    return x64 * (error / 6)[:, None, None, :] + 4 * UNIT_ROUNDOFF * np.abs(out) + 1e-30
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_squeeze_excite_loop_twin_and_tensorflow(tf, seed) -> None:
-    """ops vs loops vs TF's own ops (mean, matmul, relu, relu6(x + 3) / 6, multiply).
-
-    Tolerance 1e-5: a few float32 sums of at most C terms of size ~1, then a gate in [0, 1].
-    """
+    """ops vs loops vs TF's own ops (mean, matmul, relu, relu6(x + 3) / 6, multiply), within
+    ``se_bound``: Higham's bound at each of the three sums, carried forward to the output."""
     rng = np.random.default_rng(seed)
     n, h, w, c = rng.integers(1, 3), rng.integers(1, 6), rng.integers(1, 6), rng.integers(2, 9)
     hidden = int(rng.integers(1, 5))
@@ -134,7 +162,8 @@ def test_squeeze_excite_loop_twin_and_tensorflow(tf, seed) -> None:
     gate = tf.nn.relu6(tf.nn.relu(pooled @ weights[0] + weights[1]) @ weights[2] + weights[3]
                        + 3.0) / 6.0
     expected = (x * gate[:, None, None, :]).numpy()
-    np.testing.assert_allclose(vectorised, loop, atol=1e-5)
-    np.testing.assert_allclose(vectorised, expected, atol=1e-5)
+    bound = se_bound(x, *weights, vectorised)
+    assert np.all(np.abs(vectorised - loop) <= bound)
+    assert np.all(np.abs(vectorised - expected) <= bound)
     with pytest.raises(ValueError, match="do not fit"):
         ops.squeeze_excite(x, weights[0][:-1], weights[1], weights[2], weights[3])
