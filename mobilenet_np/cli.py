@@ -11,6 +11,7 @@ import numpy as np
 
 from .download import official_weights
 from .imagenet import imagenet_classes, load_image, preprocess_input, top_k
+from .machine import blas_report, format_blas_report
 from .measure import family_rows, profile_layers, time_standard_vs_separable
 from .model import Network
 from .progress import ProgressBar
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--interpolation", choices=["nearest", "bilinear"], default="nearest")
     classify.add_argument("--exif", action="store_true", help="turn photos upright by EXIF")
     classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    backend_flag(classify)
 
     conv = commands.add_parser("convert", help="Keras .h5 weights -> checked .npz", parents=[family])
     conv.add_argument("source", type=Path)
@@ -89,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--batch", type=int, default=1)
     profile.add_argument("--repeats", type=int, default=5)
     profile.add_argument("--fused", action="store_true", help="profile the fused path (predict)")
+    backend_flag(profile)
+    commands.add_parser("doctor", help="BLAS, CPU vector extensions, Numba: is BLAS holding "
+                                       "this machine back?")
 
     weights = commands.add_parser("weights", help="official Keras weight files")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)
@@ -97,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--resolution", type=int, default=224)
     download.add_argument("--no-top", action="store_true")
     return parser
+
+
+def backend_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--backend", default="numpy",
+                         help="the fused path's kernels: numpy (default) or numba (the loop "
+                              "twins, compiled; needs Numba)")
 
 
 def own_options(args: argparse.Namespace, family: Family) -> dict:
@@ -135,7 +146,7 @@ def classify_model(args: argparse.Namespace) -> Network:
     options = {**read, **own_options(args, family), "resolution": args.resolution}
     if args.alpha is not None:
         options["alpha"] = args.alpha
-    return Network(family, weights, **options)
+    return Network(family, weights, backend=args.backend, **options)
 
 
 CLASSIFY_CHUNK = 32  # images decoded and run together: a batch for every core's lane
@@ -197,9 +208,26 @@ def cost_report(args: argparse.Namespace) -> int:
 def profile(args: argparse.Namespace) -> int:
     """``profile``: time every layer (or fused step) of a model with random weights."""
     family = get_family(args.arch or DEFAULT_ARCH)
-    model = Network(family, weights=None, **shape_options(args), **own_options(args, family))
-    rows = profile_layers(model, args.batch, args.repeats, args.fused)
-    print(json.dumps(rows, indent=2) if args.json else profile_table(rows, args.batch))
+    model = Network(family, weights=None, backend=args.backend, **shape_options(args),
+                    **own_options(args, family))
+    fused = args.fused or args.backend != "numpy"  # a backend changes the fused path only
+    rows = profile_layers(model, args.batch, args.repeats, fused)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(profile_table(rows, args.batch) + "\n\n" + format_blas_report(blas_report()))
+    return 0
+
+
+def doctor() -> int:
+    """``doctor``: the BLAS and its kernels beside the CPU's, measured; is Numba there?"""
+    print(format_blas_report(blas_report()))
+    try:
+        import numba
+    except ImportError:
+        print("Numba: not installed (backend 'numba' needs it: pip install 'mobilenet-np[jit]')")
+    else:
+        print(f"Numba: {numba.__version__} (backend 'numba' available)")
     return 0
 
 
@@ -230,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             return cost_report(args)
         if args.command == "profile":
             return profile(args)
+        if args.command == "doctor":
+            return doctor()
         if args.command == "convert":
             config = convert(args.source, args.destination,
                              get_family(args.arch) if args.arch else None)
@@ -240,6 +270,6 @@ def main(argv: list[str] | None = None) -> int:
                                    include_top=not args.no_top, **own_options(args, family))
             print(official_weights(family, config))
         return 0
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
