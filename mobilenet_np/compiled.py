@@ -66,7 +66,7 @@ class Conv(fused.Conv):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         out = self.matmul(x)  # (N*Ho*Wo, Cout)
-        kernels().bias_activate_loop(out, self.bias, ACTIVATIONS[self.activation], None)
+        kernels().bias_activate_loop(out, self.bias, ACTIVATIONS[self.activation])
         return out.reshape(len(x), *self.layer.output_shape)
 
 
@@ -121,5 +121,5 @@ class Head(fused.Head):
         kernels().global_pool_loop(float32(x), self.pool == "avg", pooled)
         for matrix, bias, activation in self.stages:
             pooled = pooled @ matrix  # (N, C')
-            kernels().bias_activate_loop(pooled, bias, ACTIVATIONS[activation], None)
+            kernels().bias_activate_loop(pooled, bias, ACTIVATIONS[activation])
         return pooled

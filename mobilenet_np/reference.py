@@ -91,13 +91,11 @@ def matmul_loop(x, kernel, out) -> None:
                 out[p, o] += x[p, i] * kernel[i, o]
 
 
-def bias_activate_loop(out, bias, activation, residual) -> None:
-    """In place, out (P, C) = act(out + bias) [+ residual (P, C)]: what follows a matmul."""
+def bias_activate_loop(out, bias, activation) -> None:
+    """In place, out (P, C) = act(out + bias): what follows a matmul, in one pass."""
     for p in range(out.shape[0]):
         for c in range(out.shape[1]):
             out[p, c] = activate(out[p, c] + bias[c], activation)
-            if residual is not None:
-                out[p, c] += residual[p, c]
 
 
 def global_pool_loop(x, average, out) -> None:
@@ -130,9 +128,9 @@ def squeeze_excite_loop(x, squeeze, squeeze_bias, excite, excite_bias, out) -> N
     gate = np.empty((1, channels), np.float32)
     for n in range(n_images):
         matmul_loop(pooled[n:n + 1], squeeze, hidden)
-        bias_activate_loop(hidden, squeeze_bias, RELU, None)
+        bias_activate_loop(hidden, squeeze_bias, RELU)
         matmul_loop(hidden, excite, gate)
-        bias_activate_loop(gate, excite_bias, HARD_SIGMOID, None)
+        bias_activate_loop(gate, excite_bias, HARD_SIGMOID)
         for y in range(height):
             for x_ in range(width):
                 for c in range(channels):
@@ -204,14 +202,14 @@ def pointwise_conv2d(
     out = np.empty((n_images * height * width, kernel.shape[1]), np.float32)
     matmul_loop(x.reshape(-1, cin), kernel, out)
     if bias is not None:
-        bias_activate_loop(out, bias, LINEAR, None)
+        bias_activate_loop(out, bias, LINEAR)
     return out.reshape(n_images, height, width, -1)
 
 
 def _activation_twin(x: np.ndarray, activation: int, func: str) -> np.ndarray:
     """Any-shaped x through ``activate``, element by element."""
     flat = as_float32("x", x, func).reshape(1, -1).copy()
-    bias_activate_loop(flat, np.zeros(flat.shape[1], np.float32), activation, None)
+    bias_activate_loop(flat, np.zeros(flat.shape[1], np.float32), activation)
     return flat.reshape(np.shape(x))
 
 
