@@ -138,8 +138,10 @@ def format_blas_report(report: dict) -> str:
         rows, inner, cols = MATMUL_SHAPE
         lines.append(f"  (float32 ({rows}, {inner}) @ ({inner}, {cols}): one thread, median of 20 "
                      f"in a fresh process, best of 2 such processes each)")
-        speeds = [result.get("gflops", 0.0) for result in measured.values()]
-        if speeds[1] > 1.1 * speeds[0]:
+        speeds = [result.get("gflops") for result in measured.values()]
+        if None in speeds:
+            lines.append("Could not measure both ways: see the error above.")
+        elif speeds[1] > 1.1 * speeds[0]:
             lines.append(f"Faster here: start Python with OPENBLAS_CORETYPE={widest} in the "
                          f"environment (read once, when NumPy loads OpenBLAS), e.g.\n"
                          f"  OPENBLAS_CORETYPE={widest} mobilenet-np classify photo.jpg")
