@@ -129,6 +129,8 @@ def format_blas_report(report: dict) -> str:
         lines.append(f"OpenBLAS runs narrower kernels than this CPU supports{forced} "
                      f"(it could run {widest}'s).")
     measured = report.get("measured", {})
+    if report["narrower"] and not measured:
+        lines.append("  (`mobilenet-np doctor` measures a matmul with both and says how to switch)")
     for setting, result in measured.items():
         label = "kernels in use" if setting == "in use" else f"OPENBLAS_CORETYPE={setting}"
         value = (f"{result['gflops']:6.1f} GFLOP/s ({result['architecture']} kernels)"

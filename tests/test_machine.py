@@ -29,6 +29,7 @@ def test_the_report_names_the_loaded_blas_and_this_cpu() -> None:
     assert [b["num_threads"] for b in report["blas"]] == [info["num_threads"] for info in loaded]
     assert set(report["cpu_vector_flags"]) <= machine.cpu_flags()
     assert "measured" not in report
+    assert ("mobilenet-np doctor" in machine.format_blas_report(report)) is report["narrower"]
     text = machine.format_blas_report(report)
     assert text.startswith(f"BLAS: {loaded[0]['internal_api']} {loaded[0]['version']}, "
                            f"{loaded[0]['num_threads']} threads")
