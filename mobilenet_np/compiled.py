@@ -80,7 +80,7 @@ class Depthwise(fused.Step):
     kind = "depthwise_conv2d"
 
     def __init__(self, layer: Layer, pads, kernel: np.ndarray, bias: np.ndarray,
-                 activation: str | None = "relu6", band_bytes: int = 0) -> None:
+                 activation: str | None = "relu6") -> None:
         self.layer, self.activation = layer, activation
         self.top_left = (pads[0][0], pads[1][0])
         kh, kw, _, self.multiplier = kernel.shape

@@ -1,12 +1,14 @@
 """Plain-loop twins of the kernels in ``ops.py``: slow, and readable line by line.
 
-Each twin is a checked wrapper around a *loop core*: a function of plain loops over arrays
-and numbers, which loops over output pixels and kernel taps exactly as the textbook formula
-reads, skipping taps that fall on the zero padding instead of building a padded copy. The
-cores take no strings, lists or optional keywords, so Numba can compile them unchanged: the
-``numba`` backend (``compiled.py``) runs these very loops. Run here, by the Python
-interpreter, they are the loop twins; tests check them against ``ops.py`` and TensorFlow, and
-the compiled cores against them.
+They loop over output pixels and kernel taps exactly as the textbook formula reads, skipping
+taps that fall on the zero padding instead of building a padded copy. The twins of what the
+fused path runs (depthwise, 1x1, squeeze-and-excite, pooling, the activations) are checked
+wrappers around a *loop core*: plain loops over arrays and numbers, with no strings, lists or
+optional keywords, so that Numba compiles them unchanged. The ``numba`` backend
+(``compiled.py``) runs these very loops; run by the Python interpreter, they are the loop
+twins. Tests check the twins against ``ops.py`` and TensorFlow, the compiled cores against
+the twins. (``conv2d`` keeps its loops inline: the fused path runs its one standard conv,
+the stem, as im2col + BLAS on both backends.)
 
 A core writes into ``out``, starting every sum from its bias and applying ``activation`` (one
 of ``ACTIVATIONS``' codes) to the finished sum, as a fused kernel does.
@@ -50,7 +52,8 @@ def activate(value: np.float32, activation: int) -> np.float32:
     return value
 
 
-def depthwise_loop(x, kernel, bias, stride, top_left, activation, out) -> None:
+def depthwise_loop(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: tuple[int, int],
+                   top_left: tuple[int, int], activation: int, out: np.ndarray) -> None:
     """out[n, oy, ox, c] = act(bias[c] + sum over (ky, kx) of x[n, iy, ix, c] * kernel[ky, kx, c]),
     with iy = oy * sh + ky - top and ix = ox * sw + kx - left.
 
@@ -81,7 +84,7 @@ def depthwise_loop(x, kernel, bias, stride, top_left, activation, out) -> None:
                     out[n, oy, ox, c] = activate(out[n, oy, ox, c], activation)
 
 
-def matmul_loop(x, kernel, out) -> None:
+def matmul_loop(x: np.ndarray, kernel: np.ndarray, out: np.ndarray) -> None:
     """out[p, o] = sum over i of x[p, i] * kernel[i, o]: a 1x1 convolution at every pixel p."""
     for p in range(x.shape[0]):
         for o in range(kernel.shape[1]):
@@ -91,14 +94,14 @@ def matmul_loop(x, kernel, out) -> None:
                 out[p, o] += x[p, i] * kernel[i, o]
 
 
-def bias_activate_loop(out, bias, activation) -> None:
+def bias_activate_loop(out: np.ndarray, bias: np.ndarray, activation: int) -> None:
     """In place, out (P, C) = act(out + bias): what follows a matmul, in one pass."""
     for p in range(out.shape[0]):
         for c in range(out.shape[1]):
             out[p, c] = activate(out[p, c] + bias[c], activation)
 
 
-def global_pool_loop(x, average, out) -> None:
+def global_pool_loop(x: np.ndarray, average: bool, out: np.ndarray) -> None:
     """out[n, c] = mean (``average``) or max of x[n, :, :, c] over the image: (N, C)."""
     n_images, height, width, channels = x.shape
     for n in range(n_images):
@@ -116,7 +119,8 @@ def global_pool_loop(x, average, out) -> None:
                 out[n, c] /= np.float32(height * width)
 
 
-def squeeze_excite_loop(x, squeeze, squeeze_bias, excite, excite_bias, out) -> None:
+def squeeze_excite_loop(x: np.ndarray, squeeze: np.ndarray, squeeze_bias: np.ndarray,
+                        excite: np.ndarray, excite_bias: np.ndarray, out: np.ndarray) -> None:
     """out = x * hard_sigmoid(excite @ relu(squeeze @ mean(x) + b1) + b2), gate per channel.
 
     x (N, H, W, C), squeeze (C, C'), excite (C', C), out (N, H, W, C) (may be x itself).
