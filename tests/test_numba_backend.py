@@ -42,11 +42,13 @@ def compiled_kernels():
 
 def assert_compiled_equals_twin(core: str, *args, result: int = -1) -> np.ndarray:
     """Run a core interpreted (its loop twin) and compiled, each on its own copy of ``args``;
-    assert the array it writes (``args[result]``) holds the same bits. Returns the twin's."""
+    assert the array it writes (``args[result]``) holds the same bits, every one written (an
+    output starts as NaN). Returns the twin's."""
     twin = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
     compiled = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
     getattr(reference, core)(*twin)
     getattr(compiled_kernels(), core)(*compiled)
+    assert not np.isnan(twin[result]).any()
     np.testing.assert_array_equal(compiled[result], twin[result])
     return twin[result]
 
@@ -57,7 +59,7 @@ def depthwise_arguments(case: ConvCase, activation: str | None) -> tuple:
     stride = (case.stride, case.stride)
     pads = resolve_padding(case.padding, case.x.shape[1:3], (kh, kw), stride, "case")
     bias = np.zeros(channels * multiplier, np.float32) if case.bias is None else case.bias
-    out = np.full(case.run(reference).shape, np.nan, np.float32)  # every element must be written
+    out = np.full(case.run(reference).shape, np.nan, np.float32)
     return (np.repeat(case.x, multiplier, axis=3), case.kernel.reshape(kh, kw, -1), bias, stride,
             (pads[0][0], pads[1][0]), ACTIVATIONS[activation], out)
 
