@@ -11,7 +11,7 @@ from . import ops
 from .download import official_weights
 from .interpreter import run_steps
 from .layers import Block, Layer, Params
-from .plan import compile_plan, cpu_cores, run_in_lanes
+from .plan import backend_steps, compile_plan, cpu_cores, run_in_lanes
 from .random_init import calibrate_batch_norm, random_weights
 from .registry import Family, Stored, get_family
 from .shapes import as_float32
@@ -61,6 +61,7 @@ class Network:
 
     def __init__(self, family: Family, weights: str | os.PathLike | Stored | None = "imagenet",
                  seed: int = 0, backend: str = "numpy", **options) -> None:
+        backend_steps(backend)  # an unknown backend, or Numba missing: said before any download
         self.family, self.config = family, family.config(**options)
         self.blocks: list[Block] = family.build(**self.config)
         self.layers: list[Layer] = [layer for block in self.blocks for layer in block.layers]

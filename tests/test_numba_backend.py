@@ -183,6 +183,9 @@ def test_an_unknown_backend_is_one_clear_error(capsys) -> None:
         MobileNet(alpha=0.25, resolution=32, weights=None, backend="tf")
     assert main(["profile", "--backend", "tf", "--resolution", "32"]) == 2
     assert capsys.readouterr().err == "error: backend must be one of 'numpy', 'numba', got 'tf'\n"
+    # before the weights are looked for (here, offline: the official file is not cached)
+    assert main(["classify", "photo.jpg", "--backend", "tf", "--alpha", "0.3"]) == 2
+    assert capsys.readouterr().err == "error: backend must be one of 'numpy', 'numba', got 'tf'\n"
 
 
 def test_missing_numba_is_one_clear_error(monkeypatch, capsys) -> None:
