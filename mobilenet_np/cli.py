@@ -17,6 +17,7 @@ from . import __version__
 from .classify import classify
 from .download import official_weights
 from .int8 import Int8Classifier, load_tflite, tflite_summary, tflite_summary_table
+from .machine import blas_report, format_blas_report
 from .measure import family_rows, profile_layers, time_standard_vs_separable
 from .model import Network
 from .registry import COMMON_OPTIONS, FAMILIES, Family, get_family
@@ -122,6 +123,7 @@ def build_parser() -> Parser:
                           help="resize filter (nearest is what Keras's load_img uses)")
     classify.add_argument("--exif", action="store_true", help="turn photos upright by EXIF")
     classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    backend_flag(classify)
 
     conv = commands.add_parser("convert", parents=[family],
                                help="any Keras weights file -> a checked .npz")
@@ -150,6 +152,9 @@ def build_parser() -> Parser:
     profile.add_argument("--repeats", type=positive_int, default=5,
                          help="timed runs per layer (the median is shown)")
     profile.add_argument("--fused", action="store_true", help="profile the fused path (predict)")
+    backend_flag(profile)
+    commands.add_parser("doctor", help="BLAS, CPU vector extensions, Numba: is BLAS holding "
+                                       "this machine back?")
 
     weights = commands.add_parser("weights", help="official Keras weight files")
     weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION",
@@ -160,6 +165,12 @@ def build_parser() -> Parser:
     download.add_argument("--resolution", type=resolution, default=224, help="input size")
     download.add_argument("--no-top", action="store_true", help="the file without classifier")
     return parser
+
+
+def backend_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--backend", default="numpy",
+                         help="the fused path's kernels: numpy (default) or numba (the loop "
+                              "twins, compiled; needs Numba)")
 
 
 def own_options(args: argparse.Namespace, family: Family) -> dict:
@@ -198,7 +209,7 @@ def classify_model(args: argparse.Namespace) -> Network:
     options = {**read, **own_options(args, family), "resolution": args.resolution or 224}
     if args.alpha is not None:
         options["alpha"] = args.alpha
-    return Network(family, weights, **options)
+    return Network(family, weights, backend=args.backend, **options)
 
 
 def refuse_with_tflite(args: argparse.Namespace, flags: tuple[str, ...]) -> None:
@@ -268,9 +279,27 @@ def check_figure_path(path: Path) -> None:
 def profile(args: argparse.Namespace) -> int:
     """``profile``: time every layer (or fused step) of a model with random weights."""
     family = get_family(args.arch or DEFAULT_ARCH)
-    model = Network(family, weights=None, **shape_options(args), **own_options(args, family))
-    rows = profile_layers(model, args.batch, args.repeats, args.fused)
-    print(json.dumps(rows, indent=2) if args.json else profile_table(rows, args.batch))
+    model = Network(family, weights=None, backend=args.backend, **shape_options(args),
+                    **own_options(args, family))
+    fused = args.fused or args.backend != "numpy"  # a backend changes the fused path only
+    rows = profile_layers(model, args.batch, args.repeats, fused)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(profile_table(rows, args.batch) + "\n\n"
+              + format_blas_report(blas_report(measure=False)))  # doctor measures
+    return 0
+
+
+def doctor() -> int:
+    """``doctor``: the BLAS and its kernels beside the CPU's, measured; is Numba there?"""
+    print(format_blas_report(blas_report()))
+    try:
+        import numba
+    except ImportError:
+        print("Numba: not installed (backend 'numba' needs it: pip install 'mobilenet-np[jit]')")
+    else:
+        print(f"Numba: {numba.__version__} (backend 'numba' available)")
     return 0
 
 
@@ -293,6 +322,8 @@ def run(args: argparse.Namespace) -> int:
         return cost_report(args)
     if args.command == "profile":
         return profile(args)
+    if args.command == "doctor":
+        return doctor()
     if args.command == "convert":
         given = [name for name in args.option_owners if getattr(args, name) is not None]
         if given:

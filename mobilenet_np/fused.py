@@ -98,18 +98,22 @@ class Conv(Step):
             layer.input_shape, (kh, kw), layer.stride, pads, layer.output_shape[:2])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = self.matmul(x)  # (N*Ho*Wo, Cout)
+        out += self.bias
+        activate_inplace(out, self.activation)
+        return out.reshape(len(x), *self.layer.output_shape)
+
+    def matmul(self, x: np.ndarray) -> np.ndarray:
+        """The convolution without its bias: im2col, then one matmul; (N*Ho*Wo, Cout)."""
         n = x.shape[0]
-        out_h, out_w, cout = self.layer.output_shape
+        out_h, out_w, _ = self.layer.output_shape
         if self.gather is None:  # 1x1: the activation already is the im2col matrix
             cols = x.reshape(n * out_h * out_w, -1)  # (N*H*W, Cin)
         else:
             flat = np.empty((n, x[0].size + 1), dtype=np.float32)  # (N, H*W*C + 1)
             flat[:, :-1], flat[:, -1] = x.reshape(n, -1), 0.0  # the image, then the padding's 0
             cols = np.take(flat, self.gather, axis=1).reshape(n * out_h * out_w, -1)  # (N*Ho*Wo, K)
-        out = cols @ self.matrix  # (N*Ho*Wo, Cout)
-        out += self.bias
-        activate_inplace(out, self.activation)
-        return out.reshape(n, out_h, out_w, cout)
+        return cols @ self.matrix
 
 
 def im2col_indices(input_shape: tuple[int, int, int], kernel_hw: tuple[int, int], stride: int,

@@ -11,7 +11,7 @@ from . import ops
 from .download import official_weights
 from .interpreter import run_steps
 from .layers import Block, Layer, Params
-from .plan import compile_plan, cpu_cores, run_in_lanes
+from .plan import backend_steps, compile_plan, cpu_cores, run_in_lanes
 from .random_init import calibrate_batch_norm, random_weights
 from .registry import Family, Stored, get_family
 from .shapes import as_float32
@@ -57,12 +57,14 @@ class Network:
 
     ``weights``: "imagenet" (the family's official Keras file, cached or downloaded), a path
     to a ``.h5``/``.npz`` file, what ``weights.read_weights_file`` read out of one, or None
-    for seeded random weights (``random_init.py``). ``options`` are the family's builder
-    options (``family.config`` lists them).
+    for seeded random weights (``random_init.py``). ``backend`` picks the kernels ``predict``'s
+    fused steps call: "numpy" (``fused.py``) or "numba" (``compiled.py``: the loop twins,
+    compiled; needs Numba). ``options`` are the family's builder options (``family.config``).
     """
 
     def __init__(self, family: Family, weights: str | os.PathLike | Stored | None = "imagenet",
-                 seed: int = 0, **options) -> None:
+                 seed: int = 0, backend: str = "numpy", **options) -> None:
+        backend_steps(backend)  # an unknown backend, or Numba missing: said before any download
         self.family, self.config = family, family.config(**options)
         self.blocks: list[Block] = family.build(**self.config)
         self.layers: list[Layer] = [layer for block in self.blocks for layer in block.layers]
@@ -81,7 +83,8 @@ class Network:
             self.params = load_weights(weights, self.layers, family)
         # The fused path, compiled now, so that a layer it cannot run fails here, loudly. It
         # holds BN-folded copies: after editing ``params`` by hand, build the model again.
-        self.plan = compile_plan(self.blocks, self.params)
+        self.backend = backend
+        self.plan = compile_plan(self.blocks, self.params, backend)
 
     def layer_weights(self, layer: Layer) -> dict[str, np.ndarray]:
         """This layer's arrays by Keras weight name, e.g. ``{"gamma": (C,), ...}``."""

@@ -13,41 +13,47 @@ there).
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .fused import (
-    ACTIVATIONS,
-    Conv,
-    Depthwise,
-    Head,
-    Rescale,
-    Residual,
-    SqueezeExcite,
-    Step,
-    fold_batch_norm,
-)
+from .fused import ACTIVATIONS, Step, fold_batch_norm
 from .interpreter import run_steps
 from .layers import BN_WEIGHTS, CONV_ROLES, Block, Layer, Params
 from .shapes import resolve_padding
 
+# Where each backend's step classes live: the same steps, calling other kernels.
+BACKENDS = {"numpy": "mobilenet_np.fused", "numba": "mobilenet_np.compiled"}
 
-def compile_plan(blocks: list[Block], params: Params) -> list[Step]:
+
+def compile_plan(blocks: list[Block], params: Params, backend: str = "numpy") -> list[Step]:
     """One fused step per unit; each step records the layers it replaces in ``step.covers``."""
+    steps = backend_steps(backend)
     plan = []
     for block in blocks:
         for role, layers in block.units():
             if role not in UNIT_STEPS:
                 raise ValueError(f"the fused path has no step for role {role!r} ({layers[0].name}"
                                  f" in block {block.name}): add one to plan.UNIT_STEPS")
-            step = UNIT_STEPS[role](layers, params)
+            step = UNIT_STEPS[role](layers, params, steps)
             step.covers = layers
             plan.append(step)
     return plan
+
+
+def backend_steps(backend: str) -> ModuleType:
+    """The module whose step classes (``Conv``, ``Depthwise``, ...) a backend runs."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+    steps = importlib.import_module(BACKENDS[backend])
+    if backend == "numba":
+        steps.kernels()  # Numba missing: one clear error now, not at the first predict
+    return steps
 
 
 def run_plan(plan: list[Step], x: np.ndarray) -> np.ndarray:
@@ -96,7 +102,7 @@ def _kinds(layers: tuple[Layer, ...]) -> list[str]:
     return [layer.kind for layer in layers]
 
 
-def _conv_unit(layers: tuple[Layer, ...], params: Params) -> Step:
+def _conv_unit(layers: tuple[Layer, ...], params: Params, steps: ModuleType) -> Step:
     """[zero_pad] conv, BN, [activation] -> one ``Conv`` or ``Depthwise``, BN folded in."""
     pads, rest = (layers[0].padding, layers[1:]) if layers[0].kind == "zero_pad" else (None, layers)
     conv, bn, *after = rest
@@ -109,10 +115,10 @@ def _conv_unit(layers: tuple[Layer, ...], params: Params) -> Step:
     kernel, bias = fold_batch_norm(weight, *(params[f"{bn.name}/{w}"] for w in BN_WEIGHTS),
                                    depthwise=depthwise)
     if depthwise:
-        return Depthwise(conv, _merge_pads(pads, conv), kernel, bias, activation)
+        return steps.Depthwise(conv, _merge_pads(pads, conv), kernel, bias, activation)
     if pads is not None:
         raise ValueError(f"the fused path pads only before a depthwise conv, not {conv.name}")
-    return Conv(conv, kernel, bias, activation)
+    return steps.Conv(conv, kernel, bias, activation)
 
 
 def _matrix(layer: Layer, params: Params) -> tuple[np.ndarray, np.ndarray]:
@@ -121,16 +127,16 @@ def _matrix(layer: Layer, params: Params) -> tuple[np.ndarray, np.ndarray]:
     return kernel.reshape(-1, kernel.shape[-1]), params[f"{layer.name}/bias"]
 
 
-def _squeeze_excite(layers: tuple[Layer, ...], params: Params) -> SqueezeExcite:
+def _squeeze_excite(layers: tuple[Layer, ...], params: Params, steps: ModuleType) -> Step:
     """pool, conv, relu, conv, hard_sigmoid, multiply -> one step."""
     expected = ["global_average_pool", "pointwise_conv2d", "relu", "pointwise_conv2d",
                 "hard_sigmoid", "multiply"]
     if _kinds(layers) != expected:
         raise ValueError(f"the fused path knows squeeze-excite as {expected}, got {_kinds(layers)}")
-    return SqueezeExcite(_matrix(layers[1], params), _matrix(layers[3], params))
+    return steps.SqueezeExcite(_matrix(layers[1], params), _matrix(layers[3], params))
 
 
-def _head(layers: tuple[Layer, ...], params: Params) -> Head:
+def _head(layers: tuple[Layer, ...], params: Params, steps: ModuleType) -> Step:
     """Pooling, then every matmul stage with the activation that follows it (softmax is left to
     ``predict``, flatten is free on the pooled vector)."""
     pool, *rest = layers
@@ -143,7 +149,7 @@ def _head(layers: tuple[Layer, ...], params: Params) -> Head:
             stages.append((*_matrix(layer, params), follower if follower in ACTIVATIONS else None))
         elif layer.kind not in (*ACTIVATIONS, "flatten", "softmax"):
             raise ValueError(f"the fused path's head has no stage for {layer.kind} ({layer.name})")
-    return Head("avg" if pool.kind == "global_average_pool" else "max", stages)
+    return steps.Head("avg" if pool.kind == "global_average_pool" else "max", stages)
 
 
 def _merge_pads(before, layer: Layer):
@@ -155,11 +161,11 @@ def _merge_pads(before, layer: Layer):
     return tuple((a + c, b + d) for (a, b), (c, d) in zip(before, own, strict=True))
 
 
-# The rule of the fused path: which step runs each unit role.
-UNIT_STEPS: dict[str, Callable[[tuple[Layer, ...], Params], Step]] = {
+# The rule of the fused path: which step runs each unit role, built from a backend's steps.
+UNIT_STEPS: dict[str, Callable[[tuple[Layer, ...], Params, ModuleType], Step]] = {
     **{role: _conv_unit for role in CONV_ROLES},
     "squeeze_excite": _squeeze_excite,
-    "residual": lambda layers, params: Residual(layers[0].source),
-    "rescaling": lambda layers, params: Rescale(),
+    "residual": lambda layers, params, steps: steps.Residual(layers[0].source),
+    "rescaling": lambda layers, params, steps: steps.Rescale(),
     "top": _head,
 }

@@ -1,9 +1,17 @@
-"""Plain-loop twins of the convolution kernels in ``ops.py``: slow, and readable line by line.
+"""Plain-loop twins of the kernels in ``ops.py``: slow, and readable line by line.
 
-Each loops over output pixels and kernel taps exactly as the textbook formula reads,
-skipping taps that fall on the zero padding instead of building a padded copy.
-Tests check that these and the vectorised kernels of ``ops.py`` agree, and both agree with
-TensorFlow.
+They loop over output pixels and kernel taps exactly as the textbook formula reads, skipping
+taps that fall on the zero padding instead of building a padded copy. The twins of what the
+fused path runs (depthwise, 1x1, squeeze-and-excite, pooling, the activations) are checked
+wrappers around a *loop core*: plain loops over arrays and numbers, with no strings, lists or
+optional keywords, so that Numba compiles them unchanged. The ``numba`` backend
+(``compiled.py``) runs these very loops; run by the Python interpreter, they are the loop
+twins. Tests check the twins against ``ops.py`` and TensorFlow, the compiled cores against
+the twins. (``conv2d`` keeps its loops inline: the fused path runs its one standard conv,
+the stem, as im2col + BLAS on both backends.)
+
+A core writes into ``out``, starting every sum from its bias and applying ``activation`` (one
+of ``ACTIVATIONS``' codes) to the finished sum, as a fused kernel does.
 """
 
 from __future__ import annotations
@@ -16,11 +24,124 @@ from .shapes import (
     check_conv_args,
     check_depthwise_args,
     check_pointwise_args,
+    check_rank,
     check_squeeze_excite_args,
     conv_output_hw,
     resolve_padding,
 )
 
+# Activation codes: the cores take a number, not a string, so that Numba compiles them.
+LINEAR, RELU, RELU6, HARD_SIGMOID, HARD_SWISH = range(5)
+ACTIVATIONS = {None: LINEAR, "relu": RELU, "relu6": RELU6, "hard_sigmoid": HARD_SIGMOID,
+               "hard_swish": HARD_SWISH}
+# float32 constants: a Python float would turn float32 arithmetic into float64 under Numba.
+ZERO, THREE, SIX = np.float32(0.0), np.float32(3.0), np.float32(6.0)
+
+
+def activate(value: np.float32, activation: int) -> np.float32:
+    """One number through an activation, with Keras's formulas: relu6(x) = min(max(x, 0), 6),
+    hard_sigmoid(x) = relu6(x + 3) / 6, hard_swish(x) = x * hard_sigmoid(x)."""
+    if activation == RELU:
+        return max(value, ZERO)
+    if activation == RELU6:
+        return min(max(value, ZERO), SIX)
+    if activation == HARD_SIGMOID:
+        return min(max(value + THREE, ZERO), SIX) / SIX
+    if activation == HARD_SWISH:
+        return value * (min(max(value + THREE, ZERO), SIX) / SIX)
+    return value
+
+
+def depthwise_loop(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: tuple[int, int],
+                   top_left: tuple[int, int], activation: int, out: np.ndarray) -> None:
+    """out[n, oy, ox, c] = act(bias[c] + sum over (ky, kx) of x[n, iy, ix, c] * kernel[ky, kx, c]),
+    with iy = oy * sh + ky - top and ix = ox * sw + kx - left.
+
+    x (N, H, W, C), kernel (kh, kw, C): one filter per channel (a depth multiplier M > 1 is
+    M copies of each input channel first), bias (C,), out (N, Ho, Wo, C). One output row at
+    a time, each tap adds its share to the whole row (faster than tap after tap on one
+    pixel, whose every add waits for the one before it).
+    """
+    n_images, height, width, channels = x.shape
+    kh, kw = kernel.shape[:2]
+    for n in range(n_images):
+        for oy in range(out.shape[1]):
+            for ox in range(out.shape[2]):
+                for c in range(channels):
+                    out[n, oy, ox, c] = bias[c]
+            for ky in range(kh):
+                iy = oy * stride[0] + ky - top_left[0]
+                if not 0 <= iy < height:
+                    continue  # this tap row sits on zero padding: it adds nothing
+                for kx in range(kw):
+                    for ox in range(out.shape[2]):
+                        ix = ox * stride[1] + kx - top_left[1]
+                        if 0 <= ix < width:
+                            for c in range(channels):
+                                out[n, oy, ox, c] += x[n, iy, ix, c] * kernel[ky, kx, c]
+            for ox in range(out.shape[2]):
+                for c in range(channels):
+                    out[n, oy, ox, c] = activate(out[n, oy, ox, c], activation)
+
+
+def matmul_loop(x: np.ndarray, kernel: np.ndarray, out: np.ndarray) -> None:
+    """out[p, o] = sum over i of x[p, i] * kernel[i, o]: a 1x1 convolution at every pixel p."""
+    for p in range(x.shape[0]):
+        for o in range(kernel.shape[1]):
+            out[p, o] = ZERO
+        for i in range(x.shape[1]):
+            for o in range(kernel.shape[1]):
+                out[p, o] += x[p, i] * kernel[i, o]
+
+
+def bias_activate_loop(out: np.ndarray, bias: np.ndarray, activation: int) -> None:
+    """In place, out (P, C) = act(out + bias): what follows a matmul, in one pass."""
+    for p in range(out.shape[0]):
+        for c in range(out.shape[1]):
+            out[p, c] = activate(out[p, c] + bias[c], activation)
+
+
+def global_pool_loop(x: np.ndarray, average: bool, out: np.ndarray) -> None:
+    """out[n, c] = mean (``average``) or max of x[n, :, :, c] over the image: (N, C)."""
+    n_images, height, width, channels = x.shape
+    for n in range(n_images):
+        for c in range(channels):
+            out[n, c] = ZERO if average else x[n, 0, 0, c]
+        for y in range(height):
+            for x_ in range(width):
+                for c in range(channels):
+                    if average:
+                        out[n, c] += x[n, y, x_, c]
+                    else:
+                        out[n, c] = max(out[n, c], x[n, y, x_, c])
+        if average:
+            for c in range(channels):
+                out[n, c] /= np.float32(height * width)
+
+
+def squeeze_excite_loop(x: np.ndarray, squeeze: np.ndarray, squeeze_bias: np.ndarray,
+                        excite: np.ndarray, excite_bias: np.ndarray, out: np.ndarray) -> None:
+    """out = x * hard_sigmoid(excite @ relu(squeeze @ mean(x) + b1) + b2), gate per channel.
+
+    x (N, H, W, C), squeeze (C, C'), excite (C', C), out (N, H, W, C) (may be x itself).
+    """
+    n_images, height, width, channels = x.shape
+    pooled = np.empty((n_images, channels), np.float32)
+    global_pool_loop(x, True, pooled)
+    hidden = np.empty((1, squeeze.shape[1]), np.float32)
+    gate = np.empty((1, channels), np.float32)
+    for n in range(n_images):
+        matmul_loop(pooled[n:n + 1], squeeze, hidden)
+        bias_activate_loop(hidden, squeeze_bias, RELU)
+        matmul_loop(hidden, excite, gate)
+        bias_activate_loop(gate, excite_bias, HARD_SIGMOID)
+        for y in range(height):
+            for x_ in range(width):
+                for c in range(channels):
+                    out[n, y, x_, c] = x[n, y, x_, c] * gate[0, c]
+
+
+# The loop twins: the checked, ``ops.py``-shaped front of each core.
 
 def conv2d(
     x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
@@ -64,26 +185,15 @@ def depthwise_conv2d(
 
     out[n, oy, ox, c * M + m] = sum over (ky, kx) of x[n, iy, ix, c] * kernel[ky, kx, c, m]
     """
-    x, kernel, bias, (sh, sw) = check_depthwise_args(x, kernel, bias, stride, "depthwise_conv2d")
-    n_images, height, width, channels = x.shape
-    kh, kw, _, multiplier = kernel.shape
-    pads = resolve_padding(padding, (height, width), (kh, kw), (sh, sw), "depthwise_conv2d")
-    out_h, out_w = conv_output_hw((height, width), (kh, kw), (sh, sw), pads, "depthwise_conv2d")
-    top, left = pads[0][0], pads[1][0]
-    out = np.zeros((n_images, out_h, out_w, channels, multiplier), dtype=np.float32)
-    for n in range(n_images):
-        for oy in range(out_h):
-            for ox in range(out_w):
-                for ky in range(kh):
-                    for kx in range(kw):
-                        iy, ix = oy * sh + ky - top, ox * sw + kx - left
-                        if not (0 <= iy < height and 0 <= ix < width):
-                            continue
-                        for c in range(channels):
-                            out[n, oy, ox, c] += x[n, iy, ix, c] * kernel[ky, kx, c]
-    out = out.reshape(n_images, out_h, out_w, channels * multiplier)  # channel c*M + m
-    if bias is not None:
-        out += bias
+    x, kernel, bias, stride = check_depthwise_args(x, kernel, bias, stride, "depthwise_conv2d")
+    kh, kw, channels, multiplier = kernel.shape
+    pads = resolve_padding(padding, x.shape[1:3], (kh, kw), stride, "depthwise_conv2d")
+    out_h, out_w = conv_output_hw(x.shape[1:3], (kh, kw), stride, pads, "depthwise_conv2d")
+    out = np.empty((len(x), out_h, out_w, channels * multiplier), np.float32)
+    bias = np.zeros(channels * multiplier, np.float32) if bias is None else bias
+    # Output channel c * M + m is input channel c through filter m: repeat each channel M times.
+    depthwise_loop(np.repeat(x, multiplier, axis=3), kernel.reshape(kh, kw, -1), bias, stride,
+                   (pads[0][0], pads[1][0]), LINEAR, out)
     return out
 
 
@@ -93,32 +203,45 @@ def pointwise_conv2d(
     """1x1 convolution by loops: at every pixel, out[o] = sum over i of x[i] * kernel[i, o]."""
     x, kernel, bias = check_pointwise_args(x, kernel, bias, "pointwise_conv2d")
     n_images, height, width, cin = x.shape
-    out = np.zeros((n_images, height, width, kernel.shape[1]), dtype=np.float32)
-    for n in range(n_images):
-        for y in range(height):
-            for x_ in range(width):
-                for i in range(cin):
-                    out[n, y, x_] += x[n, y, x_, i] * kernel[i]
+    out = np.empty((n_images * height * width, kernel.shape[1]), np.float32)
+    matmul_loop(x.reshape(-1, cin), kernel, out)
     if bias is not None:
-        out += bias
-    return out
+        bias_activate_loop(out, bias, LINEAR)
+    return out.reshape(n_images, height, width, -1)
+
+
+def _activation_twin(x: np.ndarray, activation: int, func: str) -> np.ndarray:
+    """Any-shaped x through ``activate``, element by element."""
+    flat = as_float32("x", x, func).reshape(1, -1).copy()
+    bias_activate_loop(flat, np.zeros(flat.shape[1], np.float32), activation)
+    return flat.reshape(np.shape(x))
 
 
 def hard_sigmoid(x: np.ndarray) -> np.ndarray:
-    """The piecewise definition, element by element: 0 below -3, 1 above 3, x/6 + 1/2 between."""
-    x = as_float32("x", x, "hard_sigmoid")
-    out = np.empty_like(x)
-    for index, value in np.ndenumerate(x):
-        out[index] = 0.0 if value <= -3 else 1.0 if value >= 3 else value / 6 + 0.5
-    return out
+    """relu6(x + 3) / 6, element by element: 0 below -3, 1 above 3, x / 6 + 1/2 between."""
+    return _activation_twin(x, HARD_SIGMOID, "hard_sigmoid")
 
 
 def hard_swish(x: np.ndarray) -> np.ndarray:
-    """Piecewise, element by element: 0 below -3, x above 3, x * (x + 3) / 6 between."""
-    x = as_float32("x", x, "hard_swish")
-    out = np.empty_like(x)
-    for index, value in np.ndenumerate(x):
-        out[index] = 0.0 if value <= -3 else value if value >= 3 else value * (value + 3) / 6
+    """x * relu6(x + 3) / 6, element by element: 0 below -3, x above 3, x (x + 3) / 6 between."""
+    return _activation_twin(x, HARD_SWISH, "hard_swish")
+
+
+def global_average_pool(x: np.ndarray) -> np.ndarray:
+    """Mean over H and W by loops: (N, H, W, C) -> (N, C)."""
+    x = as_float32("x", x, "global_average_pool")
+    check_rank("x", x, 4, "(N, H, W, C)", "global_average_pool")
+    out = np.empty((len(x), x.shape[3]), np.float32)
+    global_pool_loop(x, True, out)
+    return out
+
+
+def global_max_pool(x: np.ndarray) -> np.ndarray:
+    """Max over H and W by loops: (N, H, W, C) -> (N, C)."""
+    x = as_float32("x", x, "global_max_pool")
+    check_rank("x", x, 4, "(N, H, W, C)", "global_max_pool")
+    out = np.empty((len(x), x.shape[3]), np.float32)
+    global_pool_loop(x, False, out)
     return out
 
 
@@ -129,15 +252,7 @@ def squeeze_excite(
     """Squeeze-and-excite by loops; same arguments and shapes as ``ops.squeeze_excite``."""
     x, squeeze, excite = check_squeeze_excite_args(x, squeeze_kernel, excite_kernel,
                                                    "squeeze_excite")
-    n_images, height, width, channels = x.shape
     out = np.empty_like(x)
-    for n in range(n_images):
-        pooled = [x[n, :, :, c].sum() / (height * width) for c in range(channels)]
-        hidden = [max(0.0, squeeze_bias[h] + sum(pooled[c] * squeeze[c, h]
-                                                 for c in range(channels)))
-                  for h in range(squeeze.shape[1])]
-        for c in range(channels):
-            logit = excite_bias[c] + sum(hidden[h] * excite[h, c] for h in range(len(hidden)))
-            gate = 0.0 if logit <= -3 else 1.0 if logit >= 3 else logit / 6 + 0.5
-            out[n, :, :, c] = x[n, :, :, c] * gate
+    squeeze_excite_loop(x, squeeze, as_float32("squeeze_bias", squeeze_bias, "squeeze_excite"),
+                        excite, as_float32("excite_bias", excite_bias, "squeeze_excite"), out)
     return out

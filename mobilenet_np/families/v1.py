@@ -137,6 +137,7 @@ class MobileNet(Network):
     pooling : with ``include_top=False``: None (feature map), "avg" or "max".
     classes : size of the classifier.
     seed : seed of the random weights when ``weights=None``.
+    backend : the kernels ``predict`` runs: "numpy" or "numba" (the loop twins, compiled).
     """
 
     def __init__(
@@ -144,7 +145,8 @@ class MobileNet(Network):
         depth_multiplier: int = 1, include_top: bool = True,
         weights: str | os.PathLike | Stored | None = "imagenet",
         pooling: str | None = None, classes: int = 1000, seed: int = 0,
+        backend: str = "numpy",
     ) -> None:
-        super().__init__(V1, weights, seed, alpha=alpha, resolution=resolution,
+        super().__init__(V1, weights, seed, backend, alpha=alpha, resolution=resolution,
                          depth_multiplier=depth_multiplier, include_top=include_top,
                          pooling=pooling, classes=classes)

@@ -106,6 +106,7 @@ class MobileNetV2(Network):
         self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
         include_top: bool = True, weights: str | os.PathLike | Stored | None = "imagenet",
         pooling: str | None = None, classes: int = 1000, seed: int = 0,
+        backend: str = "numpy",
     ) -> None:
-        super().__init__(V2, weights, seed, alpha=alpha, resolution=resolution,
+        super().__init__(V2, weights, seed, backend, alpha=alpha, resolution=resolution,
                          include_top=include_top, pooling=pooling, classes=classes)

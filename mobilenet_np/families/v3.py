@@ -182,8 +182,9 @@ class _MobileNetV3(Network):
         include_top: bool = True, weights: str | os.PathLike | Stored | None = "imagenet",
         pooling: str | None = None, classes: int = 1000, minimalistic: bool = False,
         include_preprocessing: bool = True, seed: int = 0,
+        backend: str = "numpy",
     ) -> None:
-        super().__init__(self.family, weights, seed, alpha=alpha, resolution=resolution,
+        super().__init__(self.family, weights, seed, backend, alpha=alpha, resolution=resolution,
                          include_top=include_top, pooling=pooling, classes=classes,
                          minimalistic=minimalistic, include_preprocessing=include_preprocessing)
 
