@@ -36,6 +36,8 @@ from mobilenet_np.imagenet import load_image, preprocess_input
 from mobilenet_np.reference import ACTIVATIONS
 from mobilenet_np.shapes import resolve_padding
 
+pytestmark = pytest.mark.numerical  # .ci/run runs these with other BLAS kernels too
+
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
                                  reason="needs Numba for the numba backend: pip install -e '.[jit]'")
 ACTIVATION_NAMES = list(ACTIVATIONS)  # None, relu, relu6, hard_sigmoid, hard_swish
