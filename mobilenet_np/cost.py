@@ -14,7 +14,7 @@ import numpy as np
 
 from .layers import MIXING_ROLES, Block, Layer
 
-CONV_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "classifier", "dense")
+MAC_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "classifier", "dense")  # multiply
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def layer_macs(layer: Layer) -> int:
     conv2d: Ho*Wo*k*k*Cin*Cout; depthwise: Ho*Wo*k*k*C*M; pointwise: H*W*Cin*Cout;
     classifier and dense: C*classes. Everything else (residual adds too): 0.
     """
-    if layer.kind not in CONV_KINDS:
+    if layer.kind not in MAC_KINDS:
         return 0
     if layer.kind == "dense":
         return layer.input_shape[-1] * layer.output_shape[-1]
@@ -59,7 +59,7 @@ def layer_cost(layer: Layer) -> LayerCost:
     bn_trainable = sizes.get("gamma", 0) + sizes.get("beta", 0)
     bn_statistics = sizes.get("moving_mean", 0) + sizes.get("moving_variance", 0)
     weights = sum(sizes.values()) - bn_trainable - bn_statistics
-    elementwise = 0 if layer.kind in CONV_KINDS else int(np.prod(layer.output_shape))
+    elementwise = 0 if layer.kind in MAC_KINDS else int(np.prod(layer.output_shape))
     return LayerCost(layer.name, layer.kind, layer.output_shape, weights, bn_trainable,
                      bn_statistics, layer_macs(layer), elementwise)
 

@@ -246,6 +246,5 @@ def convert(source: str | os.PathLike, destination: str | os.PathLike,
         raise ValueError(f"{source} holds {describe_config(config)}, not {family.title}")
     options = {k: v for k, v in config.items() if k != "arch"}
     family = get_family(config["arch"])
-    params = check_params(in_family_names(stored, family), family.layers(**options))
-    save_npz(check_finite(params, stored.source), destination)
+    save_npz(load_weights(stored, family.layers(**options), family), destination)
     return config

@@ -317,8 +317,23 @@ def test_predict_refuses_the_other_preprocessing_and_nan() -> None:
             model.predict(x, check_range=False)
 
 
+DAMAGED_LABELS = r"""
+import sys
+import mobilenet_np.imagenet as imagenet
+assert not __debug__  # running under python -O, where an assert would have vanished
+text = "index\twnid\tlabel\n" + "".join(f"{i + 1}\tn0\tthing\n" for i in range(1000))
+imagenet.files = lambda package: type("T", (), {"joinpath": lambda self, name: type(
+    "F", (), {"read_text": lambda self, encoding: text})()})()
+try:
+    imagenet.imagenet_classes()
+except ValueError as error:
+    sys.exit(str(error))
+"""
+
+
 def test_imagenet_classes_are_checked_without_assert() -> None:
-    done = subprocess.run([sys.executable, "-O", "-c", "import mobilenet_np as m; "
-                           "print(len(m.imagenet_classes()))"], capture_output=True, text=True,
-                          check=True)
-    assert done.stdout.strip() == "1000"
+    """A table shifted by one row is refused even under ``python -O``."""
+    done = subprocess.run([sys.executable, "-O", "-c", DAMAGED_LABELS], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 1
+    assert "imagenet_classes.tsv is damaged" in done.stderr

@@ -1,4 +1,4 @@
-"""Fast kernels vs their loop twins vs TensorFlow, on seeded generated cases.
+"""Vectorised kernels (ops.py) vs their loop twins vs TensorFlow, on seeded generated cases.
 
 Tolerance: the float32 rounding bound of ``conftest.rounding_bound`` (Higham), computed per
 output element from the same convolution on |x| and |w|. It scales with the number of summed
