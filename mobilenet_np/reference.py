@@ -229,19 +229,20 @@ def hard_swish(x: np.ndarray) -> np.ndarray:
 
 def global_average_pool(x: np.ndarray) -> np.ndarray:
     """Mean over H and W by loops: (N, H, W, C) -> (N, C)."""
-    x = as_float32("x", x, "global_average_pool")
-    check_rank("x", x, 4, "(N, H, W, C)", "global_average_pool")
-    out = np.empty((len(x), x.shape[3]), np.float32)
-    global_pool_loop(x, True, out)
-    return out
+    return _global_pool(x, True, "global_average_pool")
 
 
 def global_max_pool(x: np.ndarray) -> np.ndarray:
     """Max over H and W by loops: (N, H, W, C) -> (N, C)."""
-    x = as_float32("x", x, "global_max_pool")
-    check_rank("x", x, 4, "(N, H, W, C)", "global_max_pool")
+    return _global_pool(x, False, "global_max_pool")
+
+
+def _global_pool(x: np.ndarray, average: bool, func: str) -> np.ndarray:
+    """Check x, then run ``global_pool_loop`` into a new (N, C) array."""
+    x = as_float32("x", x, func)
+    check_rank("x", x, 4, "(N, H, W, C)", func)
     out = np.empty((len(x), x.shape[3]), np.float32)
-    global_pool_loop(x, False, out)
+    global_pool_loop(x, average, out)
     return out
 
 
