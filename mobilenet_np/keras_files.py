@@ -41,7 +41,6 @@ class KerasFile:
     layout: str  # one of the table's rows, e.g. "Keras 3 weights (.weights.h5)"
     stored: Stored  # layer -> {weight name, or position "0", "1", ...: array}
     positional: bool  # True when layers are named by class and position only (Keras 3)
-    model: str | None = None  # the model's name, from config.json (archives)
 
 
 @dataclass
@@ -134,7 +133,9 @@ def _read_archive(path: Path, budget: _Budget) -> KerasFile:
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: a damaged Keras archive ({type(error).__name__}: "
                          f"{error})") from None
-    return KerasFile("Keras 3 archive (.keras)", stored, True, model)
+    # The model's name from config.json says what a file that fits no family is, in messages.
+    return KerasFile(f"Keras 3 archive (.keras{f', model {model!r}' if model else ''})", stored,
+                     True)
 
 
 def _bounded_copy(archive: zipfile.ZipFile, member: str, destination: Path | None,

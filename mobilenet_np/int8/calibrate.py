@@ -42,7 +42,7 @@ def affine_parameters(lo: float, hi: float) -> tuple[np.float32, int]:
     error_min = abs(INT8_MIN) + abs(lo / scale)
     error_max = abs(INT8_MAX) + abs(hi / scale)
     zero = from_min if error_min < error_max else from_max
-    zero_point = int(np.clip(np.sign(zero) * np.floor(abs(zero) + 0.5), INT8_MIN, INT8_MAX))
+    zero_point = int(np.clip(round_half_away(zero), INT8_MIN, INT8_MAX))
     return np.float32(scale), zero_point
 
 

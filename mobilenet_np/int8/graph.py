@@ -98,13 +98,23 @@ def _int16_multiplier(real: float) -> tuple[int, int]:
     return (multiplier + 2**15) >> 16, shift
 
 
-def prepare_conv(graph: Graph, op: Operator, kernels) -> Callable:
-    """CONV_2D and DEPTHWISE_CONV_2D: per-channel multipliers in double, as TFLite's kernel_util."""
+def _weighted_operands(graph: Graph, op: Operator):
+    """What CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED share: weights, output, the optional
+    int32 bias (int64 here, or None), the input's zero point, the output's, and the real
+    multipliers ``x_scale * w_scale / y_scale`` in double, as TFLite's kernel_util (per channel
+    or one)."""
     x, w, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     b = graph.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     x_scale, x_zero = scale_and_zero(x)
     y_scale, y_zero = scale_and_zero(y)
     real = np.float64(x_scale) * w.quantization.scale.astype(np.float64) / np.float64(y_scale)
+    bias = None if b is None else b.data.astype(np.int64)
+    return w, y, bias, x_zero, y_zero, real
+
+
+def prepare_conv(graph: Graph, op: Operator, kernels) -> Callable:
+    """CONV_2D and DEPTHWISE_CONV_2D: per-channel multipliers in double, as TFLite's kernel_util."""
+    w, y, bias, x_zero, y_zero, real = _weighted_operands(graph, op)
     if len(real) == 1:
         real = np.repeat(real, y.shape[-1])
     out = Requantize(*quantize_multipliers(real), y_zero, *_clamp(op, y), ROUNDING[op.opcode])
@@ -112,7 +122,7 @@ def prepare_conv(graph: Graph, op: Operator, kernels) -> Callable:
     if (o["dilation_h_factor"], o["dilation_w_factor"]) != (1, 1):
         raise ValueError(f"{op.opcode} with dilation is not supported (op {op.index})")
     stride = (o["stride_h"], o["stride_w"])
-    bias = np.zeros(y.shape[-1], np.int64) if b is None else b.data.astype(np.int64)  # optional
+    bias = np.zeros(y.shape[-1], np.int64) if bias is None else bias  # the bias is optional
     if op.opcode == "CONV_2D":
         return lambda q, *_: kernels.conv2d(q, x_zero, w.data, bias, out, stride, o["padding"])
     return lambda q, *_: kernels.depthwise_conv2d(q, x_zero, w.data, bias, out, stride, o["padding"],
@@ -121,15 +131,10 @@ def prepare_conv(graph: Graph, op: Operator, kernels) -> Callable:
 
 def prepare_fully_connected(graph: Graph, op: Operator, kernels) -> Callable:
     """FULLY_CONNECTED: input flattened to (N, Cin); per-tensor or per-channel weights."""
-    x, w, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
-    b = graph.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
-    x_scale, x_zero = scale_and_zero(x)
-    y_scale, y_zero = scale_and_zero(y)
-    real = np.float64(x_scale) * w.quantization.scale.astype(np.float64) / np.float64(y_scale)
+    w, y, bias, x_zero, y_zero, real = _weighted_operands(graph, op)
     multiplier, shift = quantize_multipliers(real)
     out = Requantize(multiplier if len(real) > 1 else multiplier[0], shift if len(real) > 1 else shift[0],
                      y_zero, *_clamp(op, y), ROUNDING["FULLY_CONNECTED"])
-    bias = None if b is None else b.data.astype(np.int64)
     cin = w.shape[1]
 
     def run(q, *_):

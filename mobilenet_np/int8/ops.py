@@ -18,24 +18,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..shapes import same_padding
+from ..shapes import Pads, resolve_padding
 from .fixedpoint import (
     Requantize,
     multiply_by_quantized_multiplier,
     round_half_away,
     rounding_divide_by_pot,
 )
-
-Pads = tuple[tuple[int, int], tuple[int, int]]
-
-
-def conv_pads(in_hw: tuple[int, int], kernel_hw: tuple[int, int], stride: tuple[int, int],
-              padding: str) -> Pads:
-    """TFLite's SAME (extra pixel after, like TF) or VALID padding: ((top, bottom), (left, right))."""
-    if padding == "VALID":
-        return (0, 0), (0, 0)
-    return (same_padding(in_hw[0], kernel_hw[0], stride[0]),
-            same_padding(in_hw[1], kernel_hw[1], stride[1]))
 
 
 def _windows(x: np.ndarray, kernel_hw, stride, pads: Pads, fill: int) -> np.ndarray:
@@ -57,7 +46,7 @@ def conv2d_accumulators(x: np.ndarray, x_zero_point: int, kernel: np.ndarray,
     x (N, H, W, Cin) int8, kernel (Cout, kh, kw, Cin) int8 -> (N, Ho, Wo, Cout) int64.
     """
     cout, kh, kw, cin = kernel.shape
-    pads = conv_pads(x.shape[1:3], (kh, kw), stride, padding)
+    pads = resolve_padding(padding, x.shape[1:3], (kh, kw), stride, "int8")
     centred = x.astype(np.float64) - x_zero_point  # (N, H, W, Cin), in [-255, 255]
     windows = _windows(centred, (kh, kw), stride, pads, 0)  # (N, Ho, Wo, Cin, kh, kw)
     n, out_h, out_w = windows.shape[:3]
@@ -93,7 +82,7 @@ def depthwise_conv2d(x: np.ndarray, x_zero_point: int, kernel: np.ndarray, bias:
     input channel c; bias (C * M,) int32 -> (N, Ho, Wo, C * M) int8.
     """
     _, kh, kw, channels_out = kernel.shape
-    pads = conv_pads(x.shape[1:3], (kh, kw), stride, padding)
+    pads = resolve_padding(padding, x.shape[1:3], (kh, kw), stride, "int8")
     centred = x.astype(np.int32) - x_zero_point  # (N, H, W, C)
     if depth_multiplier > 1:
         centred = centred.repeat(depth_multiplier, axis=3)  # (N, H, W, C * M): channel c*M + m
@@ -175,7 +164,7 @@ def average_pool2d(x: np.ndarray, filter_hw: tuple[int, int], stride: tuple[int,
     Padded taps are not counted; the division rounds half away from zero, in integers.
     (N, H, W, C) -> (N, Ho, Wo, C).
     """
-    pads = conv_pads(x.shape[1:3], filter_hw, stride, padding)
+    pads = resolve_padding(padding, x.shape[1:3], filter_hw, stride, "int8")
     inside = _windows(np.ones((1, *x.shape[1:3], 1), np.int64), filter_hw, stride, pads, 0)
     count = inside.sum(axis=(4, 5))  # (1, Ho, Wo, 1): taps that fall on the image
     total = _windows(x.astype(np.int64), filter_hw, stride, pads, 0).sum(axis=(4, 5))

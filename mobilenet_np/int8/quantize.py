@@ -27,7 +27,6 @@ from ..layers import BN_WEIGHTS, Layer
 from ..shapes import resolve_padding
 from .calibrate import RangeTracker, quantize_bias, scalar_constant, symmetric_per_channel
 from .model import TFLiteModel
-from .ops import conv_pads
 from .tflite_file import Graph, Operator, Quantization, Tensor
 
 if TYPE_CHECKING:  # model.py imports the whole float package; only the annotation needs it
@@ -101,7 +100,7 @@ def _padding(b: GraphBuilder, x: str, layer: Layer, pads) -> str:
     """TFLite's SAME or VALID for these pads (Keras's stride-2 zero padding is SAME on even sizes)."""
     in_hw, k = b.shape(x)[1:3], (layer.kernel, layer.kernel)
     pads = tuple(tuple(int(p) for p in pair) for pair in pads)  # ((top, bottom), (left, right))
-    if pads == conv_pads(in_hw, k, (layer.stride,) * 2, "SAME"):
+    if pads == resolve_padding("same", in_hw, k, (layer.stride,) * 2, layer.name):
         return "SAME"
     if not any(any(p) for p in pads):
         return "VALID"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..shapes import same_padding
+from ..shapes import conv_output_hw, resolve_padding
 from .fixedpoint import Requantize
 
 
@@ -60,23 +60,19 @@ def _requantize(acc: int, out: Requantize, channel: int) -> int:
     return min(max(mbqm(acc, multiplier, shift, out.rounding) + out.zero_point, out.lo), out.hi)
 
 
-def _pads(in_hw, kernel_hw, stride, padding) -> tuple[int, int]:
-    if padding == "VALID":
-        return 0, 0
-    return (same_padding(in_hw[0], kernel_hw[0], stride[0])[0],
-            same_padding(in_hw[1], kernel_hw[1], stride[1])[0])
-
-
-def _out_size(size: int, k: int, s: int, padding: str) -> int:
-    return -(-size // s) if padding == "SAME" else (size - k) // s + 1
+def _geometry(in_hw: tuple[int, int], kernel_hw: tuple[int, int], stride: tuple[int, int],
+              padding: str) -> tuple[int, int, int, int]:
+    """(top, left, out_h, out_w) of TFLite's SAME or VALID: the float kernels' own rules."""
+    pads = resolve_padding(padding, in_hw, kernel_hw, stride, "int8")
+    out_h, out_w = conv_output_hw(in_hw, kernel_hw, stride, pads, "int8")
+    return pads[0][0], pads[1][0], out_h, out_w
 
 
 def conv2d(x, x_zero_point, kernel, bias, out, stride=(1, 1), padding="SAME"):
     """CONV_2D by loops: out[n, oy, ox, o] = requant(bias[o] + sum (x - zp) * kernel[o, ky, kx, i])."""
     n_images, height, width, cin = x.shape
     cout, kh, kw, _ = kernel.shape
-    top, left = _pads((height, width), (kh, kw), stride, padding)
-    out_h, out_w = _out_size(height, kh, stride[0], padding), _out_size(width, kw, stride[1], padding)
+    top, left, out_h, out_w = _geometry((height, width), (kh, kw), stride, padding)
     y = np.zeros((n_images, out_h, out_w, cout), np.int8)
     for n in range(n_images):
         for oy in range(out_h):
@@ -98,8 +94,7 @@ def depthwise_conv2d(x, x_zero_point, kernel, bias, out, stride=(1, 1), padding=
     """DEPTHWISE_CONV_2D by loops: output channel c * M + m reads input channel c only."""
     n_images, height, width, channels = x.shape
     _, kh, kw, channels_out = kernel.shape
-    top, left = _pads((height, width), (kh, kw), stride, padding)
-    out_h, out_w = _out_size(height, kh, stride[0], padding), _out_size(width, kw, stride[1], padding)
+    top, left, out_h, out_w = _geometry((height, width), (kh, kw), stride, padding)
     y = np.zeros((n_images, out_h, out_w, channels_out), np.int8)
     for n in range(n_images):
         for oy in range(out_h):
@@ -180,9 +175,7 @@ def mean(x, x_zero_point, axes, out, keep_dims):
 def average_pool2d(x, filter_hw, stride, padding, lo=-128, hi=127):
     """AVERAGE_POOL_2D by loops: sum over the taps inside the image / their count, rounded."""
     n_images, height, width, channels = x.shape
-    top, left = _pads((height, width), filter_hw, stride, padding)
-    out_h = _out_size(height, filter_hw[0], stride[0], padding)
-    out_w = _out_size(width, filter_hw[1], stride[1], padding)
+    top, left, out_h, out_w = _geometry((height, width), filter_hw, stride, padding)
     y = np.zeros((n_images, out_h, out_w, channels), np.int8)
     for n, oy, ox, c in np.ndindex(y.shape):
         values = [int(x[n, iy, ix, c])
