@@ -46,8 +46,9 @@ def compare_json(blocks: list[Block], measured: list[dict] | None = None) -> dic
     depthwise + projection pairs alone) and ``whole_network`` (every layer, stem and classifier
     included, with each pair replaced by its standard conv or not). Times if ``measured``."""
     pairs = separable_blocks(blocks)
+    times = {m["name"]: m for m in measured or []}  # by depthwise layer name, not by position
     rows = []
-    for i, b in enumerate(pairs):
+    for b in pairs:
         row = {"block": b.block, "name": b.name, "kernel": b.kernel,
                "in_channels": b.in_channels, "out_channels": b.out_channels,
                "depth_multiplier": b.depth_multiplier, "size": list(b.size),
@@ -55,8 +56,8 @@ def compare_json(blocks: list[Block], measured: list[dict] | None = None) -> dic
                "standard_params": b.standard_params, "separable_params": b.separable_params,
                "mac_ratio": b.standard_macs / b.separable_macs,
                "closed_form": 1 / b.closed_form}
-        if measured:
-            row.update({k: v for k, v in measured[i].items() if k != "name"})
+        if times:
+            row.update({k: v for k, v in times[b.name].items() if k != "name"})
         rows.append(row)
     blocks_only = {key: sum(r[key] for r in rows) for key in
                    ("standard_macs", "separable_macs", "standard_params", "separable_params")}
