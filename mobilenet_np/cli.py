@@ -58,7 +58,7 @@ def shape_options(args: argparse.Namespace) -> dict:
 
 def classify_model(args: argparse.Namespace) -> Network:
     """The model ``classify`` runs: the flags given, the rest read off the weights file (once)."""
-    weights, family = args.weights, get_family(args.arch) if args.arch else None
+    weights, family = args.weights or "imagenet", get_family(args.arch) if args.arch else None
     read = {}
     if weights != "imagenet":
         weights = read_weights_file(weights, family)
@@ -75,7 +75,7 @@ def classify_model(args: argparse.Namespace) -> Network:
 
 def refuse_with_tflite(args: argparse.Namespace, flags: tuple[str, ...]) -> None:
     """A .tflite file fixes the model, its weights and its input size: no flag may say else."""
-    given = [flag for flag in flags if getattr(args, flag, None) not in (None, False, "imagenet")]
+    given = [flag for flag in flags if getattr(args, flag, None) not in (None, False)]
     if given:
         raise ValueError(f"--tflite takes the model, weights and input size from the file: "
                          f"drop --{', --'.join(name.replace('_', '-') for name in given)}")

@@ -88,9 +88,9 @@ def build_parser() -> Parser:
                                    help="top-k ImageNet classes of images, folders or - (stdin)")
     classify.add_argument("images", nargs="+", metavar="IMAGE",
                           help="image files, folders of images, or - for one image on stdin")
-    classify.add_argument("--weights", default="imagenet",
-                          help="a Keras (.h5, .weights.h5, .keras) or .npz weights file; "
-                               "'imagenet' is the official Keras file, cached")
+    classify.add_argument("--weights",
+                          help="a Keras (.h5, .weights.h5, .keras) or .npz weights file "
+                               "(default 'imagenet': the official Keras file, cached)")
     classify.add_argument("--alpha", type=width,
                           help="width multiplier (default: read from --weights, else 1.0)")
     classify.add_argument("--resolution", type=resolution,
