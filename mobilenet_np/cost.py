@@ -100,7 +100,7 @@ class SeparableVsStandard:
     separable_params: int  # Dk*Dk*M*m + M*m*N
 
     @property
-    def mac_ratio(self) -> float:
+    def mac_fraction(self) -> float:
         """separable / standard; equals ``closed_form`` exactly."""
         return self.separable_macs / self.standard_macs
 
