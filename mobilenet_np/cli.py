@@ -116,7 +116,8 @@ def cost_report(args: argparse.Namespace) -> int:
     if args.command == "summary":
         layers = [layer for block in blocks for layer in block.layers]
         report = summary_json(layers, shape["alpha"], shape["resolution"])
-        print(json.dumps(report, indent=2) if args.json else summary_table(layers))
+        print(json.dumps(report, indent=2) if args.json else
+              f"{summary_table(layers)}\n{family.title} takes {family.preprocessing}")
         return 0
     if args.plot:
         check_figure_path(args.plot)

@@ -115,7 +115,7 @@ V1 = register(Family(
         folder="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/",
         alphas=(0.25, 0.5, 0.75, 1.0), resolutions=(128, 160, 192, 224), name=file_name),
     recognise=recognise,
-    preprocessing="preprocess_input's [-1, 1] (pixels / 127.5 - 1)",
+    preprocessing="values in [-1, 1]: preprocess_input(pixels) = pixels / 127.5 - 1",
     published=tuple(Published(f"MobileNet V1 {alpha}", {"alpha": alpha} if alpha != 1.0 else {},
                               *SLIM[alpha, 224], "TF-slim mobilenet_v1.md")
                     for alpha in (1.0, 0.25)),

@@ -87,7 +87,7 @@ V2 = register(Family(
         folder="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/",
         alphas=ALPHAS, resolutions=(96, 128, 160, 192, 224), name=file_name),
     recognise=recognise,
-    preprocessing="preprocess_input's [-1, 1] (pixels / 127.5 - 1)",
+    preprocessing="values in [-1, 1]: preprocess_input(pixels) = pixels / 127.5 - 1",
     published=(Published("MobileNetV2 1.0", {}, 71.8, 300, 3.47, SLIM),
                Published("MobileNetV2 1.4", {"alpha": 1.4}, 75.0, 582, 6.06, SLIM),
                Published("MobileNetV2 0.35", {"alpha": 0.35}, 60.3, 59, 1.66, SLIM)),
