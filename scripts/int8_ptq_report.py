@@ -4,7 +4,7 @@
                                                # V1 0.25/224 weights ($MOBILENET_NP_PRETRAINED)
 
 MobileNet V1 0.25/224 with the real ImageNet weights. Calibration: 16 seeded crops (seed 0) of
-matplotlib's two sample pictures (``tests/photos.py``); evaluation: the two pictures whole and 62
+matplotlib's two sample pictures (``tests/helpers/photos.py``); evaluation: the two pictures whole and 62
 other crops (seed 1). Ranks classes by the int8 logits (the softmax's input, dequantized:
 int8 probabilities tie at steps of 1/256). TFLite's converter gets the same Keras model and
 the same calibration images; its model runs on TFLite's builtin kernels.
@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import photos  # noqa: E402  (tests/photos.py: the pictures and the agreement measure)
-from conftest import PRETRAINED, keras_mobilenet, set_keras_weights  # noqa: E402
-from int8_cases import convert, interpreter  # noqa: E402
+from helpers import photos  # noqa: E402  (tests/helpers/photos.py: the pictures, the agreement measure)
+from helpers.data import PRETRAINED  # noqa: E402
+from helpers.gold import keras_mobilenet, set_keras_weights  # noqa: E402
+from helpers.int8_cases import convert, interpreter  # noqa: E402
 
 import mobilenet_np as mnp  # noqa: E402
 from mobilenet_np.int8 import tflite_summary  # noqa: E402

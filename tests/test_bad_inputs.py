@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import write_legacy_h5
+from helpers.data import write_legacy_h5
 from PIL import Image
 
 import mobilenet_np as mnp

@@ -8,7 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import parity_rtol, roundoff_bound, softmax_bound, write_legacy_h5
+from helpers.bounds import parity_rtol, roundoff_bound, softmax_bound
+from helpers.data import write_legacy_h5
 from PIL import Image
 
 import mobilenet_np as mnp

@@ -6,7 +6,7 @@ import json
 from fractions import Fraction
 
 import pytest
-from conftest import keras_mobilenet
+from helpers.gold import keras_mobilenet
 
 from mobilenet_np.cli import main
 from mobilenet_np.cost import conv_mobilenet_cost, network_cost, separable_blocks, share_by_type

@@ -21,7 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import write_legacy_h5
+from helpers.data import write_legacy_h5
 
 import mobilenet_np as mnp
 from mobilenet_np import keras_files

@@ -6,7 +6,7 @@ import http.server
 import threading
 
 import pytest
-from conftest import write_legacy_h5
+from helpers.data import write_legacy_h5
 
 from mobilenet_np import MobileNet
 from mobilenet_np.cli import main

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers.data import ROOT
 
 sys.path.insert(0, str(ROOT / "notebooks"))
 import course  # noqa: E402

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cases import CASES, ConvCase, conv_cases
-from conftest import assert_within_rounding, log_softmax, roundoff_bound
+from helpers.bounds import assert_within_rounding, log_softmax, roundoff_bound
+from helpers.cases import CASES, ConvCase, conv_cases
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_legacy_h5
+from helpers.data import write_legacy_h5
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image

@@ -6,14 +6,14 @@ tensor can be read back. Models are Keras MobileNets converted once per session 
 representative dataset to full int8 (int8 input and output). V2/V3 get the project's
 calibrated random weights (Keras's own initialisation makes every int8 output -128, a test
 that could not fail); V1 0.25/224 gets the real ImageNet weights, on a real photo. The
-models and their calibration sets: int8_cases.py; the session fixture: conftest.int8_models.
+models and their calibration sets: helpers/int8_cases.py; the session fixture: conftest.int8_models.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from int8_cases import RANDOM_MODELS, interpreter, quantize_by_formula
+from helpers.int8_cases import RANDOM_MODELS, interpreter, quantize_by_formula
 
 import mobilenet_np as mnp
 from mobilenet_np.int8 import load_tflite

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import photos
 import pytest
-from conftest import rounding_bound
-from int8_cases import calibration_images, float_model, interpreter, quantize_by_formula
+from helpers import photos
+from helpers.bounds import rounding_bound
+from helpers.int8_cases import calibration_images, float_model, interpreter, quantize_by_formula
 from PIL import Image
 
 import mobilenet_np as mnp
@@ -132,7 +132,7 @@ def test_every_conv_layer_is_within_its_quantization_error(models) -> None:
 
     Only this op's own rounding can separate them: |y_int8 - y| <= sum |x| |w - w_q| (weight
     rounding) + |b - b_q| + 1 output step (requantization's two roundings: <= 1 LSB) + the
-    float32 reference's own round-off (conftest.rounding_bound). A transposed kernel, a wrong
+    float32 reference's own round-off (helpers.bounds.rounding_bound). A transposed kernel, a wrong
     channel axis or a bad scale breaks it by whole units.
     """
     model, calibration, _ = models("v1-real")
@@ -337,8 +337,8 @@ def test_the_command_line_runs_tflite_files(int8_models, tmp_path, capsys) -> No
 def test_files_the_int8_runtime_does_not_run_are_one_line(tf, tmp_path, capsys) -> None:
     """uint8 in/out (the older scheme) is refused at load; float in/out is refused by classify
     (it runs full-integer models); an op that cannot be prepared names itself."""
-    from conftest import keras_mobilenet, set_keras_weights
-    from int8_cases import convert as convert_keras
+    from helpers.gold import keras_mobilenet, set_keras_weights
+    from helpers.int8_cases import convert as convert_keras
 
     from mobilenet_np.cli import main
 

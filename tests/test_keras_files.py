@@ -31,13 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import images, one_ulp_reach, parity_rtol, softmax_bound
+from helpers.bounds import one_ulp_reach, parity_rtol, softmax_bound
+from helpers.data import images
 
 import mobilenet_np as mnp
 from mobilenet_np.weights import convert, read_weights_file
 
 RESOLUTION = 96  # every family takes it, and it keeps the matrix fast
-WRITER = Path(__file__).with_name("keras_writer.py")
+WRITER = Path(__file__).parent / "helpers" / "keras_writer.py"
 FILES = {"keras2_weights.h5": "Keras 2 save_weights .h5", "keras2_model.h5": "Keras 2 save .h5",
          "keras2.weights.h5": "Keras 2 .weights.h5", "keras2.keras": "Keras 2 .keras",
          "keras3.weights.h5": "Keras 3 .weights.h5", "keras3_model.h5": "Keras 3 save .h5",

@@ -1,6 +1,6 @@
 """Vectorised kernels (ops.py) vs their loop twins vs TensorFlow, on seeded generated cases.
 
-Tolerance: the float32 rounding bound of ``conftest.rounding_bound`` (Higham), computed per
+Tolerance: the float32 rounding bound of ``helpers.bounds.rounding_bound`` (Higham), computed per
 output element from the same convolution on |x| and |w|. It scales with the number of summed
 terms and their size, so it is tight for small sums and honest for large ones.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cases import CASES, ConvCase, conv_cases
-from conftest import assert_within_rounding
+from helpers.bounds import assert_within_rounding
+from helpers.cases import CASES, ConvCase, conv_cases
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import (
-    UNIT_ROUNDOFF,
-    images,
-    keras_mobilenet,
-    parity_rtol,
-    set_keras_weights,
-    softmax_bound,
-    write_legacy_h5,
-)
+from helpers.bounds import UNIT_ROUNDOFF, parity_rtol, softmax_bound
+from helpers.data import images, write_legacy_h5
+from helpers.gold import keras_mobilenet, set_keras_weights
 
 from mobilenet_np import MobileNetV3Large, MobileNetV3Small, ops, reference
 from mobilenet_np.cost import network_cost

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import images, keras_mobilenet, parity_rtol, set_keras_weights, softmax_bound
+from helpers.bounds import parity_rtol, softmax_bound
+from helpers.data import images
+from helpers.gold import keras_mobilenet, set_keras_weights
 
 from mobilenet_np import MobileNet
 from mobilenet_np.families.v1 import V1

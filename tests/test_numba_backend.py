@@ -5,7 +5,7 @@ Tolerances. A compiled core runs the same float32 operations in the same order a
 interpreted one (Numba without ``fastmath`` neither reorders sums nor fuses a multiply and
 an add), so the two are compared bit for bit. Whole networks: the Keras rule of
 ``test_model_parity.py`` (probabilities as each family's parity test bounds them), and
-``conftest.roundoff_bound`` against the numpy fused path, which sums in another order.
+``helpers.bounds.roundoff_bound`` against the numpy fused path, which sums in another order.
 """
 
 from __future__ import annotations
@@ -15,16 +15,10 @@ import json
 
 import numpy as np
 import pytest
-from cases import CASES, ConvCase, conv_cases
-from conftest import (
-    images,
-    keras_mobilenet,
-    log_softmax,
-    parity_rtol,
-    roundoff_bound,
-    set_keras_weights,
-    softmax_bound,
-)
+from helpers.bounds import log_softmax, parity_rtol, roundoff_bound, softmax_bound
+from helpers.cases import CASES, ConvCase, conv_cases
+from helpers.data import images
+from helpers.gold import keras_mobilenet, set_keras_weights
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_fused import CONFIGS

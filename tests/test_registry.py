@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import roundoff_bound
+from helpers.bounds import roundoff_bound
 
 from mobilenet_np import MobileNet, MobileNetV3Small, Network, fused, plan, reference
 from mobilenet_np.blocks import ConvNames, classifier_top, conv_unit, inverted_residual

@@ -6,7 +6,8 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from conftest import set_keras_weights, write_legacy_h5
+from helpers.data import write_legacy_h5
+from helpers.gold import set_keras_weights
 
 from mobilenet_np import MobileNet
 from mobilenet_np.cli import main

@@ -1,6 +1,6 @@
 """The int8 models the tests convert with TFLite, shared by every int8 test module.
 
-Converted once per session (``int8_models`` in conftest.py): conversion is the slow part
+Converted once per session (``int8_models`` in tests/conftest.py): conversion is the slow part
 (~15-25 s per model here). V1 0.25/224 has the real ImageNet weights and calibrates on 16
 seeded crops of real pictures (``photos.py``); V2/V3 get the project's calibrated random
 weights (seed 3) and calibrate on six seeded images.
@@ -9,10 +9,10 @@ weights (seed 3) and calibrate on six seeded images.
 from __future__ import annotations
 
 import numpy as np
-import photos
-from conftest import images
 
 import mobilenet_np as mnp
+from helpers import photos
+from helpers.data import images
 
 # name: (arch, alpha, resolution); small alpha/resolution keeps conversion quick.
 RANDOM_MODELS = {"v2": ("v2", 0.35, 96), "v3-small": ("v3-small", 0.75, 96),
