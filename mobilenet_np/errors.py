@@ -24,3 +24,7 @@ class InputError(MobileNetError):
 
 class UnsupportedError(MobileNetError):
     """Something this package does not do (yet): an op, a layer class, a layout."""
+
+
+class MissingPackageError(UnsupportedError, ImportError):
+    """An optional package this feature needs is not installed (the message says which extra)."""
