@@ -17,15 +17,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from . import ops, reference
 from .errors import UnsupportedError
 
-if TYPE_CHECKING:  # layers.py builds Layers with this table; here they are only read
-    from .layers import Layer
+
+class Layer(Protocol):
+    """What a kind reads of a layer (``layers.Layer``, which is built with this table)."""
+
+    kind: str
+    input_shape: tuple[int, ...]  # (H, W, C), or (C,) after pooling
+    output_shape: tuple[int, ...]
+    kernel: int
+    stride: int
+    padding: str | tuple[tuple[int, int], tuple[int, int]]
+    options: dict
 
 Weights = dict[str, np.ndarray]
 Kernel = Callable[..., np.ndarray]  # run(x, layer, weights), or run(x, earlier) for joins
