@@ -26,7 +26,7 @@ import types
 import numpy as np
 
 from . import fused, reference
-from .errors import MissingPackageError, UnsupportedError
+from .errors import MissingDependencyError, UnsupportedError
 from .plan import Unit
 from .reference import ACTIVATION_CODES
 
@@ -46,7 +46,7 @@ def kernels() -> types.SimpleNamespace:
     try:
         import numba
     except ImportError:
-        raise MissingPackageError("backend 'numba' needs Numba: pip install "
+        raise MissingDependencyError("backend 'numba' needs Numba: pip install "
                                   "'mobilenet-np[jit]'") from None
     namespace = dict(vars(reference))
     for name in CORES:

@@ -26,5 +26,6 @@ class UnsupportedError(MobileNetError):
     """Something this package does not do (yet): an op, a layer class, a layout."""
 
 
-class MissingPackageError(UnsupportedError, ImportError):
-    """An optional package this feature needs is not installed (the message says which extra)."""
+class MissingDependencyError(UnsupportedError, ImportError):
+    """An optional package this needs is not installed (Numba, flatbuffers, matplotlib); the
+    message names the extra to install. Also an ``ImportError``, what such code used to raise."""
