@@ -65,7 +65,7 @@ def _pixel_model_mistake(spans: str, low: float, high: float, takes: tuple[float
         return (f"{spans}, like preprocess_input's [-1, 1], but this model takes pixels in "
                 f"[0, 255] and rescales them itself: pass load_image(...) pixels, without "
                 f"preprocess_input")
-    if low >= 0 and 0 < high <= 1:
+    if low >= 0 and high <= 1 and high > low:  # a flat image may be black pixels
         return (f"{spans}, like pixels / 255 in [0, 1], but this model takes pixels in "
                 f"[0, 255]: pass x * 255")
     if low < takes[0] - slack or high > takes[1] + slack:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import os
@@ -30,7 +31,7 @@ class NotAnImageError(InputError):
 
 def display_name(path: str | os.PathLike) -> str:
     """A path as printable text: bytes that are not UTF-8 shown as escapes (``caf\\xe9.jpg``)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return os.fsencode(path).decode("utf-8", "backslashreplace").replace("\0", "\\0")
 
 
 def load_image(
@@ -65,8 +66,7 @@ def read_image(
     if interpolation not in RESAMPLING:
         raise InputError(f"interpolation must be one of {sorted(RESAMPLING)}, got "
                          f"{interpolation!r}")
-    name = _check_path(path) if isinstance(path, (str, os.PathLike)) \
-        else getattr(path, "name", "<stream>")
+    name = _check_path(path) if isinstance(path, (str, os.PathLike)) else _stream_name(path)
     image, orientation = _decode(path, name, exif_orientation)
     _check_size(size, budget=True)  # after the file's own check, which names the file
     if image.size != (width, height):
@@ -77,8 +77,9 @@ def read_image(
 def _check_size(size: int | tuple[int, int], budget: bool) -> tuple[int, int]:
     """(height, width) of positive ints; with ``budget``, within the decompression-bomb
     guard's pixel budget (a 20000x20000 float32 image would be 4.8 GB)."""
-    pair = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
-    if len(pair) != 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in pair):
+    pair = (size, size) if isinstance(size, (int, np.integer)) else size
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in pair)):
         raise InputError(f"size must be a positive int or (height, width), got {size!r}")
     if budget and pair[0] * pair[1] > Image.MAX_IMAGE_PIXELS:
         raise InputError(f"size {pair[0]}x{pair[1]} is {pair[0] * pair[1]:,} pixels, over the "
@@ -87,13 +88,29 @@ def _check_size(size: int | tuple[int, int], budget: bool) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
+PATH_ERRORS = {  # errno -> what it means for a path given as an image
+    errno.ELOOP: "a loop of symbolic links",
+    errno.ENAMETOOLONG: "name too long for the file system",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
 def _check_path(path: str | os.PathLike) -> str:
     """The path's printable name, once it is known to be a regular file of a readable size."""
     name = display_name(path)
     try:
         info = os.stat(path)
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise FileNotFoundError(f"{name}: a link to {display_name(os.readlink(path))}, "
+                                    f"which does not exist") from None
         raise FileNotFoundError(f"{name}: no such file") from None
+    except ValueError:  # an embedded NUL byte
+        raise InputError(f"{name}: a path cannot hold a NUL byte") from None
+    except OSError as error:
+        raise InputError(f"{name}: {PATH_ERRORS.get(error.errno, error.strerror)}") from None
     if stat.S_ISDIR(info.st_mode):
         raise InputError(f"{name} is a folder, not an image file")
     if not stat.S_ISREG(info.st_mode):  # a pipe or a device would block or never end
@@ -101,7 +118,20 @@ def _check_path(path: str | os.PathLike) -> str:
     if info.st_size > MAX_FILE_BYTES:
         raise InputError(f"{name}: {info.st_size:,} bytes, over the {MAX_FILE_BYTES:,} an image "
                          f"file may hold (imagenet.MAX_FILE_BYTES)")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{name}: permission denied")
     return name
+
+
+def _stream_name(stream: object) -> str:
+    """The name messages give an open file, once it is known to be a binary one."""
+    if isinstance(stream, (bytes, bytearray, memoryview)):
+        raise InputError("load_image takes a path or an open binary file, got bytes: wrap an "
+                         "image's bytes in io.BytesIO(...); give a path as str (os.fsdecode)")
+    if isinstance(stream, io.TextIOBase) or not hasattr(stream, "read"):
+        raise InputError(f"load_image takes a path or a file opened in binary mode ('rb'), got "
+                         f"{type(stream).__name__}")
+    return display_name(str(getattr(stream, "name", "<stream>")))
 
 
 def read_bounded(stream: BinaryIO, name: str) -> io.BytesIO:
@@ -203,9 +233,12 @@ def top_k(probs: np.ndarray, top: int = 5) -> np.ndarray:
     """Indices of the ``top`` largest scores per row, best first: (N, classes) -> (N, top)."""
     probs = as_float32("probs", probs, "top_k")
     if probs.ndim != 2:
-        raise ValueError(f"probs must be 2-D (N, classes), got shape {probs.shape}")
+        raise InputError(f"probs must be 2-D (N, classes), got shape {probs.shape}")
     if not 1 <= top <= probs.shape[1]:
-        raise ValueError(f"top must be in 1..{probs.shape[1]}, got {top}")
+        raise InputError(f"top must be in 1..{probs.shape[1]}, got {top}")
+    if not np.isfinite(probs).all():  # NaN sorts anywhere: a ranking of them means nothing
+        raise InputError(f"probs holds {np.count_nonzero(~np.isfinite(probs))} NaN or infinite "
+                         f"values: the model's answer is meaningless (invalid weights or input?)")
     return np.argsort(-probs, axis=1, kind="stable")[:, :top]
 
 
@@ -214,7 +247,7 @@ def decode_predictions(probs: np.ndarray, top: int = 5) -> list[list[tuple[str, 
     (wnid, label, probability), best first."""
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape[1] != 1000:
-        raise ValueError(f"decode_predictions needs ImageNet scores (N, 1000), got shape "
+        raise InputError(f"decode_predictions needs ImageNet scores (N, 1000), got shape "
                          f"{probs.shape}")
     classes = imagenet_classes()
     return [[(*classes[i], float(row[i])) for i in best]
