@@ -103,8 +103,10 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 
 def no_space(path: Path) -> OSError:
     """The error for a full disk (or quota), naming the device's mount point and the file."""
-    return OSError(errno.ENOSPC, f"no space left on {mount_point(path.parent)} while writing "
-                                 f"{path}: free some space or write elsewhere")
+    error = OSError(f"no space left on {mount_point(path.parent)} while writing {path}: free "
+                    f"some space or write elsewhere")
+    error.errno = errno.ENOSPC  # (OSError(errno, text) would print "[Errno 28]" first)
+    return error
 
 
 def mount_point(folder: Path) -> Path:

@@ -199,13 +199,14 @@ def _pixel_range(image: Image.Image, name: str, pixels: np.ndarray) -> tuple[flo
             raise InputError(f"{name}: floating-point pixels span [{low:.4g}, {high:.4g}], not "
                              f"[0, 1]: save the image as 8-bit")
         return 0.0, 1.0
-    bits = 16
-    if image.mode == "I" and image.format == "TIFF":  # 32-bit TIFFs: BitsPerSample says
+    bits, signed = 16, False  # Pillow reads 16-bit PNG, PGM and TIFF as I;16 or I, 0..65535
+    if image.mode == "I" and image.format == "TIFF":  # BitsPerSample, SampleFormat (2: signed)
         bits = int(np.max(image.tag_v2.get(258, (32,))))
+        signed = image.tag_v2.get(339, 1) in (2, (2,))
     if low < 0:
         raise InputError(f"{name}: signed {bits}-bit pixels, some negative ({low:.6g}): not a "
                          f"photo; save the image as 8-bit")
-    return 0.0, float(2 ** bits - 1)
+    return 0.0, float(2 ** (bits - signed) - 1)
 
 
 def preprocess_input(x: np.ndarray) -> np.ndarray:
