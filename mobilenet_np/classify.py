@@ -1,16 +1,20 @@
-"""``mobilenet-np classify``: images (files, folders, stdin) in, top-k ImageNet labels out."""
+"""Classify images (files, folders, stdin): top-k ImageNet labels out, per image, in order.
+
+Nothing here prints: failures are kept per image and logged, skipped files are logged as
+notes, progress goes to ``progress.ProgressBar``; the command line shows them on stderr.
+"""
 
 from __future__ import annotations
 
 import io
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
 from .imagenet import NotAnImageError, display_name, imagenet_classes, load_image, preprocess_input, top_k
-from .progress import ProgressBar
+from .progress import ProgressBar, logger
 
 CHUNK = 32  # images decoded and run together: a batch for every core's lane
 
@@ -36,22 +40,14 @@ def image_sources(arguments: list[str]) -> list[tuple[str, object, bool]]:
     return sources
 
 
-def classify(model, arguments: list[str], size: int | tuple[int, int], top: int,
-             interpolation: str, exif: bool, as_json: bool) -> int:
-    """Print the labels of every image (``classify_images``); exit code 1 if any failed."""
-    results = classify_images(model, arguments, size, top, interpolation, exif)
-    print(json.dumps(results, indent=2) if as_json else _table(results))
-    return 1 if any("error" in result for result in results) else 0
-
-
 def classify_images(model, arguments: list[str], size: int | tuple[int, int], top: int,
                     interpolation: str = "nearest", exif: bool = False) -> list[dict]:
     """Classify every image, in order, with any ``model`` that has ``expects_pixels`` and
     ``predict(x) -> (N, 1000)`` probabilities (a ``Network``, an int8 ``Int8Classifier``).
 
     Returns ``[{"image", "predictions": [{"index", "wnid", "label", "probability"}]}]``; a bad
-    image is reported on stderr and kept as ``{"image", "error"}``, and the rest finish. Files
-    in a folder that are not images at all are skipped with a note.
+    image is kept as ``{"image", "error"}`` (and logged as an error), and the rest finish. Files
+    in a folder that are not images at all are skipped (logged as a warning).
     """
     sources = image_sources(arguments)
     results: list[dict] = []
@@ -63,7 +59,7 @@ def classify_images(model, arguments: list[str], size: int | tuple[int, int], to
                 pixels = load_image(source, size, interpolation, exif)
             except NotAnImageError as error:
                 if in_folder:
-                    print(f"note: skipped {name} (not an image)", file=sys.stderr)
+                    logger.warning("skipped %s (not an image)", name)
                     continue
                 results.append(_failed(name, error))
                 continue
@@ -80,14 +76,14 @@ def classify_images(model, arguments: list[str], size: int | tuple[int, int], to
         bar.update(min(start + CHUNK, len(sources)))
     bar.close()
     if not results:
-        raise ValueError("no images to classify (the folders given hold none)")
+        raise InputError("no images to classify (the folders given hold none)")
     return results
 
 
 def _failed(name: str, error: Exception) -> dict:
-    """Report one image's failure now, on stderr, and keep it for the JSON."""
+    """Log one image's failure now (the command line shows it at once) and keep it."""
     message = str(error)
-    print(f"error: {message}", file=sys.stderr)
+    logger.error("%s", message)
     return {"image": name, "error": message}
 
 
@@ -96,16 +92,3 @@ def _predictions(probs: np.ndarray, best: np.ndarray) -> list[dict]:
     classes = imagenet_classes()
     return [{"index": int(i), "wnid": classes[i][0], "label": classes[i][1],
              "probability": float(probs[i])} for i in best]
-
-
-def _table(results: list[dict]) -> str:
-    """The images that worked, each with its ranked labels (failures went to stderr)."""
-    lines = []
-    for result in results:
-        if "error" in result:
-            continue
-        lines.append(result["image"])
-        for rank, p in enumerate(result["predictions"], 1):
-            lines.append(f"  {rank}. {p['label']:<28} {p['wnid']}  #{p['index']:<4} "
-                         f"{100 * p['probability']:6.2f}%")
-    return "\n".join(lines)

@@ -1,27 +1,24 @@
-"""The mobilenet-np command's options: types that refuse bad values, one flag per family option.
+"""The mobilenet-np command's options: types that refuse bad values, the flags commands share.
 
-Every option has help text and its default shown; a usage error is one line (exit code 2).
+Every option has help text; a default is printed once, in the help of the option it belongs
+to, and comes from the constant the command uses. A usage error is one line (exit code 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
-from . import __version__
-from .registry import FAMILIES
+from .errors import InputError
+from .plan import BACKENDS
+from .registry import COMMON_OPTIONS, FAMILIES, Family
 
 DEFAULT_ARCH = "v1"
 MAX_RESOLUTION = 4096  # a 4096x4096 V1 1.0 already needs ~2 GiB per activation
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with usage errors as one line (exit 2) and defaults shown in every help."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                         **kwargs)
+    """argparse, with usage errors as one line (exit 2)."""
 
     def error(self, message: str) -> None:
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
@@ -53,101 +50,75 @@ for _type, _name in ((positive_int, "positive integer"), (resolution, "pixel siz
     _type.__name__ = _name  # how argparse names the type in "invalid ... value" errors
 
 
-def family_flags() -> Parser:
-    """--arch, and a flag for every option some family has (--minimalistic, ...)."""
-    parser = Parser(add_help=False)
-    parser.add_argument("--arch", choices=list(FAMILIES),
-                        help=f"MobileNet family (default {DEFAULT_ARCH}, or what --weights holds)")
+def option_owners() -> dict[str, list[str]]:
+    """Each family option's name -> the families that have it (``depth_multiplier`` -> v1)."""
     owners: dict[str, list[str]] = {}
     for family in FAMILIES.values():
-        for name, option in family.options.items():
-            if name not in owners:
-                flag = name.replace("_", "-")
-                if isinstance(option.default, bool):
-                    parser.add_argument(f"--{'no-' if option.default else ''}{flag}", dest=name,
-                                        action="store_const", const=not option.default,
-                                        help=f"do not: {option.help}" if option.default
-                                        else option.help)
-                else:
-                    parser.add_argument(f"--{flag}", dest=name, type=positive_int,
-                                        help=f"{option.help} (family default "
-                                             f"{option.default})")
+        for name in family.options:
             owners.setdefault(name, []).append(family.name)
-    parser.set_defaults(option_owners=owners)
-    return parser
+    return owners
 
 
-def build_parser() -> Parser:
-    parser = Parser(prog="mobilenet-np", description="MobileNet in pure NumPy: classify images, "
-                    "count and time layers, convert and download weights.")
-    parser.add_argument("--version", action="version", version=f"mobilenet-np {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    family = family_flags()
-
-    classify = commands.add_parser("classify", parents=[family],
-                                   help="top-k ImageNet classes of images, folders or - (stdin)")
-    classify.add_argument("images", nargs="+", metavar="IMAGE",
-                          help="image files, folders of images, or - for one image on stdin")
-    classify.add_argument("--weights",
-                          help="a Keras (.h5, .weights.h5, .keras) or .npz weights file "
-                               "(default 'imagenet': the official Keras file, cached)")
-    classify.add_argument("--alpha", type=width,
-                          help="width multiplier (default: read from --weights, else 1.0)")
-    classify.add_argument("--resolution", type=resolution,
-                          help="images are resized to this square size (default 224)")
-    classify.add_argument("--tflite", metavar="FILE", type=Path,
-                          help="instead: an int8 .tflite model, run by the NumPy integer kernels "
-                               "(no TensorFlow; needs the [tflite] extra)")
-    classify.add_argument("--top", type=positive_int, default=5, help="labels per image")
-    classify.add_argument("--interpolation", choices=["nearest", "bilinear"], default="nearest",
-                          help="resize filter (nearest is what Keras's load_img uses)")
-    classify.add_argument("--exif", action="store_true", help="turn photos upright by EXIF")
-    classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    backend_flag(classify)
-
-    conv = commands.add_parser("convert", parents=[family],
-                               help="any Keras weights file -> a checked .npz")
-    conv.add_argument("source", type=Path, help="a Keras weights file")
-    conv.add_argument("destination", type=Path, help="the .npz file to write")
-
-    summary = commands.add_parser("summary", parents=[family], help="per-layer params and MACs")
-    summary.add_argument("--tflite", metavar="FILE", type=Path,
-                         help="instead: an int8 .tflite file's ops, weight bytes (int8 vs "
-                              "float32), MACs and scales")
-    compare = commands.add_parser("compare", parents=[family],
-                                  help="standard vs depthwise-separable convolution, per block")
-    profile = commands.add_parser("profile", parents=[family],
-                                  help="time every layer: where does the time go?")
-    for command in (summary, compare, profile):
-        command.add_argument("--alpha", type=width, help="width multiplier (default 1.0)")
-        command.add_argument("--resolution", type=resolution, help="input size (default 224)")
-        command.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    compare.add_argument("--measure", action="store_true", help="also time both in NumPy")
-    compare.add_argument("--plot", metavar="FILE.png", type=Path,
-                         help="write a figure (.png, .pdf, .svg or .jpg)")
-    compare.add_argument("--family", action="store_true",
-                         help="instead: every published model of every family side by side, "
-                              "timed (takes no --arch, --alpha, --resolution or --plot)")
-    profile.add_argument("--batch", type=positive_int, default=1, help="images per run")
-    profile.add_argument("--repeats", type=positive_int, default=5,
-                         help="timed runs per layer (the median is shown)")
-    profile.add_argument("--fused", action="store_true", help="profile the fused path (predict)")
-    backend_flag(profile)
-    commands.add_parser("doctor", help="BLAS, CPU vector extensions, Numba: is BLAS holding "
-                                       "this machine back?")
-
-    weights = commands.add_parser("weights", help="official Keras weight files")
-    weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION",
-                                              required=True)
-    download = weights_commands.add_parser("download", parents=[family],
-                                           help="fetch into the cache, and check it")
-    download.add_argument("--alpha", type=width, default=1.0, help="width multiplier")
-    download.add_argument("--resolution", type=resolution, default=224, help="input size")
-    download.add_argument("--no-top", action="store_true", help="the file without classifier")
-    return parser
+def family_flags(parser: argparse.ArgumentParser, arch_default: str) -> None:
+    """--arch, and a flag for every option some family has (--minimalistic, ...)."""
+    parser.add_argument("--arch", choices=list(FAMILIES),
+                        help=f"MobileNet family (default: {arch_default})")
+    owners, done = option_owners(), set()
+    for family in FAMILIES.values():
+        for name, option in family.options.items():
+            if name in done:
+                continue
+            done.add(name)
+            flag, which = name.replace("_", "-"), f"--arch {', '.join(owners[name])} only"
+            if isinstance(option.default, bool):  # a flag turns the family's default around
+                parser.add_argument(f"--{'no-' if option.default else ''}{flag}", dest=name,
+                                    action="store_const", const=not option.default,
+                                    help=f"{'do not ' if option.default else ''}{option.help} "
+                                         f"({which})")
+            else:
+                parser.add_argument(f"--{flag}", dest=name, type=positive_int,
+                                    help=f"{option.help} ({which}; default: {option.default})")
 
 
-def backend_flag(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--backend", default="numpy",
-                         help="the fused path's kernels: numpy (default) or numba (the loop "
-                              "twins, compiled; needs Numba)")
+def shape_flags(parser: argparse.ArgumentParser, alpha_default: str | None = None) -> None:
+    """--alpha and --resolution; left None when not given, so a command can tell (``shape``)."""
+    alpha_default = alpha_default or str(COMMON_OPTIONS["alpha"])
+    parser.add_argument("--alpha", type=width, help=f"width multiplier (default: {alpha_default})")
+    parser.add_argument("--resolution", type=resolution, help="input size in pixels, square "
+                        f"(default: {COMMON_OPTIONS['resolution']})")
+
+
+def shape(args: argparse.Namespace) -> dict:
+    """--alpha and --resolution as given, the defaults ``shape_flags`` prints filled in."""
+    return {name: COMMON_OPTIONS[name] if getattr(args, name) is None else getattr(args, name)
+            for name in ("alpha", "resolution")}
+
+
+def json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def backend_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=list(BACKENDS), default="numpy",
+                        help="the fused path's kernels: numpy, or numba (the loop twins, "
+                             "compiled; needs Numba) (default: %(default)s)")
+
+
+def own_options(args: argparse.Namespace, family: Family) -> dict:
+    """The family's own options given on the command line; another family's is an error."""
+    given = {}
+    for name, owners in option_owners().items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if family.name not in owners:
+            raise InputError(f"--{name.replace('_', '-')} exists for --arch {', '.join(owners)} "
+                             f"only, not {family.name}")
+        given[name] = value
+    return given
+
+
+def given_flags(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    """The flags among ``names`` (dest names) that were given, as ``--flag`` strings."""
+    return [f"--{name.replace('_', '-')}" for name in names
+            if getattr(args, name, None) not in (None, False)]

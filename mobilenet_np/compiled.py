@@ -26,6 +26,7 @@ import types
 import numpy as np
 
 from . import fused, reference
+from .errors import MissingDependencyError
 from .fused import Rescale, Residual  # noqa: F401  (nothing to compile: the numpy steps)
 from .layers import Layer
 from .reference import ACTIVATIONS
@@ -46,7 +47,7 @@ def kernels() -> types.SimpleNamespace:
     try:
         import numba
     except ImportError:
-        raise ImportError("backend 'numba' needs Numba: pip install 'mobilenet-np[jit]'") from None
+        raise MissingDependencyError("backend 'numba' needs Numba: pip install 'mobilenet-np[jit]'") from None
     namespace = dict(vars(reference))
     for name in CORES:
         core = getattr(reference, name)

@@ -24,3 +24,8 @@ class InputError(MobileNetError):
 
 class UnsupportedError(MobileNetError):
     """Something this package does not do (yet): an op, a layer class, a layout."""
+
+
+class MissingDependencyError(UnsupportedError, ImportError):
+    """An optional package this needs is not installed (Numba, flatbuffers, matplotlib); the
+    message names the extra to install. Also an ``ImportError``, what such code used to raise."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .cost import conv_mobilenet_cost, network_cost, separable_blocks
+from .errors import MissingDependencyError
 from .files import atomic_output
 from .layers import Block, Layer
 
@@ -115,7 +116,7 @@ def compare_plot(report: dict, path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ValueError("--plot needs matplotlib: pip install matplotlib") from None
+        raise MissingDependencyError("--plot needs matplotlib: pip install matplotlib") from None
     blocks = report["blocks"]
     names = [b["block"].replace("block_", "") for b in blocks]
     positions = range(len(blocks))

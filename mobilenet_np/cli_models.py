@@ -1,0 +1,145 @@
+"""The commands that read weights: ``classify``, ``convert`` and ``weights download``.
+
+Each command is two functions: ``add_NAME`` builds its parser and points it at ``NAME`` with
+``set_defaults(func=...)``; ``NAME(args)`` runs it and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .classify import classify_images
+from .cli_options import (
+    DEFAULT_ARCH,
+    backend_flag,
+    family_flags,
+    given_flags,
+    json_flag,
+    option_owners,
+    own_options,
+    positive_int,
+    shape,
+    shape_flags,
+)
+from .download import official_weights
+from .errors import InputError
+from .int8 import Int8Classifier, load_tflite
+from .model import Network
+from .registry import COMMON_OPTIONS, FAMILIES, get_family
+from .weights import convert as convert_file
+from .weights import describe_config, infer_config, load_weights, read_weights_file
+
+
+def add_classify(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("classify",
+                                 help="top-k ImageNet classes of images, folders or - (stdin)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="image files, folders of images, or - for one image on stdin")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="a Keras (.h5, .weights.h5, .keras) or .npz weights file "
+                             "(default: the official Keras file, downloaded once and cached)")
+    parser.add_argument("--tflite", metavar="FILE", type=Path,
+                        help="instead of a float model: an int8 .tflite model, run by the NumPy "
+                             "integer kernels (needs the [tflite] extra); it fixes the model, "
+                             "so it takes no --weights, --arch, --alpha, --resolution or "
+                             "family option")
+    family_flags(parser, f"what --weights holds, else {DEFAULT_ARCH}")
+    shape_flags(parser, f"what --weights holds, else {COMMON_OPTIONS['alpha']}")
+    parser.add_argument("--top", type=positive_int, default=5,
+                        help="labels per image (default: %(default)s)")
+    parser.add_argument("--interpolation", choices=["nearest", "bilinear"], default="nearest",
+                        help="resize filter; nearest is what Keras's load_img uses "
+                             "(default: %(default)s)")
+    parser.add_argument("--exif", action="store_true", help="turn photos upright by EXIF")
+    json_flag(parser)
+    backend_flag(parser)
+    parser.set_defaults(func=classify)
+
+
+def classify(args: argparse.Namespace) -> int:
+    """``classify``: labels per image (errors went to stderr as they came); 1 if any failed."""
+    if args.tflite:
+        refused = given_flags(args, ("weights", "arch", "alpha", "resolution", *option_owners()))
+        if refused:
+            raise InputError(f"--tflite takes the model, weights and input size from the file: "
+                             f"drop {', '.join(refused)}")
+        model = Int8Classifier(load_tflite(args.tflite), str(args.tflite))
+        size = model.size
+    else:
+        model = classify_model(args)
+        size = model.input_shape[:2]
+    results = classify_images(model, args.images, size, args.top, args.interpolation, args.exif)
+    print(json.dumps(results, indent=2) if args.json else results_table(results))
+    return 1 if any("error" in result for result in results) else 0
+
+
+def classify_model(args: argparse.Namespace) -> Network:
+    """The model ``classify`` runs: the flags given, the rest read off the weights file (once)."""
+    weights, family = args.weights or "imagenet", get_family(args.arch) if args.arch else None
+    read = {}
+    if weights != "imagenet":
+        weights = read_weights_file(weights, family)
+        config = infer_config(weights)
+        family = family or get_family(config["arch"])
+        if family.name == config["arch"]:
+            read = {k: config[k] for k in ("alpha", *family.options) if k in config}
+    family = family or get_family(DEFAULT_ARCH)
+    options = {**read, **own_options(args, family), "resolution": shape(args)["resolution"]}
+    if args.alpha is not None:
+        options["alpha"] = args.alpha
+    return Network(family, weights, backend=args.backend, **options)
+
+
+def results_table(results: list[dict]) -> str:
+    """The images that worked, each with its ranked labels (failures went to stderr)."""
+    lines = []
+    for result in results:
+        if "error" in result:
+            continue
+        lines.append(result["image"])
+        for rank, p in enumerate(result["predictions"], 1):
+            lines.append(f"  {rank}. {p['label']:<28} {p['wnid']}  #{p['index']:<4} "
+                         f"{100 * p['probability']:6.2f}%")
+    return "\n".join(lines)
+
+
+def add_convert(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("convert", help="any Keras weights file -> a checked .npz")
+    parser.add_argument("source", type=Path, help="a Keras weights file")
+    parser.add_argument("destination", type=Path, help="the .npz file to write")
+    parser.add_argument("--arch", choices=list(FAMILIES),
+                        help="refuse a file of another family (default: any family; every "
+                             "option is read off the file)")
+    parser.set_defaults(func=convert)
+
+
+def convert(args: argparse.Namespace) -> int:
+    """``convert``: a Keras file to a checked .npz; the family and options come from the file."""
+    config = convert_file(args.source, args.destination,
+                          get_family(args.arch) if args.arch else None)
+    print(f"wrote {args.destination}: {describe_config(config)}")
+    return 0
+
+
+def add_weights(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("weights", help="official Keras weight files")
+    actions = parser.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    download = actions.add_parser("download", help="fetch into the cache, and check it")
+    family_flags(download, DEFAULT_ARCH)
+    shape_flags(download)
+    download.add_argument("--no-top", action="store_true", help="the file without classifier")
+    download.set_defaults(func=weights_download)
+
+
+def weights_download(args: argparse.Namespace) -> int:
+    """``weights download``: the official file, cached or fetched, checked to fit the model."""
+    family = get_family(args.arch or DEFAULT_ARCH)
+    config = family.config(**shape(args), include_top=not args.no_top,
+                           **own_options(args, family))
+    path = official_weights(family, config)
+    load_weights(path, family.layers(**config), family)  # a damaged cached file says so
+    print(path)
+    return 0
+
