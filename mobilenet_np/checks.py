@@ -96,16 +96,24 @@ def check_weights(params: dict[str, np.ndarray], layers: list[Layer] | None = No
     NaN or infinity that folding batch norm into the preceding convolution would create
     (``layers`` gives the pairing; without it, only the scale and shift are checked).
     """
-    for layer in layers or []:
-        if 0 in layer.output_shape:
-            raise WeightsError(f"{source}: layer {layer.name} would be 0 channels wide "
-                               f"(output {layer.output_shape}): use a larger alpha")
+    thin = zero_channel_layer(layers or [])
+    if thin is not None:
+        raise WeightsError(f"{source}: layer {thin.name} would be 0 channels wide (output "
+                           f"{thin.output_shape}): use a larger alpha")
     for key, array in params.items():
         if array.size == 0:
             raise WeightsError(f"{source}: {key} has shape {array.shape}, 0 values: a layer "
                                f"0 channels wide cannot compute anything")
     for bn, conv in _batch_norms(params, layers):
         _check_batch_norm(params, bn, conv, source, epsilon)
+
+
+def zero_channel_layer(layers: list[Layer]) -> Layer | None:
+    """The first layer of a table that is 0 wide (output or weights), or None."""
+    for layer in layers:
+        if 0 in layer.output_shape or any(0 in shape for shape in layer.weights.values()):
+            return layer
+    return None
 
 
 def _batch_norms(params: dict[str, np.ndarray], layers: list[Layer] | None):

@@ -21,6 +21,7 @@ from .cli_models import add_classify, add_convert, add_weights
 from .cli_options import Parser
 from .cli_reports import add_compare, add_doctor, add_profile, add_summary
 from .errors import MobileNetError
+from .imagenet import printable
 from .progress import logger
 
 
@@ -68,7 +69,7 @@ class StderrHandler(logging.Handler):
             stream.write("\n")
             self.bar_open = False
         stream.write(f"{'error' if record.levelno >= logging.ERROR else 'note'}: "
-                     f"{record.getMessage()}\n")
+                     f"{printable(record.getMessage())}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (MobileNetError, OSError) as error:  # expected: one line; anything else is a bug
         show_traceback_when_debugging()
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(str(error))}", file=sys.stderr)
         return 2
     finally:
         logger.removeHandler(handler)

@@ -90,9 +90,9 @@ def official_weights(family: Family, config: dict, verify: bool = False) -> Path
             check(candidate, verify)
         except ValueError as error:
             if candidate != ours:
-                log.warning("note: passing over %s: %s", candidate, error)
+                log.warning("passing over %s: %s", candidate, error)
                 continue
-            log.warning("note: the cached %s is damaged (%s): downloading it again",
+            log.warning("the cached %s is damaged (%s): downloading it again",
                         candidate, error)
             break
         return candidate

@@ -34,6 +34,18 @@ def display_name(path: str | os.PathLike) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace").replace("\0", "\\0")
 
 
+def printable(text: str) -> str:
+    """Text safe to show on a terminal as one line: control characters, terminal escape
+    sequences and bidirectional overrides shown as escapes (``a\\nb``, ``\\x1b[31m``)."""
+    return text.translate(_ESCAPES)
+
+
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPES.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
+_ESCAPES.update({code: f"\\u{code:04x}" for code in (*range(0x202A, 0x202F),
+                                                      *range(0x2066, 0x206A))})
+
+
 def load_image(
     path: str | os.PathLike | BinaryIO, size: int | tuple[int, int] = 224,
     interpolation: str = "nearest", exif_orientation: bool = False,
