@@ -117,16 +117,23 @@ def _skip_reason(entry: os.DirEntry) -> str | None:
 
 
 def failed(name: str, error: Exception | str) -> dict:
-    """One image's failure: logged now (the command line shows it at once) and kept."""
-    message = str(error)
-    logger.error("%s", message)
-    return {"image": name, "error": message}
+    """One image's failure, as the results keep it."""
+    return {"image": name, "error": str(error)}
 
 
 def skipped(name: str, why: str) -> dict:
-    """A folder entry that is not classified: logged as a note and kept (``--json`` lists it)."""
-    logger.warning("skipped %s (%s)", name, why)
+    """A folder entry that is not classified, as the results keep it (``--json`` lists it)."""
     return {"image": name, "skipped": why}
+
+
+def _kept(entry: dict) -> dict:
+    """Log a failure (error) or a skipped file (note) as it takes its place in the results:
+    the command line shows it at once, in order."""
+    if "error" in entry:
+        logger.error("%s", entry["error"])
+    elif "skipped" in entry:
+        logger.warning("skipped %s (%s)", entry["image"], entry["skipped"])
+    return entry
 
 
 def classify_images(model, arguments: list[str], size: int | tuple[int, int], top: int,
@@ -150,17 +157,17 @@ def classify_images(model, arguments: list[str], size: int | tuple[int, int], to
         chunk, batch = [], []
         for item in items[start:start + step]:
             if isinstance(item, dict):
-                results.append(item)
+                results.append(_kept(item))
                 continue
             try:
                 pixels, orientation = read_image(item.read, size, interpolation, exif)
             except NotAnImageError as error:
-                results.append(skipped(item.name, "not an image") if item.in_folder
-                               else failed(item.name, error))
+                results.append(_kept(skipped(item.name, "not an image") if item.in_folder
+                                     else failed(item.name, error)))
                 continue
             except (ValueError, OSError, MemoryError) as error:
-                results.append(failed(item.name, error if str(error) else
-                                      f"{item.name}: {type(error).__name__}"))
+                results.append(_kept(failed(item.name, error if str(error) else
+                                            f"{item.name}: {type(error).__name__}")))
                 continue
             unrotated += orientation != UPRIGHT and not exif
             chunk.append(len(results))
@@ -194,8 +201,8 @@ def _labelled(name: str, probs: np.ndarray, top: int) -> dict:
     """One image's result from its probabilities (1000,): the best ``top``, labelled; NaN
     (weights that pass every load check yet break) is this image's error, never printed."""
     if not np.isfinite(probs).all():
-        return failed(name, f"{name}: the model answered NaN or infinity: its weights are "
-                            f"invalid (a negative batch-norm variance?)")
+        return _kept(failed(name, f"{name}: the model answered NaN or infinity: its weights are "
+                            f"invalid (a negative batch-norm variance?)"))
     classes = imagenet_classes()
     return {"image": name, "predictions": [
         {"index": int(i), "wnid": classes[i][0], "label": classes[i][1],

@@ -125,6 +125,9 @@ def download(url: str, destination: Path, check, timeout: float = 30) -> Path:
             response = urllib.request.urlopen(url, timeout=timeout)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             raise _offline(url, destination, error) from None
+        except ValueError as error:  # "unknown url type": a mistyped mirror
+            raise InputError(f"could not download {url}: {error} (is $MOBILENET_NP_WEIGHTS_URL "
+                             f"a URL, such as https://host/folder/?)") from None
         with response, open(temporary, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             bar, done = ProgressBar(total, f"downloading {destination.name}"), 0

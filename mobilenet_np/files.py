@@ -71,13 +71,15 @@ def _raise_terminated(signum: int, frame: object) -> None:
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
 
-    A failure (or Ctrl-C, SIGTERM, SIGHUP) leaves no half-written file under the final name and
-    no temporary file; the data reaches the disk (fsync) before the rename. The file gets the
-    mode a plain ``open()`` would give it (0666 less the umask), not ``mkstemp``'s private
-    0600. Errors name ``path``, not the hidden temporary file; a full disk names its device.
+    A failure (or Ctrl-C, SIGTERM, SIGHUP) leaves no half-written file under the final name, no
+    temporary file and no folder made for it; the data reaches the disk (fsync) before the
+    rename. The file gets the mode a plain ``open()`` would give it (0666 less the umask), not
+    ``mkstemp``'s private 0600. Errors name ``path``, not the hidden temporary file; a full
+    disk names its device.
     """
     path = Path(path)
-    hidden, temporary = f".{path.name}.", None
+    hidden, temporary, done = f".{path.name}.", None, False
+    created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     try:
         with signals_interrupt():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +90,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             _fsync(temporary)
             os.chmod(temporary, 0o666 & ~_umask())
             os.replace(temporary, path)
+            done = True
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise no_space(path) from None
@@ -99,6 +102,9 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if temporary is not None and os.path.exists(temporary):
             os.remove(temporary)
+        for folder in created if not done else ():  # the folders made for it, innermost first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def no_space(path: Path) -> OSError:
