@@ -72,7 +72,9 @@ def classify(args: argparse.Namespace) -> int:
         model = classify_model(args)
         size = model.input_shape[:2]
     results = classify_images(model, args.images, size, args.top, args.interpolation, args.exif)
-    print(to_json(results) if args.json else results_table(results))
+    text = to_json(results) if args.json else results_table(results)
+    if text:  # (no empty line when every image failed: the errors are on stderr)
+        print(text)
     return 1 if any("error" in result for result in results) else 0
 
 

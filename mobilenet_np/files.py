@@ -97,7 +97,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         names = (error.filename, error.filename2)
         if any(name and (Path(name).name.startswith(hidden) or Path(name) in (path, path.parent))
                for name in names):
-            raise OSError(error.errno, f"could not write {path}: {error.strerror}") from None
+            raise _one_line(error.errno, f"could not write {path}: {error.strerror}") from None
         raise
     finally:
         if temporary is not None and os.path.exists(temporary):
@@ -109,9 +109,15 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 
 def no_space(path: Path) -> OSError:
     """The error for a full disk (or quota), naming the device's mount point and the file."""
-    error = OSError(f"no space left on {mount_point(path.parent)} while writing {path}: free "
-                    f"some space or write elsewhere")
-    error.errno = errno.ENOSPC  # (OSError(errno, text) would print "[Errno 28]" first)
+    return _one_line(errno.ENOSPC, f"no space left on {mount_point(path.parent)} while writing "
+                                   f"{path}: free some space or write elsewhere")
+
+
+def _one_line(code: int | None, message: str) -> OSError:
+    """An OSError that prints as ``message`` alone (``OSError(errno, text)`` prints
+    "[Errno 28] text") and still carries its errno."""
+    error = OSError(message)
+    error.errno = code
     return error
 
 

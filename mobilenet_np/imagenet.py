@@ -118,7 +118,7 @@ def _check_path(path: str | os.PathLike) -> str:
         if os.path.islink(path):
             raise FileNotFoundError(f"{name}: a link to {display_name(os.readlink(path))}, "
                                     f"which does not exist") from None
-        raise FileNotFoundError(f"{name}: no such file") from None
+        raise FileNotFoundError(f"{name or repr(name)}: no such file{_hint(name)}") from None
     except ValueError:  # an embedded NUL byte
         raise InputError(f"{name}: a path cannot hold a NUL byte") from None
     except OSError as error:
@@ -133,6 +133,17 @@ def _check_path(path: str | os.PathLike) -> str:
     if not os.access(path, os.R_OK):
         raise InputError(f"{name}: permission denied")
     return name
+
+
+def _hint(name: str) -> str:
+    """What a missing path probably meant, when it looks like a common slip."""
+    if not name:
+        return " (an empty argument)"
+    if "://" in name:
+        return " (images are read from files: download it first)"
+    if name.startswith("~"):
+        return " (a quoted ~ is not your home folder: leave it unquoted or write the path out)"
+    return ""
 
 
 def _stream_name(stream: object) -> str:

@@ -103,6 +103,13 @@ CASES = {
                             ".png: name too long for the file system"),
     "a NUL in the path": Case(lambda f: load_image(f"{f}/a\0b.png"), InputError,
                               "a\\0b.png: a path cannot hold a NUL byte"),
+    "an empty path": Case(lambda f: load_image(""), FileNotFoundError,
+                          "'': no such file (an empty argument)"),
+    "a URL for a path": Case(lambda f: load_image("https://example.com/cat.jpg"),
+                             FileNotFoundError, "cat.jpg: no such file (images are read from "
+                             "files: download it first)"),
+    "a quoted tilde": Case(lambda f: load_image("~/cat.jpg"), FileNotFoundError,
+                           "~/cat.jpg: no such file (a quoted ~ is not your home folder"),
     "a path through a file": Case(lambda f: load_image(f / "good.png" / "x.png"), InputError,
                                   "a part of the path is a file, not a folder"),
     "a device": Case(lambda f: load_image("/dev/zero"), InputError,
