@@ -59,17 +59,21 @@ class StderrHandler(logging.Handler):
         if progress is not None:
             if stream.isatty():
                 label, percent, finished = progress
-                filled = self.WIDTH * percent // 100
+                filled, end = self.WIDTH * percent // 100, "\n" if finished else ""
                 stream.write(f"\r{label} [{'#' * filled}{' ' * (self.WIDTH - filled)}] "
-                             f"{percent:3d}%{chr(10) if finished else ''}")
+                             f"{percent:3d}%{end}")
                 stream.flush()
                 self.bar_open = not finished
             return
-        if self.bar_open:  # a line in the middle of a bar starts below it
-            stream.write("\n")
-            self.bar_open = False
+        self.end_bar()  # a line in the middle of a bar starts below it
         stream.write(f"{'error' if record.levelno >= logging.ERROR else 'note'}: "
                      f"{printable(record.getMessage())}\n")
+
+    def end_bar(self) -> None:
+        """End a bar left open (an error or Ctrl-C in the middle of it) with its line."""
+        if self.bar_open:
+            sys.stderr.write("\n")
+            self.bar_open = False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,14 +92,17 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
         return 0
     except KeyboardInterrupt:
+        handler.end_bar()
         show_traceback_when_debugging()
         print("interrupted", file=sys.stderr)
         return 130
     except (MobileNetError, OSError) as error:  # expected: one line; anything else is a bug
+        handler.end_bar()
         show_traceback_when_debugging()
         print(f"error: {printable(str(error))}", file=sys.stderr)
         return 2
     finally:
+        handler.end_bar()  # also before the traceback of a bug
         logger.removeHandler(handler)
         logger.setLevel(level)
         logger.propagate = propagate

@@ -4,7 +4,7 @@ padding forms, kernels 1/3/5), for the loop twins and the vectorised kernels.
     python scripts/kernel_errors.py      # needs TensorFlow (pip install -e ".[test]")
 
 The tests check every element against the float32 rounding bound; this prints the raw
-numbers for the README and the closing notes.
+numbers for docs/tolerances.md and the closing notes.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def test_compare_family_puts_exact_counts_beside_the_published_ones(capsys) -> N
     assert main(["compare", "--family", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert len(rows) == 11 and all(row["latency_ms"] > 0 for row in rows.values())
-    off = {"MobileNetV3-Small 1.0", "MobileNetV3-Small minimalistic"}  # see the README
+    off = {"MobileNetV3-Small 1.0", "MobileNetV3-Small minimalistic"}  # see docs/cost.md
     for name, row in rows.items():
         gap = abs(row["macs"] / 1e6 - row["published_macs_m"])
         assert (gap > 5) if name in off else (gap < 1), name
