@@ -6,38 +6,134 @@ notes, progress goes to ``progress.ProgressBar``; the command line shows them on
 
 from __future__ import annotations
 
-import io
+import inspect
+import os
+import stat
 import sys
-from pathlib import Path
+from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
 from .errors import InputError
-from .imagenet import NotAnImageError, display_name, imagenet_classes, load_image, preprocess_input, top_k
+from .imagenet import (
+    UPRIGHT,
+    NotAnImageError,
+    display_name,
+    imagenet_classes,
+    preprocess_input,
+    read_bounded,
+    read_image,
+    top_k,
+)
 from .progress import ProgressBar, logger
 
 CHUNK = 32  # images decoded and run together: a batch for every core's lane
+CHUNK_PIXELS = CHUNK * 224 * 224  # larger images come in smaller chunks (one 4096^2 at a time)
 
 
-def image_sources(arguments: list[str]) -> list[tuple[str, object, bool]]:
-    """(printable name, what ``load_image`` reads, came from a folder) per image to classify.
+def chunk_size(size: int | tuple[int, int]) -> int:
+    """Images per chunk at this input size: ``CHUNK``, fewer for large inputs, at least 1."""
+    height, width = (size, size) if isinstance(size, int) else size
+    return max(1, min(CHUNK, CHUNK_PIXELS // (height * width)))
 
-    A folder gives its files, sorted (not its subfolders or hidden files); ``-`` gives the one
-    image on standard input.
+
+@dataclass
+class Source:
+    """One image to read: its printable name, what ``read_image`` reads, from a folder or not."""
+
+    name: str
+    read: str | os.PathLike | BinaryIO
+    in_folder: bool = False
+
+
+def image_sources(arguments: list[str], stdin: BinaryIO | None = None) -> list[Source | dict]:
+    """The images to classify, in order: a ``Source`` each, or the result already known.
+
+    A folder gives its files, sorted; what it holds that is not a file (subfolders, pipes,
+    devices) or is hidden is skipped as ``{"image", "skipped": why}``, logged as a note. ``-``
+    gives the one image on standard input, read up to ``imagenet.MAX_FILE_BYTES``. A folder
+    that cannot be listed, or ``-`` given twice, is an ``{"image", "error"}``.
     """
-    sources = []
+    items: list[Source | dict] = []
+    stdin_read = False
     for argument in arguments:
         if argument == "-":
-            stdin = io.BytesIO(sys.stdin.buffer.read())
-            stdin.name = "-"  # how messages name it
-            sources.append(("-", stdin, False))
-        elif Path(argument).is_dir():
-            children = sorted(p for p in Path(argument).iterdir()
-                              if p.is_file() and not p.name.startswith("."))
-            sources += [(display_name(child), child, True) for child in children]
+            if stdin_read:
+                items.append(failed("-", "-: standard input was read already: give - once"))
+                continue
+            stdin_read = True
+            try:
+                items.append(Source("-", read_bounded(stdin or sys.stdin.buffer, "-")))
+            except (InputError, OSError) as error:
+                items.append(failed("-", error))
+        elif _is_folder(argument):
+            items += folder_sources(argument)
         else:
-            sources.append((display_name(argument), argument, False))
-    return sources
+            items.append(Source(display_name(argument), argument))
+    return items
+
+
+def _is_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder; a path that cannot even be looked at is left to
+    ``read_image``, which names what is wrong with it (too long, a loop, ...)."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def folder_sources(folder: str | os.PathLike) -> list[Source | dict]:
+    """A folder's files as sources, sorted by name; the rest skipped, saying why."""
+    name = display_name(folder)
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: os.fsencode(entry.name))
+    except OSError as error:
+        return [failed(name, f"{name}: cannot list this folder: "
+                             f"{(error.strerror or str(error)).lower()}")]
+    items: list[Source | dict] = []
+    for entry in entries:
+        path = os.path.join(folder, entry.name)
+        why = _skip_reason(entry)
+        items.append(skipped(display_name(path), why) if why else
+                     Source(display_name(path), path, in_folder=True))
+    return items
+
+
+def _skip_reason(entry: os.DirEntry) -> str | None:
+    """Why a folder entry is not classified, or None to try it (links that lead nowhere are
+    tried: ``read_image`` names where they lead)."""
+    if entry.name.startswith("."):
+        return "hidden"
+    try:
+        if entry.is_dir():
+            return "a folder: classify does not look inside folders in folders"
+        if entry.is_file() or entry.is_symlink():
+            return None
+    except OSError:
+        return None
+    return "not a regular file (a pipe, a socket or a device)"
+
+
+def failed(name: str, error: Exception | str) -> dict:
+    """One image's failure, as the results keep it."""
+    return {"image": name, "error": str(error)}
+
+
+def skipped(name: str, why: str) -> dict:
+    """A folder entry that is not classified, as the results keep it (``--json`` lists it)."""
+    return {"image": name, "skipped": why}
+
+
+def _kept(entry: dict) -> dict:
+    """Log a failure (error) or a skipped file (note) as it takes its place in the results:
+    the command line shows it at once, in order."""
+    if "error" in entry:
+        logger.error("%s", entry["error"])
+    elif "skipped" in entry:
+        logger.warning("skipped %s (%s)", entry["image"], entry["skipped"])
+    return entry
 
 
 def classify_images(model, arguments: list[str], size: int | tuple[int, int], top: int,
@@ -45,50 +141,69 @@ def classify_images(model, arguments: list[str], size: int | tuple[int, int], to
     """Classify every image, in order, with any ``model`` that has ``expects_pixels`` and
     ``predict(x) -> (N, 1000)`` probabilities (a ``Network``, an int8 ``Int8Classifier``).
 
-    Returns ``[{"image", "predictions": [{"index", "wnid", "label", "probability"}]}]``; a bad
-    image is kept as ``{"image", "error"}`` (and logged as an error), and the rest finish. Files
-    in a folder that are not images at all are skipped (logged as a warning).
+    Returns ``[{"image", "predictions": [{"index", "wnid", "label", "probability"}]}]``; an
+    image that cannot be read (or that the model answers NaN for) is kept as
+    ``{"image", "error"}`` and logged as an error, and the rest finish; what a folder holds
+    that is not an image is ``{"image", "skipped"}``, logged as a note. Images whose EXIF
+    orientation is not upright, read as stored (``exif=False``, as Keras reads them), are
+    counted in one note at the end.
     """
-    sources = image_sources(arguments)
+    items = image_sources(arguments)
     results: list[dict] = []
-    bar = ProgressBar(len(sources) if len(sources) > 3 else 0, "classifying")
-    for start in range(0, len(sources), CHUNK):
+    unrotated = 0
+    bar = ProgressBar(len(items) if len(items) > 3 else 0, "classifying")
+    step = chunk_size(size)
+    for start in range(0, len(items), step):
         chunk, batch = [], []
-        for name, source, in_folder in sources[start:start + CHUNK]:
+        for item in items[start:start + step]:
+            if isinstance(item, dict):
+                results.append(_kept(item))
+                continue
             try:
-                pixels = load_image(source, size, interpolation, exif)
+                pixels, orientation = read_image(item.read, size, interpolation, exif)
             except NotAnImageError as error:
-                if in_folder:
-                    logger.warning("skipped %s (not an image)", name)
-                    continue
-                results.append(_failed(name, error))
+                results.append(_kept(skipped(item.name, "not an image") if item.in_folder
+                                     else failed(item.name, error)))
                 continue
-            except (ValueError, OSError) as error:
-                results.append(_failed(name, error))
+            except (ValueError, OSError, MemoryError) as error:
+                results.append(_kept(failed(item.name, error if str(error) else
+                                            f"{item.name}: {type(error).__name__}")))
                 continue
+            unrotated += orientation != UPRIGHT and not exif
             chunk.append(len(results))
-            results.append({"image": name})
+            results.append({"image": item.name})
             batch.append(pixels if model.expects_pixels else preprocess_input(pixels))
         if batch:
-            probs = model.predict(np.stack(batch))  # (n, 1000), the chunk in per-core lanes
-            for index, row, best in zip(chunk, probs, top_k(probs, top), strict=True):
-                results[index]["predictions"] = _predictions(row, best)
-        bar.update(min(start + CHUNK, len(sources)))
+            probs = _predict(model, np.stack(batch))  # (n, 1000), the chunk in per-core lanes
+            for index, row in zip(chunk, probs, strict=True):
+                results[index] = _labelled(results[index]["image"], row, top)
+        bar.update(min(start + step, len(items)))
     bar.close()
-    if not results:
+    if unrotated:
+        told = "1 image carries" if unrotated == 1 else f"{unrotated} images carry"
+        logger.warning("%s an EXIF orientation, but %s read as stored, not upright (as Keras "
+                       "reads them): --exif (exif=True) turns them first", told,
+                       "it was" if unrotated == 1 else "they were")
+    if not any("skipped" not in result for result in results):
         raise InputError("no images to classify (the folders given hold none)")
     return results
 
 
-def _failed(name: str, error: Exception) -> dict:
-    """Log one image's failure now (the command line shows it at once) and keep it."""
-    message = str(error)
-    logger.error("%s", message)
-    return {"image": name, "error": message}
+def _predict(model, x: np.ndarray) -> np.ndarray:
+    """(N, 1000) probabilities; the range check is off where the model has one: classify
+    scaled the pixels itself, so a refusal could only be a bright or dark photo mistaken."""
+    if "check_range" in inspect.signature(model.predict).parameters:
+        return model.predict(x, check_range=False)
+    return model.predict(x)
 
 
-def _predictions(probs: np.ndarray, best: np.ndarray) -> list[dict]:
-    """One image's probabilities (1000,) at the class indices ``best``, labelled."""
+def _labelled(name: str, probs: np.ndarray, top: int) -> dict:
+    """One image's result from its probabilities (1000,): the best ``top``, labelled; NaN
+    (weights that pass every load check yet break) is this image's error, never printed."""
+    if not np.isfinite(probs).all():
+        return _kept(failed(name, f"{name}: the model answered NaN or infinity: its weights are "
+                            f"invalid (a negative batch-norm variance?)"))
     classes = imagenet_classes()
-    return [{"index": int(i), "wnid": classes[i][0], "label": classes[i][1],
-             "probability": float(probs[i])} for i in best]
+    return {"image": name, "predictions": [
+        {"index": int(i), "wnid": classes[i][0], "label": classes[i][1],
+         "probability": float(probs[i])} for i in top_k(probs[None], top)[0]]}

@@ -21,6 +21,7 @@ from .cli_models import add_classify, add_convert, add_weights
 from .cli_options import Parser
 from .cli_reports import add_compare, add_doctor, add_profile, add_summary
 from .errors import MobileNetError
+from .imagenet import printable
 from .progress import logger
 
 
@@ -66,7 +67,7 @@ class StderrHandler(logging.Handler):
             return
         self.end_bar()  # a line in the middle of a bar starts below it
         stream.write(f"{'error' if record.levelno >= logging.ERROR else 'note'}: "
-                     f"{record.getMessage()}\n")
+                     f"{printable(record.getMessage())}\n")
 
     def end_bar(self) -> None:
         """End a bar left open (an error or Ctrl-C in the middle of it) with its line."""
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     except (MobileNetError, OSError) as error:  # expected: one line; anything else is a bug
         handler.end_bar()
         show_traceback_when_debugging()
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(str(error))}", file=sys.stderr)
         return 2
     finally:
         handler.end_bar()  # also before the traceback of a bug

@@ -7,7 +7,6 @@ Each command is two functions: ``add_NAME`` builds its parser and points it at `
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from .classify import classify_images
@@ -19,17 +18,19 @@ from .cli_options import (
     json_flag,
     option_owners,
     own_options,
-    positive_int,
     shape,
     shape_flags,
+    to_json,
+    top_labels,
 )
 from .download import official_weights
 from .errors import InputError
+from .imagenet import printable
 from .int8 import Int8Classifier, load_tflite
 from .model import Network
 from .registry import COMMON_OPTIONS, FAMILIES, get_family
 from .weights import convert as convert_file
-from .weights import describe_config, file_options, load_weights, read_weights_file
+from .weights import describe_config, file_options, read_weights_file
 
 
 def add_classify(commands: argparse._SubParsersAction) -> None:
@@ -47,7 +48,7 @@ def add_classify(commands: argparse._SubParsersAction) -> None:
                              "family option")
     family_flags(parser, f"what --weights holds, else {DEFAULT_ARCH}")
     shape_flags(parser, f"what --weights holds, else {COMMON_OPTIONS['alpha']}")
-    parser.add_argument("--top", type=positive_int, default=5,
+    parser.add_argument("--top", type=top_labels, default=5,
                         help="labels per image (default: %(default)s)")
     parser.add_argument("--interpolation", choices=["nearest", "bilinear"], default="nearest",
                         help="resize filter; nearest is what Keras's load_img uses "
@@ -71,7 +72,9 @@ def classify(args: argparse.Namespace) -> int:
         model = classify_model(args)
         size = model.input_shape[:2]
     results = classify_images(model, args.images, size, args.top, args.interpolation, args.exif)
-    print(json.dumps(results, indent=2) if args.json else results_table(results))
+    text = to_json(results) if args.json else results_table(results)
+    if text:  # (no empty line when every image failed: the errors are on stderr)
+        print(text)
     return 1 if any("error" in result for result in results) else 0
 
 
@@ -91,12 +94,13 @@ def classify_model(args: argparse.Namespace) -> Network:
 
 
 def results_table(results: list[dict]) -> str:
-    """The images that worked, each with its ranked labels (failures went to stderr)."""
+    """The images that worked, each with its ranked labels (failures and skipped files went to
+    stderr); names with control characters or terminal escapes shown escaped."""
     lines = []
     for result in results:
-        if "error" in result:
+        if "predictions" not in result:
             continue
-        lines.append(result["image"])
+        lines.append(printable(result["image"]))
         for rank, p in enumerate(result["predictions"], 1):
             lines.append(f"  {rank}. {p['label']:<28} {p['wnid']}  #{p['index']:<4} "
                          f"{100 * p['probability']:6.2f}%")
@@ -136,8 +140,7 @@ def weights_download(args: argparse.Namespace) -> int:
     family = get_family(args.arch or DEFAULT_ARCH)
     config = family.config(**shape(args), include_top=not args.no_top,
                            **own_options(args, family))
-    path = official_weights(family, config)
-    load_weights(path, family.layers(**config), family)  # a damaged cached file says so
-    print(path)
+    path = official_weights(family, config, verify=True)  # a damaged cached file is replaced
+    print(printable(str(path)))
     return 0
 

@@ -7,7 +7,6 @@ Each command is two functions: ``add_NAME`` builds its parser and points it at `
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from .cli_options import (
     positive_int,
     shape,
     shape_flags,
+    to_json,
 )
 from .errors import InputError
 from .int8 import load_tflite, tflite_summary, tflite_summary_table
@@ -62,13 +62,13 @@ def summary(args: argparse.Namespace) -> int:
             raise InputError(f"--tflite takes the model, weights and input size from the file: "
                              f"drop {', '.join(refused)}")
         report = tflite_summary(load_tflite(args.tflite))
-        print(json.dumps(report, indent=2) if args.json else tflite_summary_table(report))
+        print(to_json(report) if args.json else tflite_summary_table(report))
         return 0
     family = get_family(args.arch or DEFAULT_ARCH)
     size = shape(args)
     layers = family.layers(**size, **own_options(args, family))
     report = summary_json(layers, size["alpha"], size["resolution"])
-    print(json.dumps(report, indent=2) if args.json else
+    print(to_json(report) if args.json else
           f"{summary_table(layers)}\n{family.title} takes {family.preprocessing}")
     return 0
 
@@ -97,7 +97,7 @@ def compare(args: argparse.Namespace) -> int:
             raise InputError(f"compare --family compares every published model at 224: it "
                              f"takes no {', '.join(refused)}")
         rows = family_rows()
-        print(json.dumps(rows, indent=2) if args.json else family_table(rows))
+        print(to_json(rows) if args.json else family_table(rows))
         return 0
     family = get_family(args.arch or DEFAULT_ARCH)
     blocks = family.blocks(**shape(args), **own_options(args, family))
@@ -107,7 +107,7 @@ def compare(args: argparse.Namespace) -> int:
     if args.plot:
         compare_plot(report, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
-    print(json.dumps(report, indent=2) if args.json else compare_table(report))
+    print(to_json(report) if args.json else compare_table(report))
     return 0
 
 
@@ -143,7 +143,7 @@ def profile(args: argparse.Namespace) -> int:
     fused = args.fused or args.backend != "numpy"  # a backend changes the fused path only
     rows = profile_layers(model, args.batch, args.repeats, fused)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(to_json(rows))
     else:
         print(profile_table(rows, args.batch) + "\n\n"
               + format_blas_report(blas_report(measure=False)))  # doctor measures

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
+import logging
 import os
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .files import atomic_output
+from .errors import InputError, WeightsError
+from .files import atomic_output, no_space
 from .progress import ProgressBar
 from .registry import Family
 from .weights import load_weights
 
+log = logging.getLogger(__name__)
+
 
 def cache_dir() -> Path:
-    """``$MOBILENET_NP_HOME`` if set (and not empty), else ``~/.cache/mobilenet-np``."""
+    """``$MOBILENET_NP_HOME`` if set (and not empty; ``~`` expanded), else
+    ``~/.cache/mobilenet-np``."""
     folder = Path(os.environ.get("MOBILENET_NP_HOME") or Path.home() / ".cache" / "mobilenet-np")
+    folder = folder.expanduser()  # a quoted '~/x' reaches us unexpanded
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"the weights cache {folder} ($MOBILENET_NP_HOME) is a file, not a "
+        raise InputError(f"the weights cache {folder} ($MOBILENET_NP_HOME) is a file, not a "
                          f"folder: point MOBILENET_NP_HOME at a folder")
     return folder
 
@@ -32,7 +39,7 @@ def official_file_name(family: Family, config: dict) -> str:
         resolution = 224 if files.resolutions is None else _resolution(config)  # any size: 224's
         return files.file_name(config["alpha"], resolution, config["include_top"], **own)
     except ValueError as error:
-        raise ValueError(f"{family.title}: {error}") from None
+        raise InputError(f"{family.title}: {error}") from None
 
 
 def _resolution(config: dict) -> int:
@@ -41,7 +48,7 @@ def _resolution(config: dict) -> int:
     if isinstance(resolution, int):
         return resolution
     if resolution[0] != resolution[1]:
-        raise ValueError(f"no official ImageNet weights for a {resolution[0]}x{resolution[1]} "
+        raise InputError(f"no official ImageNet weights for a {resolution[0]}x{resolution[1]} "
                          f"input: they are for square images")
     return resolution[0]
 
@@ -58,27 +65,39 @@ def cached_weights(family: Family, config: dict) -> Path | None:
     return None
 
 
-def official_weights(family: Family, config: dict) -> Path:
+def official_weights(family: Family, config: dict, verify: bool = False) -> Path:
     """The official file: from our cache, else from Keras's cache, else downloaded into ours.
 
     A file whose checksum Keras publishes is checked against it, cached or fresh; a fresh one
-    must also fit the requested model before it takes its name in the cache (a cached one is
-    checked by the load that follows). ``$MOBILENET_NP_WEIGHTS_URL`` replaces Keras's folder
-    URL (a mirror, or a test server).
+    must also fit the requested model before it takes its name in the cache, and so must a
+    cached one with ``verify`` (``weights download``). A damaged file in our cache is
+    downloaded again (logged as a warning); one in Keras's cache is passed over.
+    ``$MOBILENET_NP_WEIGHTS_URL`` replaces Keras's folder URL (a mirror, or a test server).
     """
     name = official_file_name(family, config)
     expected = family.weight_files.checksums.get(name)
-    cached = cached_weights(family, config)
-    if cached is not None:
-        check_checksum(cached, expected)
-        return cached
 
-    def check(path: Path) -> None:
+    def check(path: Path, fits: bool = True) -> None:
         check_checksum(path, expected)
-        load_weights(path, family.layers(**config), family)
+        if fits:
+            load_weights(path, family.layers(**config), family)
 
+    ours = cache_dir() / name
+    for candidate in (ours, Path.home() / ".keras" / "models" / name):
+        if not candidate.is_file():
+            continue
+        try:
+            check(candidate, verify)
+        except ValueError as error:
+            if candidate != ours:
+                log.warning("passing over %s: %s", candidate, error)
+                continue
+            log.warning("the cached %s is damaged (%s): downloading it again",
+                        candidate, error)
+            break
+        return candidate
     base = os.environ.get("MOBILENET_NP_WEIGHTS_URL", family.weight_files.folder)
-    return download(base.rstrip("/") + "/" + name, cache_dir() / name, check)
+    return download(base.rstrip("/") + "/" + name, ours, check)
 
 
 def check_checksum(path: Path, expected: str | None) -> None:
@@ -91,8 +110,8 @@ def check_checksum(path: Path, expected: str | None) -> None:
         while chunk := file.read(1 << 20):
             hasher.update(chunk)
     if hasher.hexdigest() != digest:
-        raise ValueError(f"{path}: {algorithm} {hasher.hexdigest()} is not the published "
-                         f"{digest}: a damaged or unofficial file (delete it to download again)")
+        raise WeightsError(f"{path}: {algorithm} {hasher.hexdigest()} is not the published "
+                           f"{digest}: a damaged or unofficial file")
 
 
 def download(url: str, destination: Path, check, timeout: float = 30) -> Path:
@@ -103,22 +122,40 @@ def download(url: str, destination: Path, check, timeout: float = 30) -> Path:
     """
     with atomic_output(destination) as temporary:
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, \
-                    open(temporary, "wb") as out:
-                total = int(response.headers.get("Content-Length") or 0)
-                bar, done = ProgressBar(total, f"downloading {destination.name}"), 0
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
-                    done += len(chunk)
-                    bar.update(done)
-                bar.close()
-            if total and done != total:
-                raise ConnectionError(f"transfer cut off after {done} of {total} bytes")
+            response = urllib.request.urlopen(url, timeout=timeout)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-            raise ConnectionError(
-                f"could not download {url}: {error}. "
-                f"Offline? Fetch that URL on a machine with internet and copy the file to "
-                f"{destination} (or pass its path with --weights / weights=PATH)."
-            ) from None
+            raise _offline(url, destination, error) from None
+        except ValueError as error:  # "unknown url type": a mistyped mirror
+            raise InputError(f"could not download {url}: {error} (is $MOBILENET_NP_WEIGHTS_URL "
+                             f"a URL, such as https://host/folder/?)") from None
+        with response, open(temporary, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            bar, done = ProgressBar(total, f"downloading {destination.name}"), 0
+            while chunk := _read(response, url, destination):
+                try:
+                    out.write(chunk)
+                except OSError as error:
+                    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise no_space(destination) from None
+                    raise
+                done += len(chunk)
+                bar.update(done)
+            bar.close()
+        if total and done != total:
+            raise _offline(url, destination, f"transfer cut off after {done} of {total} bytes")
         check(temporary)  # before the file takes its name
     return destination
+
+
+def _read(response, url: str, destination: Path) -> bytes:
+    """The next chunk of a download; a network failure says how to fetch the file by hand."""
+    try:
+        return response.read(1 << 16)
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        raise _offline(url, destination, error) from None
+
+
+def _offline(url: str, destination: Path, error: object) -> ConnectionError:
+    return ConnectionError(
+        f"could not download {url}: {error}. Offline? Fetch that URL on a machine with internet "
+        f"and copy the file to {destination} (or pass its path with --weights / weights=PATH).")

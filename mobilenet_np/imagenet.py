@@ -2,29 +2,48 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import io
 import os
+import stat
 import warnings
 from importlib.resources import files
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import InputError
 from .shapes import as_float32
 
 RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# The most bytes one image file (or stdin) may hold: the largest uncompressed image within the
+# pixel budget below, 16-bit RGBA (89,478,485 pixels x 8 bytes = 716 MB), fits.
+MAX_FILE_BYTES = 1 << 30
+UPRIGHT = 1  # EXIF orientation 1: the pixels are stored the way up they are meant to be seen
+ORIENTATION_TAG = 0x0112
 
 
-class NotAnImageError(ValueError):
+class NotAnImageError(InputError):
     """A file Pillow does not recognise as an image at all (not a damaged one)."""
 
 
 def display_name(path: str | os.PathLike) -> str:
     """A path as printable text: bytes that are not UTF-8 shown as escapes (``caf\\xe9.jpg``)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return os.fsencode(path).decode("utf-8", "backslashreplace").replace("\0", "\\0")
+
+
+def printable(text: str) -> str:
+    """Text safe to show on a terminal as one line: control characters, terminal escape
+    sequences and bidirectional overrides shown as escapes (``a\\nb``, ``\\x1b[31m``)."""
+    return text.translate(_ESCAPES)
+
+
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPES.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
+_ESCAPES.update({code: f"\\u{code:04x}" for code in (*range(0x202A, 0x202F),
+                                                      *range(0x2066, 0x206A))})
 
 
 def load_image(
@@ -36,70 +55,181 @@ def load_image(
     By default this equals ``keras.utils.img_to_array(keras.utils.load_img(path,
     target_size=size))``: convert to RGB (an alpha channel is dropped, as Keras does), then a
     nearest-neighbour resize. ``interpolation="bilinear"`` looks better for small sizes.
-    Grayscale, palette and CMYK images become RGB; 16-bit images are scaled to 8 bits (Keras
-    would clip them to white). EXIF orientation is ignored by default, as Keras ignores it;
-    ``exif_orientation=True`` turns phone photos upright first.
+    Grayscale, palette and CMYK images become RGB; images of more than 8 bits (16- and 32-bit
+    integers, floats in [0, 1]) are scaled from their mode's range to 8 bits (Keras would clip
+    them to white). EXIF orientation is ignored by default, as Keras ignores it;
+    ``exif_orientation=True`` turns phone photos upright first (``read_image`` tells the tag).
 
     ``path`` may also be an open binary file (e.g. stdin's bytes; its ``name`` is used in
-    messages). Raises
-    ``NotAnImageError`` (a ``ValueError``) for files that are not images, ``ValueError`` for
-    damaged or truncated images, folders, pipes and images over Pillow's decompression-bomb
-    limit (``Image.MAX_IMAGE_PIXELS``), ``FileNotFoundError`` for a missing file.
+    messages). Raises ``InputError`` (a ``ValueError``; ``NotAnImageError`` for files that are
+    not images) for damaged or truncated images, folders, pipes, files over
+    ``MAX_FILE_BYTES``, and images or sizes over Pillow's decompression-bomb limit
+    (``Image.MAX_IMAGE_PIXELS``); ``FileNotFoundError`` for a missing file.
     """
-    height, width = (size, size) if isinstance(size, int) else size
+    return read_image(path, size, interpolation, exif_orientation)[0]
+
+
+def read_image(
+    path: str | os.PathLike | BinaryIO, size: int | tuple[int, int] = 224,
+    interpolation: str = "nearest", exif_orientation: bool = False,
+) -> tuple[np.ndarray, int]:
+    """``load_image``'s pixels ``(H, W, 3)`` and the file's EXIF orientation (1: upright)."""
+    height, width = _check_size(size, budget=False)
     if interpolation not in RESAMPLING:
-        raise ValueError(f"interpolation must be one of {sorted(RESAMPLING)}, got "
+        raise InputError(f"interpolation must be one of {sorted(RESAMPLING)}, got "
                          f"{interpolation!r}")
-    name = _check_path(path) if isinstance(path, (str, os.PathLike)) \
-        else getattr(path, "name", "<stream>")
-    image = _decode(path, name, exif_orientation)
+    name = _check_path(path) if isinstance(path, (str, os.PathLike)) else _stream_name(path)
+    image, orientation = _decode(path, name, exif_orientation)
+    _check_size(size, budget=True)  # after the file's own check, which names the file
     if image.size != (width, height):
         image = image.resize((width, height), RESAMPLING[interpolation])
-    return np.asarray(image, dtype=np.float32)  # (H, W, 3)
+    return np.asarray(image, dtype=np.float32), orientation  # (H, W, 3)
+
+
+def _check_size(size: int | tuple[int, int], budget: bool) -> tuple[int, int]:
+    """(height, width) of positive ints; with ``budget``, within the decompression-bomb
+    guard's pixel budget (a 20000x20000 float32 image would be 4.8 GB)."""
+    pair = (size, size) if isinstance(size, (int, np.integer)) else size
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in pair)):
+        raise InputError(f"size must be a positive int or (height, width), got {size!r}")
+    if budget and pair[0] * pair[1] > Image.MAX_IMAGE_PIXELS:
+        raise InputError(f"size {pair[0]}x{pair[1]} is {pair[0] * pair[1]:,} pixels, over the "
+                         f"{Image.MAX_IMAGE_PIXELS:,}-pixel budget (PIL.Image.MAX_IMAGE_PIXELS, "
+                         f"the decompression-bomb guard): ask for a smaller size")
+    return int(pair[0]), int(pair[1])
+
+
+PATH_ERRORS = {  # errno -> what it means for a path given as an image
+    errno.ELOOP: "a loop of symbolic links",
+    errno.ENAMETOOLONG: "name too long for the file system",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
 
 
 def _check_path(path: str | os.PathLike) -> str:
-    """The path's printable name, once it is known to be a regular file."""
+    """The path's printable name, once it is known to be a regular file of a readable size."""
     name = display_name(path)
-    if Path(path).is_dir():
-        raise ValueError(f"{name} is a folder, not an image file")
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{name}: no such file")
-    if not Path(path).is_file():  # a pipe or a device would block or never end
-        raise ValueError(f"{name} is not a regular file (a pipe or a device?)")
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise FileNotFoundError(f"{name}: a link to {display_name(os.readlink(path))}, "
+                                    f"which does not exist") from None
+        raise FileNotFoundError(f"{name or repr(name)}: no such file{_hint(name)}") from None
+    except ValueError:  # an embedded NUL byte
+        raise InputError(f"{name}: a path cannot hold a NUL byte") from None
+    except OSError as error:
+        raise InputError(f"{name}: {PATH_ERRORS.get(error.errno, error.strerror)}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{name} is a folder, not an image file")
+    if not stat.S_ISREG(info.st_mode):  # a pipe or a device would block or never end
+        raise InputError(f"{name} is not a regular file (a pipe or a device?)")
+    if info.st_size > MAX_FILE_BYTES:
+        raise InputError(f"{name}: {info.st_size:,} bytes, over the {MAX_FILE_BYTES:,} an image "
+                         f"file may hold (imagenet.MAX_FILE_BYTES)")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{name}: permission denied")
     return name
 
 
-def _decode(path: str | os.PathLike | BinaryIO, name: str, exif_orientation: bool) -> Image.Image:
-    """Open, fully decode and convert to RGB, turning Pillow's many failures into one ValueError."""
+def _hint(name: str) -> str:
+    """What a missing path probably meant, when it looks like a common slip."""
+    if not name:
+        return " (an empty argument)"
+    if "://" in name:
+        return " (images are read from files: download it first)"
+    if name.startswith("~"):
+        return " (a quoted ~ is not your home folder: leave it unquoted or write the path out)"
+    return ""
+
+
+def _stream_name(stream: object) -> str:
+    """The name messages give an open file, once it is known to be a binary one."""
+    if isinstance(stream, (bytes, bytearray, memoryview)):
+        raise InputError("load_image takes a path or an open binary file, got bytes: wrap an "
+                         "image's bytes in io.BytesIO(...); give a path as str (os.fsdecode)")
+    if isinstance(stream, io.TextIOBase) or not hasattr(stream, "read"):
+        raise InputError(f"load_image takes a path or a file opened in binary mode ('rb'), got "
+                         f"{type(stream).__name__}")
+    return display_name(str(getattr(stream, "name", "<stream>")))
+
+
+def read_bounded(stream: BinaryIO, name: str) -> io.BytesIO:
+    """At most ``MAX_FILE_BYTES`` of ``stream`` (e.g. stdin) in memory, named ``name``."""
+    data = stream.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"{name}: more than {MAX_FILE_BYTES:,} bytes, the most one image may "
+                         f"hold (imagenet.MAX_FILE_BYTES): is this an image?")
+    buffer = io.BytesIO(data)
+    buffer.name = name  # how messages name it
+    return buffer
+
+
+def _decode(path: str | os.PathLike | BinaryIO, name: str,
+            exif_orientation: bool) -> tuple[Image.Image, int]:
+    """Open, fully decode and convert to RGB, turning Pillow's many failures into one
+    InputError; also return the EXIF orientation tag (1 when absent)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
             image.load()
+            orientation = _orientation(image)
             if exif_orientation:
                 image = ImageOps.exif_transpose(image)
+            return _to_rgb(image, name), orientation
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ValueError(f"{name}: refused, more than {Image.MAX_IMAGE_PIXELS:,} pixels "
+        raise InputError(f"{name}: refused, more than {Image.MAX_IMAGE_PIXELS:,} pixels "
                          f"(a possible decompression bomb)") from None
     except UnidentifiedImageError:
         raise NotAnImageError(f"{name}: not an image file Pillow can read") from None
+    except InputError:
+        raise
     except Exception as error:  # noqa: BLE001
         # Decoders meet arbitrary bytes here and fail in many ways (OSError, SyntaxError,
         # struct.error, IndexError, ...): at this boundary every failure means "bad file".
-        raise ValueError(f"{name}: damaged or truncated image ({type(error).__name__}: "
+        raise InputError(f"{name}: damaged or truncated image ({type(error).__name__}: "
                          f"{error})") from None
-    return _to_rgb(image, name)
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag, 1 to 8; 1 (upright) when absent or unreadable."""
+    try:
+        orientation = image.getexif().get(ORIENTATION_TAG, UPRIGHT)
+    except Exception:  # noqa: BLE001 (damaged EXIF is no reason to refuse the pixels)
+        return UPRIGHT
+    return orientation if orientation in range(1, 9) else UPRIGHT
 
 
 def _to_rgb(image: Image.Image, name: str) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB."""
-    if image.mode in SIXTEEN_BIT_MODES:
-        pixels = np.asarray(image, dtype=np.float64)  # (H, W), 0..65535
-        image = Image.fromarray(np.round(pixels / 257).clip(0, 255).astype(np.uint8), mode="L")
-    elif image.mode == "F":
-        raise ValueError(f"{name}: floating-point images are not supported; save as 8-bit")
+    """Any Pillow mode -> 8-bit RGB; deeper pixels scaled from their mode's range."""
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)  # (H, W)
+        low, high = _pixel_range(image, name, pixels)
+        eight_bits = np.round((pixels - low) * (255 / (high - low)))
+        image = Image.fromarray(eight_bits.astype(np.uint8), mode="L")
     return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def _pixel_range(image: Image.Image, name: str, pixels: np.ndarray) -> tuple[float, float]:
+    """The range a single-channel image's values are drawn from: its mode's, or its file's."""
+    low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
+    if image.mode == "F":
+        if low < 0 or high > 1:
+            raise InputError(f"{name}: floating-point pixels span [{low:.4g}, {high:.4g}], not "
+                             f"[0, 1]: save the image as 8-bit")
+        return 0.0, 1.0
+    bits, signed = 16, False  # Pillow reads 16-bit PNG, PGM and TIFF as I;16 or I, 0..65535
+    if image.mode == "I" and image.format == "TIFF":  # BitsPerSample, SampleFormat (2: signed)
+        bits = int(np.max(image.tag_v2.get(258, (32,))))
+        signed = image.tag_v2.get(339, 1) in (2, (2,))
+    if low < 0:
+        raise InputError(f"{name}: signed {bits}-bit pixels, some negative ({low:.6g}): not a "
+                         f"photo; save the image as 8-bit")
+    return 0.0, float(2 ** (bits - signed) - 1)
 
 
 def preprocess_input(x: np.ndarray) -> np.ndarray:
@@ -127,9 +257,12 @@ def top_k(probs: np.ndarray, top: int = 5) -> np.ndarray:
     """Indices of the ``top`` largest scores per row, best first: (N, classes) -> (N, top)."""
     probs = as_float32("probs", probs, "top_k")
     if probs.ndim != 2:
-        raise ValueError(f"probs must be 2-D (N, classes), got shape {probs.shape}")
+        raise InputError(f"probs must be 2-D (N, classes), got shape {probs.shape}")
     if not 1 <= top <= probs.shape[1]:
-        raise ValueError(f"top must be in 1..{probs.shape[1]}, got {top}")
+        raise InputError(f"top must be in 1..{probs.shape[1]}, got {top}")
+    if not np.isfinite(probs).all():  # NaN sorts anywhere: a ranking of them means nothing
+        raise InputError(f"probs holds {np.count_nonzero(~np.isfinite(probs))} NaN or infinite "
+                         f"values: the model's answer is meaningless (invalid weights or input?)")
     return np.argsort(-probs, axis=1, kind="stable")[:, :top]
 
 
@@ -138,7 +271,7 @@ def decode_predictions(probs: np.ndarray, top: int = 5) -> list[list[tuple[str, 
     (wnid, label, probability), best first."""
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape[1] != 1000:
-        raise ValueError(f"decode_predictions needs ImageNet scores (N, 1000), got shape "
+        raise InputError(f"decode_predictions needs ImageNet scores (N, 1000), got shape "
                          f"{probs.shape}")
     classes = imagenet_classes()
     return [[(*classes[i], float(row[i])) for i in best]

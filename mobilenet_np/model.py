@@ -8,6 +8,7 @@ import numpy as np
 
 from . import ops
 from .backends import build_steps, check_backend
+from .checks import PIXELS, SCALED, check_input, zero_channel_layer
 from .download import official_weights
 from .errors import InputError
 from .interpreter import run_steps
@@ -22,9 +23,6 @@ from .stored import Stored
 from .weights import file_options, load_weights, read_weights_file
 
 OUTPUTS = ("probabilities", "logits")
-# How far inputs may stray outside their range before ``check_input`` calls them a mistake:
-# resizing and augmentation overshoot a little; raw pixels (0-255) miss [-1, 1] by far.
-RANGE_MARGIN = 0.05
 
 
 class Network:
@@ -43,6 +41,10 @@ class Network:
         self.family, self.config = family, family.config(**options)
         self.blocks: list[Block] = family.build(**self.config)
         self.layers: list[Layer] = [layer for block in self.blocks for layer in block.layers]
+        thin = zero_channel_layer(self.layers)
+        if thin is not None:
+            raise InputError(f"{family.title} alpha={self.config['alpha']}: layer {thin.name} "
+                             f"would be 0 channels wide ({thin.output_shape}): use a larger alpha")
         self.alpha = self.config["alpha"]
         self.input_shape = self.layers[0].input_shape  # (H, W, 3)
         self.include_top = self.layers[-1].kind == "softmax"
@@ -143,12 +145,12 @@ class Network:
         return ops.softmax(out) if steps[-1].kind == "softmax" else out
 
     def check_input(self, x: np.ndarray, check_range: bool = True) -> np.ndarray:
-        """Return x as float32 (N, H, W, 3), or raise a clear error.
+        """Return x as float32 (N, H, W, 3), or raise an ``InputError`` saying what is wrong.
 
-        NaN and infinity are always refused. With ``check_range``, so are values outside the
-        model's input range (plus ``RANGE_MARGIN``): pixels given to a model that takes
-        preprocess_input's [-1, 1] (V1, V2) would give confident wrong answers, as would
-        preprocessed values given to a model that rescales pixels itself (V3).
+        NaN and infinity are always refused. With ``check_range``, so are the mistakes that
+        give confident wrong answers (``checks.input_mistake``): pixels / 255, raw pixels
+        given to a model that takes preprocess_input's [-1, 1] (V1, V2), preprocess_input
+        applied twice, or preprocessed values given to a model that rescales pixels (V3).
         """
         x = np.asarray(x)
         if x.dtype == np.uint8 and not self.expects_pixels:
@@ -160,25 +162,8 @@ class Network:
         if x.ndim != 4 or x.shape[1:] != self.input_shape:
             raise InputError(f"this model takes (N, {', '.join(map(str, self.input_shape))}) "
                              f"images, got {tuple(x.shape)}")
-        if x.size and not np.isfinite(x).all():
-            raise InputError(f"x holds {np.count_nonzero(~np.isfinite(x))} NaN or infinite values")
-        if check_range and x.size:
-            self._check_range(float(x.min()), float(x.max()))
+        check_input(x, PIXELS if self.expects_pixels else SCALED, check_range)
         return x
-
-    def _check_range(self, low: float, high: float) -> None:
-        """Refuse inputs that belong to the other preprocessing (see ``check_input``)."""
-        if self.expects_pixels:
-            # Pixels are never below zero; values in [-1, 1] with negatives are preprocessed.
-            looks_scaled = low < 0 and high <= 1 + RANGE_MARGIN
-            if looks_scaled or low < -1 or high > 255 * (1 + RANGE_MARGIN):
-                raise InputError(f"x spans [{low:.3g}, {high:.3g}], but this model takes pixels in "
-                                 f"[0, 255] and rescales them itself: pass load_image(...) "
-                                 f"pixels, not preprocess_input's output (or check_range=False)")
-        elif low < -1 - 2 * RANGE_MARGIN or high > 1 + 2 * RANGE_MARGIN:
-            raise InputError(f"x spans [{low:.3g}, {high:.3g}], but this model takes values in "
-                             f"[-1, 1]: scale pixels with preprocess_input(x) first (or "
-                             f"check_range=False)")
 
 
 def load(path: str | os.PathLike, **options) -> Network:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import check_weights
 from .errors import WeightsError
 from .files import check_destination, load_npz, save_npz
 from .keras_files import read_keras_file
@@ -233,7 +234,8 @@ def load_weights(weights: str | os.PathLike | Stored, layers: list[Layer],
             holds = f"{stored.source} is not {family.title} weights"
         raise WeightsError(f"{error}. {holds}: pass the matching options (e.g. alpha=..., "
                          f"include_top=...) or another file") from None
-    return check_finite(params, stored.source)
+    check_weights(check_finite(params, stored.source), layers, stored.source)
+    return params
 
 
 def file_options(stored: Stored, family: Family | None = None) -> tuple[Family, dict]:

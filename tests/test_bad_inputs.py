@@ -51,6 +51,13 @@ def world(tmp_path_factory) -> Path:
     with zipfile.ZipFile(folder / "no_weights.keras", "w") as archive:
         archive.writestr("config.json", "{}")
     (folder / "a_file").write_text("I am a file")
+    os.symlink(folder / "loop.png", folder / "loop.png")
+    os.symlink(folder / "gone.png", folder / "dangling.png")
+    Image.fromarray(np.full((8, 8), 300.0, np.float32)).save(folder / "float.tif")
+    negative = dict(model.params)
+    negative["conv_pw_2_bn/moving_variance"] = -negative["conv_pw_2_bn/moving_variance"]
+    save_npz(negative, folder / "negative.npz")
+    write_legacy_h5(folder / "negative.h5", model.layers, negative)
     return folder
 
 
@@ -62,6 +69,10 @@ class Case:
     code: int
     message: str
     env: dict = field(default_factory=dict)
+    marks: tuple = ()
+
+
+THIN = "0.001 makes layer conv1 of MobileNet V1 0 channels wide; the smallest alpha that works is "
 
 
 W = "--weights {}/w.npz --resolution 128"
@@ -99,7 +110,7 @@ CASES = {
                             "--resolution: must be between 32 and 4096, got 30000"),
     "resolution tiny": Case("classify {}/good.png --resolution 16", 2, "between 32 and 4096"),
     "top zero": Case(f"classify {{}}/good.png {W} --top 0", 2,
-                     "--top: must be a positive integer, got 0"),
+                     "--top: must be between 1 and 1000 (the ImageNet classes), got 0"),
     "option of another family": Case(f"classify {{}}/good.png {W} --arch v1 --minimalistic",
                                      2, "--minimalistic exists for --arch v3-large, v3-small"),
     "unknown family": Case("summary --arch v9", 2, "argument --arch: invalid choice: 'v9'"),
@@ -129,7 +140,8 @@ CASES = {
     "convert with a family option": Case("convert --minimalistic {}/w.h5 {}/out.npz", 2,
                                          "unrecognized arguments: --minimalistic"),
     "convert a missing file": Case("convert {}/absent.h5 {}/out.npz", 2, "weights file not found"),
-    "convert unwritable": Case("convert {}/w.h5 /proc/out.npz", 2, "could not write /proc/out.npz"),
+    "convert unwritable": Case("convert {}/w.h5 /proc/out.npz", 2,
+                               "error: could not write /proc/out.npz: No such file"),
     "cache is a file": Case("weights download --alpha 0.25", 2, "a_file ($MOBILENET_NP_HOME) is a "
                             "file", {"MOBILENET_NP_HOME": "{}/a_file"}),
     "no official file": Case("weights download --alpha 0.3", 2,
@@ -137,6 +149,40 @@ CASES = {
     "weights without action": Case("weights", 2, "the following arguments are required: ACTION"),
     "unknown command": Case("fly", 2, "argument COMMAND: invalid choice: 'fly'"),
     "unknown option": Case("summary --colour", 2, "unrecognized arguments: --colour"),
+    # issue 23
+    "image name too long": Case(f"classify {{}}/{'a' * 300}.png {W}", 1,
+                                "a.png: name too long for the file system"),
+    "image a symlink loop": Case(f"classify {{}}/loop.png {W}", 1,
+                                 "loop.png: a loop of symbolic links"),
+    "image a dangling link": Case(f"classify {{}}/dangling.png {W}", 1,
+                                  "dangling.png: a link to {}/gone.png, which does not exist"),
+    "image a device": Case(f"classify /dev/zero {W}", 1, "/dev/zero is not a regular file"),
+    "image below a file": Case(f"classify {{}}/good.png/x.png {W}", 1,
+                               "x.png: a part of the path is a file, not a folder"),
+    "float image past [0, 1]": Case(f"classify {{}}/float.tif {W}", 1,
+                                    "float.tif: floating-point pixels span [300, 300], not [0, 1]"),
+    "top past the classes": Case(f"classify {{}}/good.png {W} --top 1001", 2,
+                                 "--top: must be between 1 and 1000 (the ImageNet classes), "
+                                 "got 1001"),
+    "summary alpha too thin": Case("summary --alpha 0.001", 2, THIN + "0.03125"),
+    "profile alpha too thin": Case("profile --alpha 0.001 --resolution 32", 2, THIN + "0.03125"),
+    "classify alpha too thin": Case("classify {}/good.png --arch v1 --alpha 0.001", 2,
+                                    THIN + "0.03125"),
+    "profile batch past memory": Case("profile --batch 100000", 2,
+                                      "needs about 913.3 GiB for 100000 images at once, over "
+                                      "the 4 GiB a command may take"),
+    "profile alpha past memory": Case("profile --alpha 50", 2, "at alpha 50, resolution 224 "
+                                      "needs about 29.9 GiB for 1 image at once"),
+    "alpha absurdly wide": Case("summary --alpha 1e300", 2, "--alpha: must be at most 100"),
+    "weights URL not a URL": Case("weights download --alpha 0.25", 2,
+                                  "unknown url type: 'nonsense/mobilenet_2_5_224_tf.h5' (is "
+                                  "$MOBILENET_NP_WEIGHTS_URL a URL",
+                                  {"MOBILENET_NP_WEIGHTS_URL": "nonsense",
+                                   "MOBILENET_NP_HOME": "{}/new_cache"}),
+    "classify negative variance": Case("classify {}/good.png --weights {}/negative.npz", 2,
+                                       "conv_pw_2_bn/moving_variance holds 16 negative values"),
+    "convert negative variance": Case("convert {}/negative.h5 {}/out.npz", 2,
+                                      "conv_pw_2_bn/moving_variance holds 16 negative values"),
 }
 
 
@@ -146,7 +192,8 @@ def snapshot(folder: Path) -> dict:
             for path in folder.rglob("*") if path.is_file()}
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", [pytest.param(name, marks=case.marks)
+                                  for name, case in CASES.items()])
 def test_bad_input_is_one_clear_line(world, name, capsys, monkeypatch) -> None:
     case = CASES[name]
     for key, value in case.env.items():
@@ -160,6 +207,7 @@ def test_bad_input_is_one_clear_line(world, name, capsys, monkeypatch) -> None:
     assert case.message.format(world) in lines[0], err
     assert "Traceback" not in out + err
     assert snapshot(world) == before  # nothing changed, nothing left behind (no .part files)
+    assert not (world / "new_cache").exists()  # not even a folder
 
 
 def test_the_table_has_forty_cases() -> None:
@@ -202,7 +250,8 @@ def test_a_folder_is_classified_in_order_and_non_images_are_skipped(world, tmp_p
                  "--resolution", "128", "--json"])
     out, err = capsys.readouterr()
     assert code == 0
-    assert [Path(r["image"]).name for r in json.loads(out)] == ["a.png", "b.png"]
+    assert [(Path(r["image"]).name, r.get("skipped")) for r in json.loads(out)] == [
+        ("a.png", None), ("b.png", None), ("readme.txt", "not an image")]
     assert err.strip() == f"note: skipped {tmp_path / 'readme.txt'} (not an image)"
 
 

@@ -192,8 +192,9 @@ def test_the_library_prints_nothing_and_logs_what_the_cli_shows(pictures, capsys
     with caplog.at_level(logging.INFO, logger="mobilenet_np"):
         results = classify_images(model, [str(folder)], 32, top=1)
     assert capsys.readouterr() == ("", "")
-    good, failed = {"image", "predictions"}, {"image", "error"}
-    assert [set(r) for r in results] == [good, good, failed, good, good]  # a, b, bad, c, d
+    good, failed, skipped = {"image", "predictions"}, {"image", "error"}, {"image", "skipped"}
+    assert [set(r) for r in results] == [good, good, failed, good, good, skipped]  # a, b, bad,
+    # c, d, notes.txt
     levels = {(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records
               if not hasattr(r, "progress")}
     assert ("WARNING", f"skipped {folder / 'notes.txt'} (not an image)") in levels
