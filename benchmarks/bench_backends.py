@@ -3,8 +3,8 @@
     pip install -e ".[jit]"
     python benchmarks/bench_backends.py [--arch v1] [--alpha 1.0] [--batch 1] [--threads 1]
 
-Both backends build the same plan from the same random weights; the numpy plan runs once
-through the interpreter, and at every step the numpy step and its numba twin are timed on
+Both backends' steps are built from the one plan (its units are plain data); the numpy steps
+run once through the interpreter, and at every step the numpy step and its numba twin are timed on
 the step's real input, alternately (medians of ``--repeats``). Sums per kind of step say
 which kernels the numba backend speeds up, and by how much. BLAS is held to ``--threads``
 threads (default 1: the kernels themselves, less disturbed by a busy machine). Not a test.
@@ -20,22 +20,25 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import mobilenet_np as mnp
+from mobilenet_np.backends import build_steps
 from mobilenet_np.interpreter import run_steps
-from mobilenet_np.plan import call_step
+from mobilenet_np.lanes import call_step
 
 
 def step_kind(step) -> str:
     """The step's kind, saying what a conv step runs."""
-    return {"conv2d": "stem (im2col, matmul, epilogue)",
-            "pointwise_conv2d": "1x1 (matmul, epilogue)"}.get(step.kind, step.kind)
+    unit = step.unit
+    if unit.op == "conv":
+        return "1x1 (matmul, epilogue)" if unit.kernel.shape[:2] == (1, 1) else \
+            "stem (im2col, matmul, epilogue)"
+    return unit.op
 
 
 def compare(arch: str, alpha: float, batch: int, repeats: int) -> dict[str, list[float]]:
     """{kind: [numpy seconds, numba seconds]}, summed over the steps of that kind."""
     family = mnp.get_family(arch)
     numpy_model = mnp.Network(family, weights=None, alpha=alpha)
-    twins = dict(zip(map(id, numpy_model.plan),
-                     mnp.Network(family, weights=None, alpha=alpha, backend="numba").plan,
+    twins = dict(zip(map(id, numpy_model.fused_steps), build_steps(numpy_model.plan, "numba"),
                      strict=True))
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
 
@@ -50,7 +53,7 @@ def compare(arch: str, alpha: float, batch: int, repeats: int) -> dict[str, list
             totals[step_kind(step)][side] += float(np.median(times[side][1:]))
         return call_step(step, x, earlier)
 
-    run_steps(numpy_model.plan, numpy_model.random_input(batch), timed)
+    run_steps(numpy_model.fused_steps, numpy_model.random_input(batch), timed)
     return totals
 
 

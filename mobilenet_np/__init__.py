@@ -6,16 +6,15 @@
     print(mnp.decode_predictions(model.predict(x), top=5))
 """
 
-from . import families  # noqa: F401  (registers every family in mobilenet_np/families/)
-from .families.v1 import MobileNet
-from .families.v2 import MobileNetV2
-from .families.v3 import MobileNetV3Large, MobileNetV3Small
+from .applications import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Small
+from .errors import InputError, MobileNetError, UnsupportedError, WeightsError
 from .imagenet import decode_predictions, imagenet_classes, load_image, preprocess_input
 from .int8 import load_tflite, quantize
 from .model import Network, load
 from .registry import FAMILIES, get_family
 
 __version__ = "0.1.0"
-__all__ = ["FAMILIES", "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
-           "Network", "decode_predictions", "get_family", "imagenet_classes", "load", "load_image",
-           "load_tflite", "preprocess_input", "quantize"]
+__all__ = ["FAMILIES", "InputError", "MobileNet", "MobileNetError", "MobileNetV2", "MobileNetV3Large",
+           "MobileNetV3Small", "Network", "UnsupportedError", "WeightsError", "decode_predictions",
+           "get_family", "imagenet_classes", "load", "load_image", "load_tflite", "preprocess_input",
+           "quantize"]

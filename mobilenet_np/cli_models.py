@@ -29,7 +29,7 @@ from .int8 import Int8Classifier, load_tflite
 from .model import Network
 from .registry import COMMON_OPTIONS, FAMILIES, get_family
 from .weights import convert as convert_file
-from .weights import describe_config, infer_config, load_weights, read_weights_file
+from .weights import describe_config, file_options, load_weights, read_weights_file
 
 
 def add_classify(commands: argparse._SubParsersAction) -> None:
@@ -77,15 +77,13 @@ def classify(args: argparse.Namespace) -> int:
 
 def classify_model(args: argparse.Namespace) -> Network:
     """The model ``classify`` runs: the flags given, the rest read off the weights file (once)."""
-    weights, family = args.weights or "imagenet", get_family(args.arch) if args.arch else None
-    read = {}
-    if weights != "imagenet":
-        weights = read_weights_file(weights, family)
-        config = infer_config(weights)
-        family = family or get_family(config["arch"])
-        if family.name == config["arch"]:
-            read = {k: config[k] for k in ("alpha", *family.options) if k in config}
-    family = family or get_family(DEFAULT_ARCH)
+    family = get_family(args.arch) if args.arch else None
+    if args.weights is None:  # the official file, for the flags given
+        weights, read, family = "imagenet", {}, family or get_family(DEFAULT_ARCH)
+    else:
+        weights = read_weights_file(args.weights, family)
+        family, config = file_options(weights, family)  # a contradicting --arch is an error
+        read = {k: config[k] for k in ("alpha", *family.options) if k in config}
     options = {**read, **own_options(args, family), "resolution": shape(args)["resolution"]}
     if args.alpha is not None:
         options["alpha"] = args.alpha

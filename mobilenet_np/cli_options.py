@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from .backends import BACKENDS
 from .errors import InputError
-from .plan import BACKENDS
 from .registry import COMMON_OPTIONS, FAMILIES, Family
 
 DEFAULT_ARCH = "v1"

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .kinds import KINDS
 from .layers import MIXING_ROLES, Block, Layer
-
-MAC_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "classifier", "dense")  # multiply
 
 
 @dataclass(frozen=True)
@@ -36,21 +35,11 @@ class LayerCost:
 
 
 def layer_macs(layer: Layer) -> int:
-    """Multiply-adds of one layer: every output element of a conv sums kh * kw * Cin' products.
-
-    conv2d: Ho*Wo*k*k*Cin*Cout; depthwise: Ho*Wo*k*k*C*M; pointwise: H*W*Cin*Cout;
-    classifier and dense: C*classes. Everything else (residual adds too): 0.
-    """
-    if layer.kind not in MAC_KINDS:
-        return 0
-    if layer.kind == "dense":
-        return layer.input_shape[-1] * layer.output_shape[-1]
-    kernel_shape = next(iter(layer.weights.values()))  # (kh, kw, Cin or C, Cout or M)
-    outputs_per_pixel = layer.output_shape[-1]
-    kh, kw, cin, _ = kernel_shape
-    products_per_output = kh * kw * (1 if layer.kind == "depthwise_conv2d" else cin)
-    pixels = int(np.prod(layer.output_shape[:-1]))  # Ho * Wo, or 1 for the classifier
-    return pixels * outputs_per_pixel * products_per_output
+    """Multiply-adds of one layer, as its kind counts them (``kinds.KINDS``): conv2d
+    Ho*Wo*k*k*Cin*Cout, depthwise Ho*Wo*k*k*C*M, pointwise H*W*Cin*Cout, classifier and dense
+    C*classes. Everything else (residual adds too): 0."""
+    macs = KINDS[layer.kind].macs
+    return 0 if macs is None else macs(layer)
 
 
 def layer_cost(layer: Layer) -> LayerCost:
@@ -59,7 +48,7 @@ def layer_cost(layer: Layer) -> LayerCost:
     bn_trainable = sizes.get("gamma", 0) + sizes.get("beta", 0)
     bn_statistics = sizes.get("moving_mean", 0) + sizes.get("moving_variance", 0)
     weights = sum(sizes.values()) - bn_trainable - bn_statistics
-    elementwise = 0 if layer.kind in MAC_KINDS else int(np.prod(layer.output_shape))
+    elementwise = 0 if KINDS[layer.kind].macs else int(np.prod(layer.output_shape))
     return LayerCost(layer.name, layer.kind, layer.output_shape, weights, bn_trainable,
                      bn_statistics, layer_macs(layer), elementwise)
 

@@ -5,8 +5,8 @@ The package has three tiers, named the same way everywhere: the *loop twins* of
 (one NumPy call per layer: the readable ``forward``), and the *fused path* here and in
 ``plan.py`` (several layers per call: ``predict``). What the fused path does:
 
-1. **Fold batch norm into the convolution** at load time. At inference BN is a per-channel
-   affine map, and a convolution is linear, so for output channel o::
+1. **Fold batch norm into the convolution** at load time (``plan.fold_batch_norm``). At
+   inference BN is a per-channel affine map, and a convolution is linear, so for channel o::
 
        BN(conv(x, W))[o] = gamma[o] * (conv(x, W)[o] - mean[o]) / sqrt(var[o] + eps) + beta[o]
                          = conv(x, W * s)[o] + (beta[o] - mean[o] * s[o]),  s = gamma / sqrt(var + eps)
@@ -21,8 +21,8 @@ The package has three tiers, named the same way everywhere: the *loop twins* of
    input makes a copy-per-tap im2col crawl along runs of 3 numbers.
 
 The 1x1 convolutions are matrix multiplies: BLAS runs them at close to its peak already.
-Each class below is one fused *step*: it runs the layers listed in ``covers`` (set by
-``plan.py``, which strings the steps into a network) and outputs what ``covers[-1]`` would.
+Each class below is one fused *step*, made from one ``plan.Unit`` (``STEPS`` says which class
+runs which op): it runs the layers the unit covers and outputs what the last of them would.
 """
 
 from __future__ import annotations
@@ -30,53 +30,53 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from .layers import Layer
-from .shapes import resolve_padding
+from .errors import UnsupportedError
+from .kinds import run_layer
+from .plan import Unit
 
-ACTIVATIONS = ("relu6", "relu", "hard_swish")  # what a fused step may apply after its conv
 BAND_BYTES = 1 << 18  # 256 KiB of output per depthwise band: fits in L2 with its input
 
 
-def fold_batch_norm(
-    kernel: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray,
-    variance: np.ndarray, epsilon: float = 1e-3, depthwise: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fold inference BN into the preceding conv: returns (kernel * s, beta - mean * s).
-
-    kernel (..., Cout) for standard/pointwise; for depthwise (kh, kw, C, M) the BN channel of
-    output c * M + m scales ``kernel[..., c, m]``. Computed in float64, returned as float32.
-    """
-    scale = gamma.astype(np.float64) / np.sqrt(variance.astype(np.float64) + epsilon)  # (Cout,)
-    per_weight = scale.reshape(kernel.shape[-2:]) if depthwise else scale  # (C, M) or (Cout,)
-    folded = kernel.astype(np.float64) * per_weight
-    bias = beta.astype(np.float64) - mean.astype(np.float64) * scale
-    return folded.astype(np.float32), bias.astype(np.float32)
-
-
-def activate_inplace(x: np.ndarray, kind: str | None) -> np.ndarray:
-    """Apply relu6 / relu / hard_swish (or nothing: a linear bottleneck) to x in place."""
-    if kind == "relu6":
-        np.clip(x, 0.0, 6.0, out=x)
-    elif kind == "relu":
-        np.maximum(x, 0.0, out=x)
-    elif kind == "hard_swish":  # x * relu6(x + 3) / 6, with one temporary
-        gate = np.add(x, np.float32(3.0))
-        np.clip(gate, 0.0, 6.0, out=gate)
-        gate /= np.float32(6.0)
-        x *= gate
+def _hard_sigmoid(x: np.ndarray) -> np.ndarray:
+    x += np.float32(3.0)
+    np.clip(x, 0.0, 6.0, out=x)
+    x /= np.float32(6.0)
     return x
 
 
-class Step:
-    """A fused step: one call for the table layers in ``covers``, producing ``covers[-1]``'s output."""
+def _hard_swish(x: np.ndarray) -> np.ndarray:
+    """x * relu6(x + 3) / 6, with one temporary."""
+    x *= _hard_sigmoid(x.copy())
+    return x
 
-    kind = ""
-    source: str | None = None  # a step that joins an earlier output names it here
-    covers: tuple[Layer, ...] = ()
+
+# The activations a fused step applies in place to its output, by kind (None: linear).
+INPLACE = {None: lambda x: x, "relu": lambda x: np.maximum(x, 0.0, out=x),
+           "relu6": lambda x: np.clip(x, 0.0, 6.0, out=x), "hard_sigmoid": _hard_sigmoid,
+           "hard_swish": _hard_swish}
+
+
+def activate_inplace(x: np.ndarray, kind: str | None) -> np.ndarray:
+    """Apply an activation kind (or nothing: a linear bottleneck) to x in place."""
+    return INPLACE[kind](x)
+
+
+class Step:
+    """A fused step: one call for the table layers its unit covers, producing the last one's output."""
+
+    def __init__(self, unit: Unit) -> None:
+        if unit.activation not in INPLACE:
+            raise UnsupportedError(f"the fused path cannot apply {unit.activation} in place "
+                                   f"({unit.name}): add it to fused.INPLACE")
+        self.unit = unit
 
     @property
     def name(self) -> str:
-        return self.covers[-1].name
+        return self.unit.name
+
+    @property
+    def source(self) -> str | None:  # a step that joins an earlier output names it here
+        return self.unit.source
 
 
 class Conv(Step):
@@ -85,28 +85,24 @@ class Conv(Step):
     (Blocking the matmul so that bias and activation hit cache was measured: no gain here.)
     """
 
-    def __init__(self, layer: Layer, kernel: np.ndarray, bias: np.ndarray,
-                 activation: str | None) -> None:
-        self.layer, self.activation, self.kind = layer, activation, layer.kind
-        kh, kw, cin, cout = kernel.shape
-        self.matrix = np.ascontiguousarray(kernel.reshape(kh * kw * cin, cout))  # (K, Cout)
-        self.bias = bias
-        pads = resolve_padding(layer.padding, layer.input_shape[:2], (kh, kw),
-                               (layer.stride, layer.stride), layer.name)
-        plain_1x1 = (kh, kw, layer.stride, pads) == (1, 1, 1, ((0, 0), (0, 0)))
+    def __init__(self, unit: Unit) -> None:
+        super().__init__(unit)
+        kh, kw, cin, cout = unit.kernel.shape
+        self.matrix = np.ascontiguousarray(unit.kernel.reshape(kh * kw * cin, cout))  # (K, Cout)
+        plain_1x1 = (kh, kw, unit.stride, unit.pads) == (1, 1, 1, ((0, 0), (0, 0)))
         self.gather = None if plain_1x1 else im2col_indices(
-            layer.input_shape, (kh, kw), layer.stride, pads, layer.output_shape[:2])
+            unit.input_shape, (kh, kw), unit.stride, unit.pads, unit.output_shape[:2])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         out = self.matmul(x)  # (N*Ho*Wo, Cout)
-        out += self.bias
-        activate_inplace(out, self.activation)
-        return out.reshape(len(x), *self.layer.output_shape)
+        out += self.unit.bias
+        activate_inplace(out, self.unit.activation)
+        return out.reshape(len(x), *self.unit.output_shape)
 
     def matmul(self, x: np.ndarray) -> np.ndarray:
         """The convolution without its bias: im2col, then one matmul; (N*Ho*Wo, Cout)."""
         n = x.shape[0]
-        out_h, out_w, _ = self.layer.output_shape
+        out_h, out_w, _ = self.unit.output_shape
         if self.gather is None:  # 1x1: the activation already is the im2col matrix
             cols = x.reshape(n * out_h * out_w, -1)  # (N*H*W, Cin)
         else:
@@ -144,20 +140,19 @@ class Depthwise(Step):
     c * M + m is then an ordinary depthwise channel with its own filter.
     """
 
-    def __init__(self, layer: Layer, pads, kernel: np.ndarray, bias: np.ndarray,
-                 activation: str | None = "relu6", band_bytes: int = BAND_BYTES) -> None:
-        self.layer, self.pads, self.activation = layer, pads, activation
-        self.kind, self.band_bytes = "depthwise_conv2d", band_bytes
-        out_w, channels = layer.output_shape[1:]  # channels = C * M
-        kh, kw, _, self.multiplier = kernel.shape
+    def __init__(self, unit: Unit, band_bytes: int = BAND_BYTES) -> None:
+        super().__init__(unit)
+        self.band_bytes, self.stride = band_bytes, unit.stride
+        out_w, channels = unit.output_shape[1:]  # channels = C * M
+        kh, kw, _, self.multiplier = unit.kernel.shape
         self.kernel_rows = np.ascontiguousarray(  # (kh, kw, Wo*C*M): tap weights, tiled
-            np.broadcast_to(kernel.reshape(kh, kw, 1, channels), (kh, kw, out_w, channels))
+            np.broadcast_to(unit.kernel.reshape(kh, kw, 1, channels), (kh, kw, out_w, channels))
         ).reshape(kh, kw, out_w * channels)
-        self.bias_row = np.tile(bias, out_w)  # (Wo*C,)
+        self.bias_row = np.tile(unit.bias, out_w)  # (Wo*C,)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
-        out_h, out_w, channels = self.layer.output_shape
+        out_h, out_w, channels = self.unit.output_shape
         out = np.empty((n, out_h, out_w * channels), dtype=np.float32)  # (N, Ho, Wo*C)
         rows = max(1, self.band_bytes // (out_w * channels * 4))
         for image in range(n):
@@ -172,7 +167,7 @@ class Depthwise(Step):
         in one pass per tap (9 passes over the band, not 9 multiplies + 8 adds), then bias
         and activation in place.
         """
-        s = self.layer.stride
+        s = self.stride
         for phase in range(s):
             columns = self._padded_columns(x, image, start, start + len(out), phase)
             taps = self._phase_taps(columns, phase, len(out))  # (rows, taps, kh, Wo*C), a view
@@ -182,7 +177,7 @@ class Depthwise(Step):
             else:
                 out += np.einsum("rtiq,itq->rq", taps, weights)
         out += self.bias_row
-        activate_inplace(out, self.activation)
+        activate_inplace(out, self.unit.activation)
 
     def _padded_columns(self, x: np.ndarray, image: int, start: int, stop: int,
                         phase: int) -> np.ndarray:
@@ -192,11 +187,11 @@ class Depthwise(Step):
         At stride 1 that is the whole padded band. Padding one small band at a time keeps it
         in cache (a padded copy of the whole activation is one more trip through memory).
         """
-        (top, _), (left, _) = self.pads
-        s, kh = self.layer.stride, self.kernel_rows.shape[0]
+        (top, _), (left, _) = self.unit.pads
+        s, kh = self.stride, self.kernel_rows.shape[0]
         height, width, channels = x.shape[1:]
         first, last = start * s - top, (stop - 1) * s + kh - top  # input rows, may fall outside
-        padded_width = s * (self.layer.output_shape[1] - 1) + self.kernel_rows.shape[1]
+        padded_width = s * (self.unit.output_shape[1] - 1) + self.kernel_rows.shape[1]
         band = np.zeros((last - first, len(range(phase, padded_width, s)),
                          channels * self.multiplier), np.float32)  # (rows_in, Wq, C*M)
         lo = max(first, 0)
@@ -219,7 +214,7 @@ class Depthwise(Step):
         (W, C) turns tap t into a shift by t*C along one contiguous row of numbers, and tap
         row i into a shift by i rows: a view with four strides over the same memory.
         """
-        s, (kh, kw, row_length) = self.layer.stride, self.kernel_rows.shape
+        s, (kh, kw, row_length) = self.stride, self.kernel_rows.shape
         channels = columns.shape[2]
         row_step, item = columns.strides[0], columns.itemsize
         shape = (rows, len(range(phase, kw, s)), kh, row_length)
@@ -230,23 +225,13 @@ class Depthwise(Step):
 class SqueezeExcite(Step):
     """MobileNetV3's gate: x * hard_sigmoid(W2 relu(W1 mean(x) + b1) + b2), per channel."""
 
-    kind = "squeeze_excite"
-
-    def __init__(self, squeeze: tuple[np.ndarray, np.ndarray],
-                 excite: tuple[np.ndarray, np.ndarray]) -> None:
-        self.squeeze, self.excite = squeeze, excite
-
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return ops.squeeze_excite(x, *self.squeeze, *self.excite)
+        squeeze, excite = self.unit.stages
+        return ops.squeeze_excite(x, squeeze.matrix, squeeze.bias, excite.matrix, excite.bias)
 
 
 class Residual(Step):
     """MobileNetV2's shortcut: add the saved output of an earlier step (``source``)."""
-
-    kind = "add"
-
-    def __init__(self, source: str) -> None:
-        self.source = source
 
     def __call__(self, x: np.ndarray, earlier: np.ndarray) -> np.ndarray:
         return x + earlier
@@ -254,8 +239,6 @@ class Residual(Step):
 
 class Rescale(Step):
     """MobileNetV3's built-in preprocessing: pixels [0, 255] -> [-1, 1]."""
-
-    kind = "rescaling"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return ops.rescale_pixels(x)
@@ -268,13 +251,24 @@ class Head(Step):
     then logits); no top: none, the pooled features are the output.
     """
 
-    kind = "head"
-
-    def __init__(self, pool: str, stages: list[tuple[np.ndarray, np.ndarray, str | None]]):
-        self.pool, self.stages = pool, stages
-
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = x.mean(axis=(1, 2)) if self.pool == "avg" else x.max(axis=(1, 2))  # (N, C)
-        for matrix, bias, activation in self.stages:
-            x = activate_inplace(x @ matrix + bias, activation)  # (N, C')
+        x = x.mean(axis=(1, 2)) if self.unit.pool == "avg" else x.max(axis=(1, 2))  # (N, C)
+        for stage in self.unit.stages:
+            x = activate_inplace(x @ stage.matrix + stage.bias, stage.activation)  # (N, C')
         return x
+
+
+class Layers(Step):
+    """A unit without a fused op of its own: its layers, one vectorised kernel each."""
+
+    def __call__(self, x: np.ndarray, earlier: np.ndarray | None = None) -> np.ndarray:
+        outputs: dict[str, np.ndarray] = {}  # joins inside the unit read their source here
+        for layer in self.unit.covers:
+            other = outputs.get(layer.source, earlier) if layer.source else None
+            x = outputs[layer.name] = run_layer(layer, x, self.unit.weights[layer.name], other)
+        return x
+
+
+# Which step class runs each op of ``plan.Unit``.
+STEPS = {"conv": Conv, "depthwise": Depthwise, "squeeze_excite": SqueezeExcite, "add": Residual,
+         "rescale": Rescale, "head": Head, "layers": Layers}

@@ -1,7 +1,7 @@
 """The one interpreter: run steps in order, keeping the outputs that later steps read again.
 
 A step is a layer of the table (the readable path, ``model.py``) or a fused step (the fused
-path, ``plan.py``). Every step has a ``name``, the layer whose output it produces, and a
+path, ``lanes.py``). Every step has a ``name``, the layer whose output it produces, and a
 ``source``: None, or the name of an earlier output it combines with its input (a residual
 ``add``, squeeze-and-excite's ``multiply``). Only this loop keeps those saved outputs; the
 readable path, the fused path, the profiler and batch-norm calibration all run through it.

@@ -28,7 +28,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .registry import Stored
+from .errors import WeightsError
+from .stored import Stored
 
 MAX_WEIGHTS_BYTES = 1 << 30  # 1 GiB uncompressed: 40x the largest MobileNet (V2 1.4, ~25 MB)
 MAX_CONFIG_BYTES = 64 << 20  # a config.json of MobileNet is ~100 KB
@@ -59,15 +60,15 @@ def read_keras_file(path: str | os.PathLike) -> KerasFile:
             return _read_archive(path, _Budget())
         with h5py.File(path, "r") as file:
             return _read_hdf5(file, path, _Budget())
-    except ValueError:
+    except WeightsError:
         raise
     except OSError as error:
-        raise ValueError(f"{path}: not a readable HDF5 weights file (truncated or not HDF5?): "
+        raise WeightsError(f"{path}: not a readable HDF5 weights file (truncated or not HDF5?): "
                          f"{error}") from None
     except Exception as error:  # noqa: BLE001
         # h5py and zlib meet damaged bytes here and fail in many ways (KeyError, RuntimeError,
         # TypeError, zlib.error, ...): at this boundary every failure means "damaged file".
-        raise ValueError(f"{path}: a damaged weights file ({type(error).__name__}: "
+        raise WeightsError(f"{path}: a damaged weights file ({type(error).__name__}: "
                          f"{error})") from None
 
 
@@ -84,7 +85,7 @@ def _read_hdf5(file: h5py.File, path: Path, budget: _Budget) -> KerasFile:
     if "layers" in file:
         return KerasFile("Keras 3 weights (.weights.h5)",
                          _read_keras3(_child(file, "layers"), budget), True)
-    raise ValueError(f"{path}: an HDF5 file, but not Keras weights (no 'layer_names' attribute, "
+    raise WeightsError(f"{path}: an HDF5 file, but not Keras weights (no 'layer_names' attribute, "
                      f"no 'model_weights' or 'layers' group; has {sorted(file)[:5]})")
 
 
@@ -118,7 +119,7 @@ def _read_archive(path: Path, budget: _Budget) -> KerasFile:
         with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as folder:
             members = archive.namelist()
             if "model.weights.h5" not in members:
-                raise ValueError(f"{path}: a zip file, but not a Keras archive (no "
+                raise WeightsError(f"{path}: a zip file, but not a Keras archive (no "
                                  f"model.weights.h5; holds {members[:5]})")
             model = None
             if "config.json" in members:
@@ -128,10 +129,10 @@ def _read_archive(path: Path, budget: _Budget) -> KerasFile:
             _bounded_copy(archive, "model.weights.h5", weights, MAX_WEIGHTS_BYTES)
             with h5py.File(weights, "r") as file:
                 if "layers" not in file:
-                    raise ValueError(f"{path}: its model.weights.h5 has no 'layers' group")
+                    raise WeightsError(f"{path}: its model.weights.h5 has no 'layers' group")
                 stored = _read_keras3(_child(file, "layers"), budget)
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: a damaged Keras archive ({type(error).__name__}: "
+        raise WeightsError(f"{path}: a damaged Keras archive ({type(error).__name__}: "
                          f"{error})") from None
     # The model's name from config.json says what a file that fits no family is, in messages.
     return KerasFile(f"Keras 3 archive (.keras{f', model {model!r}' if model else ''})", stored,
@@ -148,7 +149,7 @@ def _bounded_copy(archive: zipfile.ZipFile, member: str, destination: Path | Non
         while chunk := source.read(1 << 20):
             total += len(chunk)
             if total > limit:
-                raise ValueError(f"{archive.filename}: member {member} unpacks to more than "
+                raise WeightsError(f"{archive.filename}: member {member} unpacks to more than "
                                  f"{limit >> 20} MiB: refused (a zip bomb?)")
             if destination:
                 out.write(chunk)
@@ -162,11 +163,11 @@ def _child(group: h5py.Group, path: str):
     for part in path.split("/"):
         link = group.get(part, getlink=True)
         if link is None:
-            raise ValueError(f"{group.file.filename}: {group.name} lists '{path}', which is not "
+            raise WeightsError(f"{group.file.filename}: {group.name} lists '{path}', which is not "
                              f"in the file (truncated or hand-edited?)")
         if not isinstance(link, h5py.HardLink):
             target = getattr(link, "filename", None) or getattr(link, "path", "")
-            raise ValueError(f"{group.file.filename}: {group.name}/{part} is a "
+            raise WeightsError(f"{group.file.filename}: {group.name}/{part} is a "
                              f"{type(link).__name__} to {target}: refused (a weights file must "
                              f"not make the reader open or follow anything else)")
         group = group[part]
@@ -177,13 +178,13 @@ def _array(dataset: h5py.Dataset, budget: _Budget) -> np.ndarray:
     """A dataset's values, unless they live outside the file (external storage, virtual) or
     would take the file's arrays past the budget."""
     if not isinstance(dataset, h5py.Dataset):
-        raise ValueError(f"{dataset.file.filename}: {dataset.name} is a group, not an array")
+        raise WeightsError(f"{dataset.file.filename}: {dataset.name} is a group, not an array")
     if dataset.is_virtual or dataset.external:
-        raise ValueError(f"{dataset.file.filename}: {dataset.name} keeps its values in another "
+        raise WeightsError(f"{dataset.file.filename}: {dataset.name} keeps its values in another "
                          f"file (virtual or external dataset): refused")
     budget.left -= dataset.nbytes
     if budget.left < 0:
-        raise ValueError(f"{dataset.file.filename}: {dataset.name} {dataset.shape} takes the "
+        raise WeightsError(f"{dataset.file.filename}: {dataset.name} {dataset.shape} takes the "
                          f"arrays read past {MAX_WEIGHTS_BYTES >> 20} MiB: refused (a MobileNet "
                          f"holds under 30 MB)")
     return np.asarray(dataset)

@@ -1,7 +1,8 @@
 """What every layer table is made of: ``Layer``, ``Block``, ``LayerBuilder`` and channel rounding.
 
 Layout: shapes are (H, W, C) without the batch axis; layer names are Keras's, so a layer's
-weights are keyed "name/weight" exactly as in the Keras files.
+weights are keyed "name/weight" exactly as in the Keras files. What each kind of layer
+computes, weighs and costs is said once, in ``kinds.py``; a ``Layer`` is only data.
 
 A table keeps its structure: every layer knows its block (``stem``, ``separable``,
 ``inverted_residual``, ``head``) and its role in that block (``depthwise``, ``project``,
@@ -12,20 +13,19 @@ path runs as one step; the cost counters find a block's depthwise and projection
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import InputError
+from .kinds import KINDS
 from .shapes import Pads, conv_output_hw, resolve_padding
 
 Params = dict[str, np.ndarray]  # "conv_dw_3_bn/gamma" -> array: layer name / Keras weight name
 POOLING_KINDS = {"avg": "global_average_pool", "max": "global_max_pool"}
-BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")  # Keras's order
-CONV_KINDS = ("conv2d", "depthwise_conv2d", "pointwise_conv2d")
-# Roles whose unit is [zero_pad] conv, batch norm, [activation]: one fused convolution.
-CONV_ROLES = ("conv", "expand", "depthwise", "pointwise", "project")
 MIXING_ROLES = ("pointwise", "project")  # the 1x1 conv that follows a block's depthwise
 
 
@@ -34,16 +34,14 @@ class Layer:
     """One layer: its Keras name, what it computes, and the shapes around it (no batch axis)."""
 
     name: str
-    kind: str  # conv2d | depthwise_conv2d | pointwise_conv2d | batch_norm | zero_pad
-    #            | relu6 | relu | hard_swish | hard_sigmoid | rescaling | softmax
-    #            | global_average_pool | global_max_pool | classifier | dense | flatten
-    #            | add | multiply
+    kind: str  # a key of kinds.KINDS: conv2d, depthwise_conv2d, batch_norm, relu6, add, ...
     input_shape: tuple[int, ...]  # (H, W, C), or (C,) after pooling
     output_shape: tuple[int, ...]
     kernel: int = 1
     stride: int = 1
     padding: str | Pads = "valid"
     weights: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name -> shape, in order
+    options: dict = field(default_factory=dict)  # the kind's own details: bias, epsilon, ...
     source: str | None = None  # add / multiply: the earlier layer whose output joins in
     block: str = ""  # the block it belongs to, e.g. "block_3"
     role: str = ""  # its unit's role in the block: "depthwise", "project", "squeeze_excite", ...
@@ -70,7 +68,7 @@ class Block:
         """The convolution of the first of ``roles`` this block has, or None."""
         for role in roles:
             for layer in self.layers:
-                if layer.role == role and layer.kind in CONV_KINDS:
+                if layer.role == role and KINDS[layer.kind].fuses == "conv":
                     return layer
         return None
 
@@ -101,12 +99,21 @@ class LayerBuilder:
         yield
         self.role = ""
 
-    def _add(self, name: str, kind: str, output_shape: tuple[int, ...], **details) -> None:
+    def layer(self, name: str, kind: str, output_shape: tuple[int, ...] | None = None,
+              **details) -> Layer:
+        """Append one layer of ``kind`` (elementwise kinds keep the shape); its weights' names
+        and shapes come from the kind's record."""
         if not self._block[0] or not self.role:
-            raise ValueError(f"layer {name} was added outside a block or a unit")
-        self.layers.append(Layer(name, kind, self.shape, output_shape, block=self._block[0],
-                                 role=self.role, **details))
-        self.shape = output_shape
+            raise InputError(f"layer {name} was added outside a block or a unit")
+        if kind not in KINDS:
+            raise InputError(f"layer {name}: unknown kind {kind!r} (kinds.KINDS has "
+                             f"{', '.join(KINDS)})")
+        layer = Layer(name, kind, self.shape, output_shape or self.shape, block=self._block[0],
+                      role=self.role, **details)
+        layer = dataclasses.replace(layer, weights=KINDS[kind].weights(layer))
+        self.layers.append(layer)
+        self.shape = layer.output_shape
+        return layer
 
     def conv(self, name: str, kind: str, kernel: int, stride: int, padding: str | Pads,
              filters: int, depth_multiplier: int = 1, bias: bool = False) -> None:
@@ -116,52 +123,44 @@ class LayerBuilder:
         out_hw = conv_output_hw((height, width), (kernel, kernel), (stride, stride), pads, name)
         if kind == "depthwise_conv2d":
             filters = channels * depth_multiplier
-            weights = {"depthwise_kernel": (kernel, kernel, channels, depth_multiplier)}
-        else:
-            weights = {"kernel": (kernel, kernel, channels, filters)}
-        if bias:
-            weights["bias"] = (filters,)
-        self._add(name, kind, (*out_hw, filters), kernel=kernel, stride=stride, padding=padding,
-                  weights=weights)
+        self.layer(name, kind, (*out_hw, filters), kernel=kernel, stride=stride, padding=padding,
+                   options={"bias": True} if bias else {})
 
-    def batch_norm(self, name: str) -> None:
-        channels = self.shape[-1]
-        self._add(name, "batch_norm", self.shape, weights={w: (channels,) for w in BN_WEIGHTS})
+    def batch_norm(self, name: str, epsilon: float | None = None) -> None:
+        """Inference batch norm; ``epsilon`` when not Keras's 1e-3 (PyTorch's is 1e-5)."""
+        self.layer(name, "batch_norm", options={} if epsilon is None else {"epsilon": epsilon})
 
     def activation(self, name: str, kind: str) -> None:
-        self._add(name, kind, self.shape)
+        self.layer(name, kind)
 
     def zero_pad(self, name: str, pads: Pads) -> None:
         (top, bottom), (left, right) = pads
         height, width, channels = self.shape
-        self._add(name, "zero_pad", (height + top + bottom, width + left + right, channels),
-                  padding=pads)
+        self.layer(name, "zero_pad", (height + top + bottom, width + left + right, channels),
+                   padding=pads)
 
     def global_pool(self, name: str, kind: str, keepdims: bool = False) -> None:
         """Pool over H and W: (H, W, C) -> (C,), or (1, 1, C) with ``keepdims``."""
-        self._add(name, kind, (1, 1, self.shape[-1]) if keepdims else (self.shape[-1],))
+        self.layer(name, kind, (1, 1, self.shape[-1]) if keepdims else (self.shape[-1],))
 
     def classifier(self, name: str, classes: int) -> None:
         """Keras's 1x1 conv with bias on the pooled features: a dense layer in conv clothing."""
-        channels = self.shape[-1]
-        self._add(name, "classifier", (classes,),
-                  weights={"kernel": (1, 1, channels, classes), "bias": (classes,)})
+        self.layer(name, "classifier", (classes,))
 
     def dense(self, name: str, classes: int) -> None:
         """A fully connected layer with bias on pooled features (Keras ``Dense``)."""
-        self._add(name, "dense", (classes,),
-                  weights={"kernel": (self.shape[-1], classes), "bias": (classes,)})
+        self.layer(name, "dense", (classes,))
 
     def add(self, name: str, source: str) -> None:
         """Residual connection: this activation plus the output of layer ``source``."""
-        self._add(name, "add", self.shape, source=source)
+        self.layer(name, "add", source=source)
 
     def multiply(self, name: str, source: str) -> None:
         """Squeeze-and-excite's gate: the output of ``source`` (H, W, C) times this (1, 1, C)."""
-        self._add(name, "multiply", self.output_of(source), source=source)
+        self.layer(name, "multiply", self.output_of(source), source=source)
 
     def flatten(self, name: str) -> None:
-        self._add(name, "flatten", (self.shape[-1],))
+        self.layer(name, "flatten", (self.shape[-1],))
 
     def output_of(self, name: str) -> tuple[int, ...]:
         return next(layer.output_shape for layer in self.layers if layer.name == name)
@@ -183,11 +182,11 @@ def check_options(alpha: float, resolution: int | tuple[int, int], pooling: str 
     """Validate the options every family shares; return (height, width)."""
     height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
     if min(height, width) < 32:
-        raise ValueError(f"resolution must be at least 32x32, got {height}x{width}")
+        raise InputError(f"resolution must be at least 32x32, got {height}x{width}")
     if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha must be a positive finite number, got {alpha!r}")
+        raise InputError(f"alpha must be a positive finite number, got {alpha!r}")
     if classes < 1:
-        raise ValueError(f"classes must be >= 1, got {classes}")
+        raise InputError(f"classes must be >= 1, got {classes}")
     if pooling is not None and pooling not in POOLING_KINDS:
-        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
+        raise InputError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
     return height, width

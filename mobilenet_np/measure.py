@@ -10,9 +10,9 @@ import numpy as np
 from . import ops
 from .cost import SeparableVsStandard, layer_macs, network_cost, separable_blocks
 from .interpreter import run_steps
+from .lanes import call_step
 from .layers import Block, Layer
 from .model import Network
-from .plan import call_step
 from .registry import FAMILIES
 
 
@@ -78,15 +78,16 @@ def profile_layers(model: Network, batch: int = 1, repeats: int = 5, fused: bool
 
     def timed(step, x: np.ndarray, earlier: np.ndarray | None) -> np.ndarray:
         call = call_step if fused else model.run_layer
-        covers = step.covers if fused else (step,)
+        covers = step.unit.covers if fused else (step,)
         seconds = median_seconds(lambda: call(step, x, earlier), repeats)
         macs = batch * sum(layer_macs(layer) for layer in covers)
         main = covers[1] if covers[0].kind == "zero_pad" and len(covers) > 1 else covers[0]
-        rows.append({"name": main.name, "kind": step.kind, "seconds": seconds, "macs": macs,
+        kind = main.kind if not fused or step.unit.op in ("conv", "depthwise") else step.unit.op
+        rows.append({"name": main.name, "kind": kind, "seconds": seconds, "macs": macs,
                      "gflops": 2 * macs / seconds / 1e9})
         return call(step, x, earlier)
 
-    run_steps(model.plan if fused else model.layers, model.random_input(batch, seed), timed)
+    run_steps(model.fused_steps if fused else model.layers, model.random_input(batch, seed), timed)
     return rows
 
 

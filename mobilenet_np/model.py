@@ -3,49 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import numpy as np
 
 from . import ops
+from .backends import build_steps, check_backend
 from .download import official_weights
+from .errors import InputError
 from .interpreter import run_steps
+from .kinds import run_layer
+from .lanes import cpu_cores, run_in_lanes
 from .layers import Block, Layer, Params
-from .plan import backend_steps, compile_plan, cpu_cores, run_in_lanes
+from .plan import compile_plan
 from .random_init import calibrate_batch_norm, random_weights
-from .registry import Family, Stored, get_family
+from .registry import Family
 from .shapes import as_float32
-from .weights import infer_config, load_weights, read_weights_file
+from .stored import Stored
+from .weights import file_options, load_weights, read_weights_file
 
-# What each layer kind computes: f(x, layer, weights) with x (N, H, W, C) or (N, C).
-LAYER_FUNCTIONS: dict[str, Callable[[np.ndarray, Layer, dict], np.ndarray]] = {
-    "conv2d": lambda x, layer, w: ops.conv2d(x, w["kernel"], stride=layer.stride,
-                                             padding=layer.padding),
-    "depthwise_conv2d": lambda x, layer, w: ops.depthwise_conv2d(
-        x, w["depthwise_kernel"], stride=layer.stride, padding=layer.padding),
-    "pointwise_conv2d": lambda x, layer, w: ops.pointwise_conv2d(x, w["kernel"], w.get("bias")),
-    "batch_norm": lambda x, layer, w: ops.batch_norm(
-        x, w["gamma"], w["beta"], w["moving_mean"], w["moving_variance"], epsilon=1e-3),
-    "relu6": lambda x, layer, w: ops.relu6(x),
-    "relu": lambda x, layer, w: ops.relu(x),
-    "hard_swish": lambda x, layer, w: ops.hard_swish(x),
-    "hard_sigmoid": lambda x, layer, w: ops.hard_sigmoid(x),
-    "rescaling": lambda x, layer, w: ops.rescale_pixels(x),  # MobileNetV3's own preprocessing
-    "flatten": lambda x, layer, w: x.reshape(len(x), -1),  # (N, 1, 1, C) -> (N, C)
-    "zero_pad": lambda x, layer, w: ops.zero_pad(x, layer.padding),
-    "global_average_pool": lambda x, layer, w: ops.global_average_pool(
-        x, keepdims=len(layer.output_shape) == 3),  # (N, C), or (N, 1, 1, C) to feed 1x1 convs
-    "global_max_pool": lambda x, layer, w: ops.global_max_pool(x),
-    # Keras's conv_preds is a 1x1 conv on the pooled (N, C) features: a matrix multiply.
-    "classifier": lambda x, layer, w: x @ w["kernel"][0, 0] + w["bias"],
-    "dense": lambda x, layer, w: x @ w["kernel"] + w["bias"],  # (N, C) @ (C, classes)
-    "softmax": lambda x, layer, w: ops.softmax(x),
-}
-# Layers that join an earlier output (``layer.source``) to their input x.
-JOIN_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "add": lambda x, earlier: x + earlier,  # the residual connection
-    "multiply": lambda x, earlier: earlier * x,  # (N, H, W, C) * (N, 1, 1, C): the SE gate
-}
 OUTPUTS = ("probabilities", "logits")
 # How far inputs may stray outside their range before ``check_input`` calls them a mistake:
 # resizing and augmentation overshoot a little; raw pixels (0-255) miss [-1, 1] by far.
@@ -64,7 +39,7 @@ class Network:
 
     def __init__(self, family: Family, weights: str | os.PathLike | Stored | None = "imagenet",
                  seed: int = 0, backend: str = "numpy", **options) -> None:
-        backend_steps(backend)  # an unknown backend, or Numba missing: said before any download
+        check_backend(backend)  # an unknown backend, or Numba missing: said before any download
         self.family, self.config = family, family.config(**options)
         self.blocks: list[Block] = family.build(**self.config)
         self.layers: list[Layer] = [layer for block in self.blocks for layer in block.layers]
@@ -75,16 +50,18 @@ class Network:
         # in [0, 255]; the others take preprocess_input's [-1, 1].
         self.expects_pixels = self.layers[0].kind == "rescaling"
         if weights is None:
-            self.params: Params = random_weights(self.layers, seed)
-            calibrate_batch_norm(self, seed)
+            self.params: Params = calibrate_batch_norm(
+                self.steps("logits"), random_weights(self.layers, seed), self.random_input(2, seed))
         else:
             if isinstance(weights, (str, os.PathLike)) and str(weights) == "imagenet":
                 weights = official_weights(family, self.config)
             self.params = load_weights(weights, self.layers, family)
-        # The fused path, compiled now, so that a layer it cannot run fails here, loudly. It
-        # holds BN-folded copies: after editing ``params`` by hand, build the model again.
+        # The fused path, compiled now, so that a layer it cannot run fails here, loudly: the
+        # plan (units as data, BN folded) and the backend's steps that run it. They hold
+        # BN-folded copies: after editing ``params`` by hand, build the model again.
         self.backend = backend
-        self.plan = compile_plan(self.blocks, self.params, backend)
+        self.plan = compile_plan(self.blocks, self.params)
+        self.fused_steps = build_steps(self.plan, backend)
 
     def layer_weights(self, layer: Layer) -> dict[str, np.ndarray]:
         """This layer's arrays by Keras weight name, e.g. ``{"gamma": (C,), ...}``."""
@@ -93,12 +70,12 @@ class Network:
     def steps(self, output: str = "probabilities") -> list[Layer]:
         """The layers ``forward`` runs: all of them, or all but the softmax for logits."""
         if output not in OUTPUTS:
-            raise ValueError(f"output must be 'probabilities' or 'logits', got {output!r}")
+            raise InputError(f"output must be 'probabilities' or 'logits', got {output!r}")
         return self.layers[:-1] if output == "logits" and self.include_top else self.layers
 
     def forward(
         self, x: np.ndarray, output: str = "probabilities", capture: bool = False,
-        check_range: bool = True,
+        check_range: bool = True, loop_twins: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
         """Run the network on images, one readable ``ops`` call per layer.
 
@@ -110,6 +87,7 @@ class Network:
             Without the top, both give the last feature map or pooled features.
         capture : also return every layer's output, by layer name, in order.
         check_range : refuse inputs outside the model's range (see ``check_input``).
+        loop_twins : run every layer's loop twin (``reference.py``) instead: slow, for checking.
 
         Returns
         -------
@@ -119,16 +97,17 @@ class Network:
         steps = self.steps(output)
         x = self.check_input(x, check_range)
         activations: dict[str, np.ndarray] | None = {} if capture else None
-        out = run_steps(steps, x, self.run_layer, activations)
+        def run(layer: Layer, x: np.ndarray, earlier: np.ndarray | None) -> np.ndarray:
+            return run_layer(layer, x, self.layer_weights(layer), earlier, twin=loop_twins)
+
+        out = run_steps(steps, x, run, activations)
         return (out, activations) if capture else out
 
     __call__ = forward
 
     def run_layer(self, layer: Layer, x: np.ndarray, earlier: np.ndarray | None) -> np.ndarray:
         """One layer on x; ``earlier`` is the saved output that an add or multiply joins."""
-        if layer.source:
-            return JOIN_FUNCTIONS[layer.kind](x, earlier)
-        return LAYER_FUNCTIONS[layer.kind](x, layer, self.layer_weights(layer))
+        return run_layer(layer, x, self.layer_weights(layer), earlier)
 
     def random_input(self, n: int, seed: int = 0) -> np.ndarray:
         """Seeded random images in this model's input range: [-1, 1], or [0, 255] pixels for
@@ -144,7 +123,7 @@ class Network:
 
         x is (N, H, W, 3), as for ``forward``. Runs ``batch_size`` images at a time, so
         activations stay small. ``fused=True`` runs the fused path (``fused.py`` kernels in
-        ``plan.py`` steps: batch norm folded into the convolutions, fused activations), with
+        ``plan.py`` units: batch norm folded into the convolutions, fused activations), with
         the batch split over ``threads`` lanes (default: one per CPU core); ``fused=False``
         the readable ``forward``, one chunk after another. Both give the same numbers to
         float32 round-off (tested). ``check_range`` as in ``forward``.
@@ -154,13 +133,13 @@ class Network:
         lanes = cpu_cores() if threads is None else threads
         for name, value in (("batch_size", batch_size), ("threads", lanes)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"predict: {name} must be a positive integer, got {value!r}")
+                raise InputError(f"predict: {name} must be a positive integer, got {value!r}")
         if len(x) == 0:
             return np.zeros((0, *steps[-1].output_shape), np.float32)
         if not fused:
             return np.concatenate([self.forward(x[i:i + batch_size], output, check_range=False)
                                    for i in range(0, len(x), batch_size)])
-        out = run_in_lanes(self.plan, x, batch_size, lanes)
+        out = run_in_lanes(self.fused_steps, x, batch_size, lanes)
         return ops.softmax(out) if steps[-1].kind == "softmax" else out
 
     def check_input(self, x: np.ndarray, check_range: bool = True) -> np.ndarray:
@@ -173,16 +152,16 @@ class Network:
         """
         x = np.asarray(x)
         if x.dtype == np.uint8 and not self.expects_pixels:
-            raise TypeError("x holds uint8 pixels: scale them first with preprocess_input(x)")
+            raise InputError("x holds uint8 pixels: scale them first with preprocess_input(x)")
         x = as_float32("x", x, "MobileNet")
         if x.ndim == 3 and x.shape == self.input_shape:
-            raise ValueError(f"x must be a batch (N, {', '.join(map(str, self.input_shape))}); "
+            raise InputError(f"x must be a batch (N, {', '.join(map(str, self.input_shape))}); "
                              f"got one image {x.shape}: use x[None]")
         if x.ndim != 4 or x.shape[1:] != self.input_shape:
-            raise ValueError(f"this model takes (N, {', '.join(map(str, self.input_shape))}) "
+            raise InputError(f"this model takes (N, {', '.join(map(str, self.input_shape))}) "
                              f"images, got {tuple(x.shape)}")
         if x.size and not np.isfinite(x).all():
-            raise ValueError(f"x holds {np.count_nonzero(~np.isfinite(x))} NaN or infinite values")
+            raise InputError(f"x holds {np.count_nonzero(~np.isfinite(x))} NaN or infinite values")
         if check_range and x.size:
             self._check_range(float(x.min()), float(x.max()))
         return x
@@ -193,11 +172,11 @@ class Network:
             # Pixels are never below zero; values in [-1, 1] with negatives are preprocessed.
             looks_scaled = low < 0 and high <= 1 + RANGE_MARGIN
             if looks_scaled or low < -1 or high > 255 * (1 + RANGE_MARGIN):
-                raise ValueError(f"x spans [{low:.3g}, {high:.3g}], but this model takes pixels in "
+                raise InputError(f"x spans [{low:.3g}, {high:.3g}], but this model takes pixels in "
                                  f"[0, 255] and rescales them itself: pass load_image(...) "
                                  f"pixels, not preprocess_input's output (or check_range=False)")
         elif low < -1 - 2 * RANGE_MARGIN or high > 1 + 2 * RANGE_MARGIN:
-            raise ValueError(f"x spans [{low:.3g}, {high:.3g}], but this model takes values in "
+            raise InputError(f"x spans [{low:.3g}, {high:.3g}], but this model takes values in "
                              f"[-1, 1]: scale pixels with preprocess_input(x) first (or "
                              f"check_range=False)")
 
@@ -209,6 +188,5 @@ def load(path: str | os.PathLike, **options) -> Network:
     ``resolution=160``) override or add to what the file tells.
     """
     stored = read_weights_file(path)
-    config = infer_config(stored)
-    family = get_family(config.pop("arch"))
+    family, config = file_options(stored)
     return Network(family, stored, **{**config, **options})

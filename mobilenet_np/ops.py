@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .errors import InputError
 from .shapes import (
     Padding,
     as_float32,
@@ -146,7 +147,7 @@ def batch_norm(
     for name, value in stats.items():
         stats[name] = as_float32(name, value, "batch_norm")
         if stats[name].shape != (x.shape[-1],):
-            raise ValueError(
+            raise InputError(
                 f"batch_norm: {name} must have shape ({x.shape[-1]},) to match x "
                 f"{tuple(x.shape)}, got {tuple(stats[name].shape)}"
             )
@@ -219,3 +220,21 @@ def squeeze_excite(
     hidden = relu(pooled @ squeeze + squeeze_bias)  # (N, C')
     gate = hard_sigmoid(hidden @ excite + excite_bias)  # (N, C), in [0, 1]
     return x * gate[:, None, None, :]
+
+
+def dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """Fully connected: x (N, Cin) @ kernel (Cin, Cout) + bias (Cout,) -> (N, Cout)."""
+    x = as_float32("x", x, "dense")
+    check_rank("x", x, 2, "(N, C)", "dense")
+    out = x @ as_float32("kernel", kernel, "dense")
+    return out if bias is None else out + as_float32("bias", bias, "dense")
+
+
+def add(x: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """The residual connection: x plus the saved output of an earlier layer, same shape."""
+    return as_float32("x", x, "add") + as_float32("earlier", earlier, "add")
+
+
+def multiply(x: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """Squeeze-and-excite's gate: the earlier activation (N, H, W, C) times x (N, 1, 1, C)."""
+    return as_float32("earlier", earlier, "multiply") * as_float32("x", x, "multiply")

@@ -1,171 +1,202 @@
-"""The fused path as a plan: the layer table compiled into fused steps, and run.
+"""The fused plan as data: the layer table compiled into ``Unit`` records, one per fused step.
 
 ``compile_plan`` turns every unit of every block (the layers of one role, see ``layers.py``)
-into one step of ``fused.py``: a conv unit ([zero_pad] conv, BN, [activation]) into one
-``Conv`` or ``Depthwise`` with BN folded into its weights, squeeze-excite's six layers into one
-``SqueezeExcite``, a residual add into ``Residual``, pooling and the classifier into a ``Head``.
-The rule is the role: a role without a step here is an error when the model is built, never a
-quiet fallback. ``run_plan`` runs the steps through the one interpreter; ``run_in_lanes``
-splits a batch over lanes, one thread per core (see its docstring for why threads pay off only
-there).
+into one ``Unit``: plain data saying what the step computes (``op``), on which weights (batch
+norm already folded in), with which pads, stride and activation, and which table layers it
+replaces. Every runner reads these records and nothing else: the numpy steps (``fused.py``),
+the numba steps (``compiled.py``), int8 lowering (``int8/quantize.py``) and the profiler.
+
+The ops, and the layers each is made of (what joins a unit is said by ``kinds.KINDS``):
+
+- ``conv`` / ``depthwise``: [zero_pad] convolution [batch_norm] [activation], BN folded into
+  the kernel and bias, an explicit pad merged into the conv's own;
+- ``squeeze_excite``: pool, 1x1 conv, relu, 1x1 conv, hard_sigmoid, multiply: two ``stages``;
+- ``add``: the residual connection (``source`` names the earlier output it adds back);
+- ``rescale``: MobileNetV3's pixels -> [-1, 1];
+- ``head``: global pooling, then every matmul ``stage`` with the activation that follows it
+  (the softmax is left to ``predict``);
+- ``layers``: any other unit, run layer by layer with the vectorised kernels (a new kind of
+  unit works at once, unfused, until it gets an op of its own).
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from types import ModuleType
+from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
-from .fused import ACTIVATIONS, Step, fold_batch_norm
-from .interpreter import run_steps
-from .layers import BN_WEIGHTS, CONV_ROLES, Block, Layer, Params
-from .shapes import resolve_padding
+from .errors import UnsupportedError
+from .kinds import BN_EPSILON, BN_WEIGHTS, KINDS
+from .layers import Block, Layer, Params
+from .shapes import Pads, resolve_padding
 
-# Where each backend's step classes live: the same steps, calling other kernels.
-BACKENDS = {"numpy": "mobilenet_np.fused", "numba": "mobilenet_np.compiled"}
-
-
-def compile_plan(blocks: list[Block], params: Params, backend: str = "numpy") -> list[Step]:
-    """One fused step per unit; each step records the layers it replaces in ``step.covers``."""
-    steps = backend_steps(backend)
-    plan = []
-    for block in blocks:
-        for role, layers in block.units():
-            if role not in UNIT_STEPS:
-                raise ValueError(f"the fused path has no step for role {role!r} ({layers[0].name}"
-                                 f" in block {block.name}): add one to plan.UNIT_STEPS")
-            step = UNIT_STEPS[role](layers, params, steps)
-            step.covers = layers
-            plan.append(step)
-    return plan
+NO_PADS: Pads = ((0, 0), (0, 0))
+FUSE_ORDER = {"conv": 0, "batch_norm": 1, "activation": 2}  # a conv unit's layers, in order
 
 
-def backend_steps(backend: str) -> ModuleType:
-    """The module whose step classes (``Conv``, ``Depthwise``, ...) a backend runs."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
-    steps = importlib.import_module(BACKENDS[backend])
-    if backend == "numba":
-        steps.kernels()  # Numba missing: one clear error now, not at the first predict
-    return steps
+@dataclass(frozen=True)
+class Stage:
+    """One matmul on a pooled vector: (N, Cin) @ matrix (Cin, Cout) + bias, then activation."""
+
+    layer: Layer  # the 1x1 conv, classifier or dense layer
+    matrix: np.ndarray  # (Cin, Cout)
+    bias: np.ndarray  # (Cout,)
+    activation: str | None  # the activation kind that follows it, or None
+    output: str  # the layer whose output the stage produces (its activation's, if any)
 
 
-def run_plan(plan: list[Step], x: np.ndarray) -> np.ndarray:
-    """Run fused steps in order: (N, H, W, 3) -> logits (N, classes) or features."""
-    return run_steps(plan, x, call_step)
+@dataclass(frozen=True)
+class Unit:
+    """One fused step as plain data."""
+
+    op: str  # conv | depthwise | squeeze_excite | add | rescale | head | layers
+    covers: tuple[Layer, ...]  # the table layers it replaces, in order
+    source: str | None = None  # add: the earlier output it adds back
+    kernel: np.ndarray | None = None  # BN folded: conv (kh, kw, Cin, Cout), depthwise (kh, kw, C, M)
+    bias: np.ndarray | None = None  # (Cout,)
+    stride: int = 1
+    pads: Pads = NO_PADS  # ((top, bottom), (left, right)), explicit
+    activation: str | None = None  # the activation kind applied to the sum, or None (linear)
+    stages: tuple[Stage, ...] = ()  # squeeze_excite and head
+    pool: str = "avg"  # head: "avg" or "max"
+    weights: dict | None = None  # layers: {layer name: {weight name: array}}
+
+    @property
+    def name(self) -> str:
+        """The layer whose output this unit produces (the interpreter saves outputs by it)."""
+        return self.covers[-1].name
+
+    @property
+    def conv(self) -> Layer:
+        """conv / depthwise: the convolution layer itself (not its zero_pad)."""
+        return next(layer for layer in self.covers if KINDS[layer.kind].fuses == "conv")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.covers[0].input_shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.covers[-1].output_shape
 
 
-def call_step(step: Step, x: np.ndarray, earlier: np.ndarray | None) -> np.ndarray:
-    """One fused step; ``earlier`` is the saved output a ``Residual`` adds back."""
-    return step(x) if step.source is None else step(x, earlier)
+def compile_plan(blocks: list[Block], params: Params) -> list[Unit]:
+    """One ``Unit`` per unit of every block, in order."""
+    return [UNIT_RULES.get(role, layers_unit)(layers, params)
+            for block in blocks for role, layers in block.units()]
 
 
-def run_in_lanes(plan: list[Step], x: np.ndarray, batch_size: int, lanes: int) -> np.ndarray:
-    """Run x (N, H, W, 3) through the plan ``batch_size`` images at a time, on ``lanes`` threads.
+def fold_batch_norm(
+    kernel: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray,
+    variance: np.ndarray, epsilon: float = BN_EPSILON, depthwise: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold inference BN into the preceding conv: returns (kernel * s, beta - mean * s).
 
-    Each lane (a thread) runs whole chunks of images through every step, with BLAS held to
-    one thread per lane. Why whole chunks: NumPy lets go of the GIL inside each call, so two
-    lanes keep two cores busy with the elementwise work (depthwise, bias, activation) that
-    BLAS's own threads never share. But every call also takes the GIL back, so threads that
-    meet after every layer spend their time waiting for each other (measured here: splitting
-    each layer over two threads was slower than one). Chunks of different images never meet.
-    With one image, or ``lanes=1``, BLAS keeps all its threads and no lane is started. (The
-    BLAS limit is process-wide while the lanes run, and restored when they finish.)
+    At inference BN is a per-channel affine map and a convolution is linear, so for output
+    channel o: BN(conv(x, W))[o] = conv(x, W * s)[o] + (beta[o] - mean[o] * s[o]) with
+    s = gamma / sqrt(var + eps). kernel (..., Cout) for standard/pointwise; for depthwise
+    (kh, kw, C, M) the BN channel of output c * M + m scales ``kernel[..., c, m]``. Computed in
+    float64, returned as float32.
     """
-    lanes = max(1, min(lanes, len(x)))
-    size = max(1, min(batch_size, -(-len(x) // lanes)))  # ceil: every lane gets a chunk
-    chunks = [x[i:i + size] for i in range(0, len(x), size)]  # each (n, H, W, 3)
-    if lanes == 1:
-        return np.concatenate([run_plan(plan, chunk) for chunk in chunks])
-    with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(lanes) as pool:
-        return np.concatenate(list(pool.map(functools.partial(run_plan, plan), chunks)))
-
-
-def cpu_cores() -> int:
-    """The CPU cores this process may run on (fewer than the machine's in a container)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-@functools.cache
-def _blas_controller() -> ThreadpoolController:
-    """Finds the loaded BLAS libraries once (a scan of the process's shared libraries)."""
-    return ThreadpoolController()
+    scale = gamma.astype(np.float64) / np.sqrt(variance.astype(np.float64) + epsilon)  # (Cout,)
+    per_weight = scale.reshape(kernel.shape[-2:]) if depthwise else scale  # (C, M) or (Cout,)
+    folded = kernel.astype(np.float64) * per_weight
+    bias = beta.astype(np.float64) - mean.astype(np.float64) * scale
+    return folded.astype(np.float32), bias.astype(np.float32)
 
 
 def _kinds(layers: tuple[Layer, ...]) -> list[str]:
     return [layer.kind for layer in layers]
 
 
-def _conv_unit(layers: tuple[Layer, ...], params: Params, steps: ModuleType) -> Step:
-    """[zero_pad] conv, BN, [activation] -> one ``Conv`` or ``Depthwise``, BN folded in."""
-    pads, rest = (layers[0].padding, layers[1:]) if layers[0].kind == "zero_pad" else (None, layers)
-    conv, bn, *after = rest
-    activation = after[0].kind if after else None  # None: a linear bottleneck
-    if bn.kind != "batch_norm" or len(after) > 1 or (after and activation not in ACTIVATIONS):
-        raise ValueError(f"the fused path runs a conv unit as [zero_pad] conv, batch_norm, "
-                         f"[{' | '.join(ACTIVATIONS)}], not {_kinds(layers)}")
+def _weights(layer: Layer, params: Params) -> dict[str, np.ndarray]:
+    return {name: params[f"{layer.name}/{name}"] for name in layer.weights}
+
+
+def conv_unit(layers: tuple[Layer, ...], params: Params) -> Unit:
+    """[zero_pad] conv [batch_norm] [activation] -> one conv or depthwise unit, BN folded in."""
+    start = 1 if KINDS[layers[0].kind].fuses == "pad" else 0
+    ranks = [FUSE_ORDER.get(KINDS[layer.kind].fuses, -1) for layer in layers[start:]]
+    if ranks[:1] != [0] or ranks != sorted(set(ranks)):  # conv first, then each at most once
+        raise UnsupportedError(f"the fused path runs a conv unit as [zero_pad] conv [batch_norm] "
+                               f"[activation], not {_kinds(layers)} ({layers[0].name})")
+    conv, rest = layers[start], layers[start + 1:]
+    weights = _weights(conv, params)
     depthwise = conv.kind == "depthwise_conv2d"
-    weight = params[f"{conv.name}/{'depthwise_kernel' if depthwise else 'kernel'}"]
-    kernel, bias = fold_batch_norm(weight, *(params[f"{bn.name}/{w}"] for w in BN_WEIGHTS),
-                                   depthwise=depthwise)
-    if depthwise:
-        return steps.Depthwise(conv, _merge_pads(pads, conv), kernel, bias, activation)
-    if pads is not None:
-        raise ValueError(f"the fused path pads only before a depthwise conv, not {conv.name}")
-    return steps.Conv(conv, kernel, bias, activation)
+    kernel = weights["depthwise_kernel" if depthwise else "kernel"]
+    bias = weights.get("bias", np.zeros(conv.output_shape[-1], np.float32))
+    for bn in (layer for layer in rest if layer.kind == "batch_norm"):
+        gamma, beta, mean, variance = (params[f"{bn.name}/{w}"] for w in BN_WEIGHTS)
+        # BN(conv + b) = BN with its mean moved by -b, applied to conv: the bias folds in too
+        kernel, bias = fold_batch_norm(kernel, gamma, beta, mean - bias, variance,
+                                       bn.options.get("epsilon", BN_EPSILON), depthwise)
+    activation = next((layer.kind for layer in rest if KINDS[layer.kind].fuses == "activation"),
+                      None)
+    pads = _own_pads(conv)
+    if start:  # an explicit zero_pad followed by the conv's own padding is one padding
+        pads = tuple((a + c, b + d) for (a, b), (c, d) in zip(layers[0].padding, pads, strict=True))
+    return Unit("depthwise" if depthwise else "conv", layers, kernel=kernel, bias=bias,
+                stride=conv.stride, pads=pads, activation=activation)
 
 
-def _matrix(layer: Layer, params: Params) -> tuple[np.ndarray, np.ndarray]:
-    """A 1x1 conv or dense layer's kernel as a (Cin, Cout) matrix, and its bias."""
+def _own_pads(layer: Layer) -> Pads:
+    return resolve_padding(layer.padding, layer.input_shape[:2], (layer.kernel, layer.kernel),
+                           (layer.stride, layer.stride), layer.name)
+
+
+def _stage(layer: Layer, params: Params, follower: Layer | None) -> Stage:
+    """A 1x1 conv, classifier or dense layer as a matmul stage, with the activation after it."""
     kernel = params[f"{layer.name}/kernel"]
-    return kernel.reshape(-1, kernel.shape[-1]), params[f"{layer.name}/bias"]
+    fused = follower is not None and KINDS[follower.kind].fuses == "activation"
+    return Stage(layer, kernel.reshape(-1, kernel.shape[-1]), params[f"{layer.name}/bias"],
+                 follower.kind if fused else None, follower.name if fused else layer.name)
 
 
-def _squeeze_excite(layers: tuple[Layer, ...], params: Params, steps: ModuleType) -> Step:
-    """pool, conv, relu, conv, hard_sigmoid, multiply -> one step."""
+def squeeze_excite_unit(layers: tuple[Layer, ...], params: Params) -> Unit:
+    """pool, conv, relu, conv, hard_sigmoid, multiply -> one unit with two stages."""
     expected = ["global_average_pool", "pointwise_conv2d", "relu", "pointwise_conv2d",
                 "hard_sigmoid", "multiply"]
     if _kinds(layers) != expected:
-        raise ValueError(f"the fused path knows squeeze-excite as {expected}, got {_kinds(layers)}")
-    return steps.SqueezeExcite(_matrix(layers[1], params), _matrix(layers[3], params))
+        raise UnsupportedError(f"the fused path knows squeeze-excite as {expected}, got "
+                               f"{_kinds(layers)}")
+    return Unit("squeeze_excite", layers, stages=(_stage(layers[1], params, layers[2]),
+                                                  _stage(layers[3], params, layers[4])))
 
 
-def _head(layers: tuple[Layer, ...], params: Params, steps: ModuleType) -> Step:
+def head_unit(layers: tuple[Layer, ...], params: Params) -> Unit:
     """Pooling, then every matmul stage with the activation that follows it (softmax is left to
     ``predict``, flatten is free on the pooled vector)."""
     pool, *rest = layers
     if pool.kind not in ("global_average_pool", "global_max_pool"):
-        raise ValueError(f"the fused path's head starts with global pooling, not {pool.kind}")
+        raise UnsupportedError(f"the fused path's head starts with global pooling, not {pool.kind}")
     stages = []
     for i, layer in enumerate(rest):
-        follower = rest[i + 1].kind if i + 1 < len(rest) else None
-        if layer.kind in ("classifier", "dense", "pointwise_conv2d"):
-            stages.append((*_matrix(layer, params), follower if follower in ACTIVATIONS else None))
-        elif layer.kind not in (*ACTIVATIONS, "flatten", "softmax"):
-            raise ValueError(f"the fused path's head has no stage for {layer.kind} ({layer.name})")
-    return steps.Head("avg" if pool.kind == "global_average_pool" else "max", stages)
+        follower = rest[i + 1] if i + 1 < len(rest) else None
+        if KINDS[layer.kind].macs is not None:
+            stages.append(_stage(layer, params, follower))
+        elif KINDS[layer.kind].fuses != "activation" and layer.kind not in ("flatten", "softmax"):
+            raise UnsupportedError(f"the fused path's head has no stage for {layer.kind} "
+                                   f"({layer.name})")
+    return Unit("head", layers, stages=tuple(stages),
+                pool="avg" if pool.kind == "global_average_pool" else "max")
 
 
-def _merge_pads(before, layer: Layer):
-    """An explicit zero_pad followed by a conv's own padding is one padding."""
-    own = resolve_padding(layer.padding, layer.input_shape[:2], (layer.kernel, layer.kernel),
-                          (layer.stride, layer.stride), layer.name)
-    if before is None:
-        return own
-    return tuple((a + c, b + d) for (a, b), (c, d) in zip(before, own, strict=True))
+def layers_unit(layers: tuple[Layer, ...], params: Params) -> Unit:
+    """Any other unit: its layers, run one by one with the vectorised kernels."""
+    outside = {layer.source for layer in layers if layer.source} - {layer.name for layer in layers}
+    if len(outside) > 1:
+        raise UnsupportedError(f"a unit that joins {len(outside)} earlier outputs "
+                               f"({', '.join(sorted(outside))}): split it into units")
+    return Unit("layers", layers, source=next(iter(outside), None),
+                weights={layer.name: _weights(layer, params) for layer in layers})
 
 
-# The rule of the fused path: which step runs each unit role, built from a backend's steps.
-UNIT_STEPS: dict[str, Callable[[tuple[Layer, ...], Params, ModuleType], Step]] = {
-    **{role: _conv_unit for role in CONV_ROLES},
-    "squeeze_excite": _squeeze_excite,
-    "residual": lambda layers, params, steps: steps.Residual(layers[0].source),
-    "rescaling": lambda layers, params, steps: steps.Rescale(),
-    "top": _head,
+# The rule of the fused path: which unit each role compiles to (others: ``layers_unit``).
+UNIT_RULES: dict[str, Callable[[tuple[Layer, ...], Params], Unit]] = {
+    **{role: conv_unit for role in ("conv", "expand", "depthwise", "pointwise", "project")},
+    "squeeze_excite": squeeze_excite_unit,
+    "residual": lambda layers, params: Unit("add", layers, source=layers[0].source),
+    "rescaling": lambda layers, params: Unit("rescale", layers),
+    "top": head_unit,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .interpreter import run_steps
+from .kinds import run_layer
 from .layers import Layer, Params
 
 
@@ -33,8 +34,8 @@ def random_weights(layers: list[Layer], seed: int = 0) -> Params:
     return params
 
 
-def calibrate_batch_norm(network, seed: int = 0) -> None:
-    """Give a network's random weights batch-norm statistics measured on a seeded random batch.
+def calibrate_batch_norm(layers: list[Layer], params: Params, x: np.ndarray) -> Params:
+    """New params whose batch-norm variances are measured on ``x``, a seeded random batch.
 
     He-normal kernels alone let activations shrink or blow up through dozens of layers (V3's
     unbounded ReLU and hard-swish: logits in the thousands). Setting each BN's variance to that
@@ -43,11 +44,15 @@ def calibrate_batch_norm(network, seed: int = 0) -> None:
     numbers in near-constant channels, magnify round-off and make float32 comparisons
     meaningless.
     """
+    params = dict(params)
+
     def measure_then_run(layer: Layer, x: np.ndarray, other: np.ndarray | None) -> np.ndarray:
         if layer.kind == "batch_norm":
-            mean = network.params[f"{layer.name}/moving_mean"]
-            network.params[f"{layer.name}/moving_variance"] = ((x - mean) ** 2).mean(
-                axis=(0, 1, 2))
-        return network.run_layer(layer, x, other)
+            mean = params[f"{layer.name}/moving_mean"]
+            params[f"{layer.name}/moving_variance"] = ((x - mean) ** 2).mean(
+                axis=tuple(range(x.ndim - 1)))  # over all but the channels
+        weights = {name: params[f"{layer.name}/{name}"] for name in layer.weights}
+        return run_layer(layer, x, weights, other)
 
-    run_steps(network.steps("logits"), network.random_input(2, seed), measure_then_run)
+    run_steps(layers, x, measure_then_run)
+    return params

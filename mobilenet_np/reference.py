@@ -11,7 +11,7 @@ the twins. (``conv2d`` keeps its loops inline: the fused path runs its one stand
 the stem, as im2col + BLAS on both backends.)
 
 A core writes into ``out``, starting every sum from its bias and applying ``activation`` (one
-of ``ACTIVATIONS``' codes) to the finished sum, as a fused kernel does.
+of ``ACTIVATION_CODES``) to the finished sum, as a fused kernel does.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .shapes import (
 
 # Activation codes: the cores take a number, not a string, so that Numba compiles them.
 LINEAR, RELU, RELU6, HARD_SIGMOID, HARD_SWISH = range(5)
-ACTIVATIONS = {None: LINEAR, "relu": RELU, "relu6": RELU6, "hard_sigmoid": HARD_SIGMOID,
+ACTIVATION_CODES = {None: LINEAR, "relu": RELU, "relu6": RELU6, "hard_sigmoid": HARD_SIGMOID,
                "hard_swish": HARD_SWISH}
 # float32 constants: a Python float would turn float32 arithmetic into float64 under Numba.
 ZERO, THREE, SIX = np.float32(0.0), np.float32(3.0), np.float32(6.0)
@@ -217,6 +217,16 @@ def _activation_twin(x: np.ndarray, activation: int, func: str) -> np.ndarray:
     return flat.reshape(np.shape(x))
 
 
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0), element by element."""
+    return _activation_twin(x, RELU, "relu")
+
+
+def relu6(x: np.ndarray) -> np.ndarray:
+    """min(max(x, 0), 6), element by element."""
+    return _activation_twin(x, RELU6, "relu6")
+
+
 def hard_sigmoid(x: np.ndarray) -> np.ndarray:
     """relu6(x + 3) / 6, element by element: 0 below -3, 1 above 3, x / 6 + 1/2 between."""
     return _activation_twin(x, HARD_SIGMOID, "hard_sigmoid")
@@ -256,4 +266,85 @@ def squeeze_excite(
     out = np.empty_like(x)
     squeeze_excite_loop(x, squeeze, as_float32("squeeze_bias", squeeze_bias, "squeeze_excite"),
                         excite, as_float32("excite_bias", excite_bias, "squeeze_excite"), out)
+    return out
+
+
+def batch_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray,
+               variance: np.ndarray, epsilon: float = 1e-3) -> np.ndarray:
+    """gamma * (x - mean) / sqrt(variance + eps) + beta, channel by channel: x (..., C)."""
+    x = as_float32("x", x, "batch_norm")
+    flat, out = x.reshape(-1, x.shape[-1]), np.empty(x.shape, np.float32).reshape(-1, x.shape[-1])
+    for c in range(flat.shape[1]):  # (P, C): every pixel of every image, one channel at a time
+        scale = np.float32(gamma[c]) / np.sqrt(np.float32(variance[c]) + np.float32(epsilon))
+        for p in range(flat.shape[0]):
+            out[p, c] = (flat[p, c] - np.float32(mean[c])) * scale + np.float32(beta[c])
+    return out.reshape(x.shape)
+
+
+def zero_pad(x: np.ndarray, padding: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
+    """Copy each pixel of x (N, H, W, C) into a zero frame ((top, bottom), (left, right)) wide."""
+    x = as_float32("x", x, "zero_pad")
+    check_rank("x", x, 4, "(N, H, W, C)", "zero_pad")
+    (top, bottom), (left, right) = resolve_padding(padding, x.shape[1:3], (1, 1), (1, 1), "zero_pad")
+    n_images, height, width, channels = x.shape
+    out = np.zeros((n_images, height + top + bottom, width + left + right, channels), np.float32)
+    for n in range(n_images):
+        for y in range(height):
+            for x_ in range(width):
+                out[n, y + top, x_ + left] = x[n, y, x_]
+    return out
+
+
+def rescale_pixels(x: np.ndarray) -> np.ndarray:
+    """Pixels [0, 255] -> [-1, 1], element by element: x * (1 / 127.5) - 1."""
+    flat = as_float32("x", x, "rescale_pixels").ravel()
+    out = np.empty_like(flat)
+    for i in range(flat.size):
+        out[i] = flat[i] * np.float32(1 / 127.5) - np.float32(1.0)
+    return out.reshape(np.shape(x))
+
+
+def dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """Fully connected by loops: out[n, o] = bias[o] + sum over i of x[n, i] * kernel[i, o]."""
+    x = as_float32("x", x, "dense")
+    check_rank("x", x, 2, "(N, C)", "dense")
+    out = np.empty((len(x), kernel.shape[1]), np.float32)
+    matmul_loop(x, as_float32("kernel", kernel, "dense"), out)
+    if bias is not None:
+        bias_activate_loop(out, as_float32("bias", bias, "dense"), LINEAR)
+    return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """exp(z_i - max z) / sum over j of exp(z_j - max z), row by row: (N, K) -> (N, K)."""
+    z = as_float32("logits", logits, "softmax")
+    check_rank("logits", z, 2, "(N, K)", "softmax")
+    out = np.empty_like(z)
+    for n in range(len(z)):
+        top, total = z[n, 0], ZERO
+        for i in range(z.shape[1]):
+            top = max(top, z[n, i])
+        for i in range(z.shape[1]):
+            out[n, i] = np.exp(z[n, i] - top)
+            total += out[n, i]
+        for i in range(z.shape[1]):
+            out[n, i] /= total
+    return out
+
+
+def add(x: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """The residual connection, element by element: x + earlier, same shape."""
+    x, earlier = as_float32("x", x, "add"), as_float32("earlier", earlier, "add")
+    out = np.empty_like(x)
+    for index in np.ndindex(x.shape):
+        out[index] = x[index] + earlier[index]
+    return out
+
+
+def multiply(x: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """Squeeze-excite's gate: earlier[n, y, x, c] * x[n, 0, 0, c] at every pixel."""
+    x, earlier = as_float32("x", x, "multiply"), as_float32("earlier", earlier, "multiply")
+    out = np.empty_like(earlier)
+    for n, y, x_, c in np.ndindex(earlier.shape):
+        out[n, y, x_, c] = earlier[n, y, x_, c] * x[n, 0, 0, c]
     return out

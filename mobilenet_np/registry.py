@@ -12,17 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from .errors import InputError, UnsupportedError
 from .layers import Block, Layer
-
-
-class Stored(dict):
-    """What a weights file holds, ``{layer name: {weight name: array}}``, and where it came from."""
-
-    def __init__(self, *args, layout: str = "weights given in memory", **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.layout = layout  # e.g. "Keras 3 weights (.weights.h5)"
-        self.source = "the weights given"  # the file's path, once read from one
-
+from .stored import Stored
 
 # Options every family takes (Keras's argument names), with their defaults.
 COMMON_OPTIONS = {"alpha": 1.0, "resolution": 224, "include_top": True, "pooling": None,
@@ -46,16 +38,16 @@ class WeightFiles:
     # the input sizes trained for, one file each; None: one file (trained at 224) for any size,
     # as for MobileNetV3 (its layers do not depend on the input size: Keras loads it for any)
     resolutions: tuple[int, ...] | None
-    # (alpha, resolution, include_top, **own options) -> Keras's file name; raises ValueError for
+    # (alpha, resolution, include_top, **own options) -> Keras's file name; raises an error for
     # a combination Keras does not publish beyond the alphas and resolutions above
     name: Callable[..., str]
     checksums: Mapping[str, str] = field(default_factory=dict)  # name -> "md5:..." / "sha256:..."
 
     def file_name(self, alpha: float, resolution: int, include_top: bool, **options) -> str:
-        """Keras's file name for these options, or a ValueError saying which ones exist."""
+        """Keras's file name for these options, or an error saying which ones exist."""
         sizes = self.resolutions
         if alpha not in self.alphas or (sizes is not None and resolution not in sizes):
-            raise ValueError(f"no official ImageNet weights for alpha={alpha}, resolution="
+            raise UnsupportedError(f"no official ImageNet weights for alpha={alpha}, resolution="
                              f"{resolution}: they exist for alpha in {sorted(self.alphas)} and "
                              f"resolution in {list(sizes or ['any'])}")
         return self.name(alpha, resolution, include_top, **options)
@@ -96,7 +88,7 @@ class Family:
         known = {**COMMON_OPTIONS, **{k: o.default for k, o in self.options.items()}}
         unknown = sorted(set(given) - set(known))
         if unknown:
-            raise ValueError(f"{self.title} has no option {', '.join(unknown)} (it takes "
+            raise InputError(f"{self.title} has no option {', '.join(unknown)} (it takes "
                              f"{', '.join(known)})")
         return {**known, **given}
 
@@ -115,35 +107,13 @@ FAMILIES: dict[str, Family] = {}
 def register(family: Family) -> Family:
     """Add a family to the registry (its name must be new)."""
     if family.name in FAMILIES:
-        raise ValueError(f"a family named {family.name!r} is already registered")
+        raise UnsupportedError(f"a family named {family.name!r} is already registered")
     FAMILIES[family.name] = family
     return family
 
 
 def get_family(name: str) -> Family:
-    """The family registered as ``name`` (an --arch value), or a ValueError listing them."""
+    """The family registered as ``name`` (an --arch value), or an error listing them."""
     if name not in FAMILIES:
-        raise ValueError(f"unknown MobileNet family {name!r}: choose from {', '.join(FAMILIES)}")
+        raise InputError(f"unknown MobileNet family {name!r}: choose from {', '.join(FAMILIES)}")
     return FAMILIES[name]
-
-
-def kernel_shape(stored: Stored, layer: str) -> tuple[int, ...] | None:
-    """The shape of a stored layer's first array (its kernel), or None if the layer is absent."""
-    arrays = stored.get(layer)
-    return next(iter(arrays.values())).shape if arrays else None
-
-
-def top_options(stored: Stored, classifier: str) -> dict:
-    """``include_top`` and ``classes``, read off the classifier layer's bias if it is there."""
-    arrays = stored.get(classifier)
-    if not arrays:
-        return {"include_top": False}
-    bias = arrays.get("bias", list(arrays.values())[-1])
-    return {"include_top": True, "classes": int(bias.shape[0])}
-
-
-def published_width(filters: int, base: int, alphas: tuple[float, ...],
-                    rounding: Callable[[float], int]) -> float:
-    """The published alpha whose rounded ``base * alpha`` equals ``filters`` (else the ratio)."""
-    matches = [alpha for alpha in alphas if rounding(base * alpha) == filters]
-    return matches[0] if matches else filters / base

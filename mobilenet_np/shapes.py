@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
+
 Padding = str | tuple[tuple[int, int], tuple[int, int]]
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
@@ -17,14 +19,14 @@ def as_float32(name: str, array: object, func: str) -> np.ndarray:
     """Return ``array`` as float32; integers and other floats are accepted, anything else is not."""
     array = np.asarray(array)
     if array.dtype.kind not in "iuf":
-        raise TypeError(f"{func}: {name} must hold integers or floats, got dtype {array.dtype}")
+        raise InputError(f"{func}: {name} must hold integers or floats, got dtype {array.dtype}")
     return array.astype(np.float32, copy=False)
 
 
 def check_rank(name: str, array: np.ndarray, rank: int, layout: str, func: str) -> None:
-    """Raise ``ValueError`` unless ``array`` has ``rank`` dimensions."""
+    """Raise ``InputError`` unless ``array`` has ``rank`` dimensions."""
     if array.ndim != rank:
-        raise ValueError(
+        raise InputError(
             f"{func}: {name} must be {rank}-D {layout}, got shape {tuple(array.shape)}"
         )
 
@@ -33,7 +35,7 @@ def as_pair(name: str, value: int | tuple[int, int], func: str) -> tuple[int, in
     """Turn an int or a pair of ints (e.g. a stride) into a pair of positive ints."""
     pair = (value, value) if np.isscalar(value) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in pair):
-        raise ValueError(f"{func}: {name} must be a positive int or a pair of them, got {value!r}")
+        raise InputError(f"{func}: {name} must be a positive int or a pair of them, got {value!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -58,7 +60,7 @@ def resolve_padding(
         if padding.lower() == "same":
             return (same_padding(in_hw[0], kernel_hw[0], stride[0]),
                     same_padding(in_hw[1], kernel_hw[1], stride[1]))
-        raise ValueError(
+        raise InputError(
             f"{func}: padding must be 'same', 'valid' or ((top, bottom), (left, right)), "
             f"got {padding!r}"
         )
@@ -66,12 +68,12 @@ def resolve_padding(
         (top, bottom), (left, right) = padding
         pads = tuple(int(p) for p in (top, bottom, left, right))
     except (TypeError, ValueError):
-        raise ValueError(
+        raise InputError(
             f"{func}: padding must be 'same', 'valid' or ((top, bottom), (left, right)), "
             f"got {padding!r}"
         ) from None
     if min(pads) < 0:
-        raise ValueError(f"{func}: padding amounts must be >= 0, got {padding!r}")
+        raise InputError(f"{func}: padding amounts must be >= 0, got {padding!r}")
     return (pads[0], pads[1]), (pads[2], pads[3])
 
 
@@ -84,7 +86,7 @@ def conv_output_hw(
     for axis, size, k, s, (before, after) in zip("HW", in_hw, kernel_hw, stride, pads, strict=True):
         padded = size + before + after
         if k > padded:
-            raise ValueError(
+            raise InputError(
                 f"{func}: kernel {kernel_hw[0]}x{kernel_hw[1]} is larger than the padded input "
                 f"{in_hw[0] + sum(pads[0])}x{in_hw[1] + sum(pads[1])} along {axis}"
             )
@@ -105,14 +107,14 @@ def check_conv_args(
     check_rank("x", x, 4, "(N, H, W, C)", func)
     check_rank("kernel", kernel, 4, "(kh, kw, Cin // groups, Cout)", func)
     if not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"{func}: groups must be a positive int, got {groups!r}")
+        raise InputError(f"{func}: groups must be a positive int, got {groups!r}")
     cin, cout = x.shape[3], kernel.shape[3]
     if cin % groups or cout % groups:
-        raise ValueError(
+        raise InputError(
             f"{func}: groups={groups} must divide x's {cin} channels and the kernel's {cout} filters"
         )
     if kernel.shape[2] != cin // groups:
-        raise ValueError(
+        raise InputError(
             f"{func}: kernel {tuple(kernel.shape)} expects {kernel.shape[2] * groups} input "
             f"channels (kernel.shape[2] * groups), but x {tuple(x.shape)} has {cin}"
         )
@@ -125,7 +127,7 @@ def check_bias(bias: object, channels: int, func: str) -> np.ndarray | None:
         return None
     bias = as_float32("bias", bias, func)
     if bias.shape != (channels,):
-        raise ValueError(f"{func}: bias must have shape ({channels},), got {tuple(bias.shape)}")
+        raise InputError(f"{func}: bias must have shape ({channels},), got {tuple(bias.shape)}")
     return bias
 
 
@@ -138,7 +140,7 @@ def check_depthwise_args(
     check_rank("x", x, 4, "(N, H, W, C)", func)
     check_rank("kernel", kernel, 4, "(kh, kw, C, depth_multiplier)", func)
     if kernel.shape[2] != x.shape[3]:
-        raise ValueError(
+        raise InputError(
             f"{func}: kernel {tuple(kernel.shape)} is for {kernel.shape[2]} channels, "
             f"but x {tuple(x.shape)} has {x.shape[3]}"
         )
@@ -159,11 +161,11 @@ def check_pointwise_args(
     if kernel.ndim == 4 and kernel.shape[:2] == (1, 1):
         kernel = kernel[0, 0]  # (1, 1, Cin, Cout) -> (Cin, Cout)
     if kernel.ndim != 2:
-        raise ValueError(
+        raise InputError(
             f"{func}: kernel must be (1, 1, Cin, Cout) or (Cin, Cout), got {tuple(kernel.shape)}"
         )
     if kernel.shape[0] != x.shape[3]:
-        raise ValueError(
+        raise InputError(
             f"{func}: kernel expects {kernel.shape[0]} input channels, "
             f"but x {tuple(x.shape)} has {x.shape[3]}"
         )
@@ -183,6 +185,6 @@ def check_squeeze_excite_args(
     excite = as_float32("excite_kernel", excite_kernel, func)
     squeeze, excite = squeeze.reshape(-1, squeeze.shape[-1]), excite.reshape(-1, excite.shape[-1])
     if squeeze.shape[0] != x.shape[3] or excite.shape != squeeze.shape[::-1]:
-        raise ValueError(f"{func}: kernels {squeeze.shape} and {excite.shape} do not fit "
+        raise InputError(f"{func}: kernels {squeeze.shape} and {excite.shape} do not fit "
                          f"x with {x.shape[3]} channels (need (C, C') and (C', C))")
     return x, squeeze, excite

@@ -19,16 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import WeightsError
 from .files import check_destination, load_npz, save_npz
 from .keras_files import read_keras_file
+from .kinds import KINDS
 from .layers import Layer, Params
-from .registry import FAMILIES, Family, Stored, get_family
+from .registry import FAMILIES, Family, get_family
+from .stored import Stored
 
 # Keras 3 ``.weights.h5`` files name layers by class and position (conv2d, conv2d_1, ...),
-# not by layer name; these are the classes behind each of our layer kinds.
-KERAS_CLASSES = {"conv2d": "conv2d", "pointwise_conv2d": "conv2d", "classifier": "conv2d",
-                 "depthwise_conv2d": "depthwise_conv2d", "batch_norm": "batch_normalization",
-                 "dense": "dense"}
+# not by layer name: each kind's record says which Keras class stores it (``keras_class``).
 KERAS3_KEY = r"([a-z0-9_]+?)(?:_(\d+))?"  # "conv2d_12" -> class "conv2d", position 12
 # Keras 3's legacy .h5 calls every layer's main array "kernel", a depthwise kernel too.
 WEIGHT_ALIASES = {"depthwise_kernel": "kernel"}
@@ -43,7 +43,7 @@ def read_weights_file(path: str | os.PathLike, family: Family | None = None) -> 
     """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{path} is a folder, not a weights file")
+        raise WeightsError(f"{path} is a folder, not a weights file")
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     if _is_npz(path):
@@ -73,7 +73,7 @@ def _is_npz(path: Path) -> bool:
 
 def keras_classes(layers: list[Layer]) -> Counter:
     """How many layers of each Keras class hold weights: what a Keras 3 file's keys count."""
-    return Counter(KERAS_CLASSES[layer.kind] for layer in layers if layer.weights)
+    return Counter(KINDS[layer.kind].keras_class for layer in layers if layer.weights)
 
 
 def candidate_tables(family: Family):
@@ -109,7 +109,7 @@ def name_by_position(positional: Stored, family: Family | None, layout: str) -> 
             if closest is None or distance < closest[0]:
                 closest = (distance, candidate.title, options, expected)
     _, title, options, expected = closest
-    raise ValueError(f"a {layout} file whose layers fit no MobileNet this package knows: it "
+    raise WeightsError(f"a {layout} file whose layers fit no MobileNet this package knows: it "
                      f"holds {_counts(found)}; the closest, {title} {options}, has "
                      f"{_counts(expected)}")
 
@@ -123,17 +123,17 @@ def _rename_positional(positional: Stored, layers: list[Layer], layout: str) -> 
     by_class: dict[str, list[Layer]] = {}
     for layer in layers:
         if layer.weights:
-            by_class.setdefault(KERAS_CLASSES[layer.kind], []).append(layer)
+            by_class.setdefault(KINDS[layer.kind].keras_class, []).append(layer)
     named = Stored(layout=layout)
     for key, arrays in positional.items():
         match = re.fullmatch(KERAS3_KEY, key)
         layers_of_class, position = by_class[match.group(1)], int(match.group(2) or 0)
         if position >= len(layers_of_class):  # counts agree, so the numbering has a gap
-            raise ValueError(f"{layout}: '{key}' numbers past the {len(layers_of_class)} "
+            raise WeightsError(f"{layout}: '{key}' numbers past the {len(layers_of_class)} "
                              f"{match.group(1)} layers the file holds (renamed or hand-edited?)")
         layer = layers_of_class[position]
         if len(arrays) != len(layer.weights):
-            raise ValueError(f"{layout}: '{key}' ({layer.name}) holds {len(arrays)} arrays, "
+            raise WeightsError(f"{layout}: '{key}' ({layer.name}) holds {len(arrays)} arrays, "
                              f"expected {len(layer.weights)} ({', '.join(layer.weights)})")
         named[layer.name] = dict(zip(layer.weights, arrays.values(), strict=True))
     return named
@@ -157,7 +157,7 @@ def infer_config(stored: Stored) -> dict:
         config = family.recognise(in_family_names(stored, family))
         if config is not None:
             return {"arch": family.name, **config}
-    raise ValueError(f"{stored.source} ({stored.layout}) is not MobileNet weights this package "
+    raise WeightsError(f"{stored.source} ({stored.layout}) is not MobileNet weights this package "
                      f"knows: its layers are {sorted(stored)[:4]}...; families "
                      f"{', '.join(FAMILIES)}")
 
@@ -199,7 +199,7 @@ def check_params(stored: Stored, layers: list[Layer],
             else:
                 params[f"{name}/{weight}"] = np.ascontiguousarray(array, dtype=np.float32)
     if problems:
-        raise ValueError(f"{stored.source}: weights do not fit the model: "
+        raise WeightsError(f"{stored.source}: weights do not fit the model: "
                          + "; ".join(problems[:6]))
     return params
 
@@ -209,7 +209,7 @@ def check_finite(params: Params, source: str) -> Params:
     bad = [f"{key} holds {np.count_nonzero(~np.isfinite(array))} NaN or infinite values"
            for key, array in params.items() if not np.isfinite(array).all()]
     if bad:
-        raise ValueError(f"{source}: " + "; ".join(bad[:4]) + (" ..." if len(bad) > 4 else ""))
+        raise WeightsError(f"{source}: " + "; ".join(bad[:4]) + (" ..." if len(bad) > 4 else ""))
     return params
 
 
@@ -226,14 +226,23 @@ def load_weights(weights: str | os.PathLike | Stored, layers: list[Layer],
                           if layer.role == "top" and layer.weights)
     try:
         params = check_params(in_family_names(stored, family), layers, droppable)
-    except ValueError as error:
+    except WeightsError as error:
         try:
             holds = f"{stored.source} holds {describe_config(infer_config(stored))}"
-        except ValueError:
+        except WeightsError:
             holds = f"{stored.source} is not {family.title} weights"
-        raise ValueError(f"{error}. {holds}: pass the matching options (e.g. alpha=..., "
+        raise WeightsError(f"{error}. {holds}: pass the matching options (e.g. alpha=..., "
                          f"include_top=...) or another file") from None
     return check_finite(params, stored.source)
+
+
+def file_options(stored: Stored, family: Family | None = None) -> tuple[Family, dict]:
+    """The family and builder options a file holds, read off its shapes; a ``family`` given
+    that the file contradicts is an error naming both."""
+    config = infer_config(stored)
+    if family is not None and config["arch"] != family.name:
+        raise WeightsError(f"{stored.source} holds {describe_config(config)}, not {family.title}")
+    return get_family(config.pop("arch")), config
 
 
 def convert(source: str | os.PathLike, destination: str | os.PathLike,
@@ -241,10 +250,6 @@ def convert(source: str | os.PathLike, destination: str | os.PathLike,
     """Convert a Keras file to ``.npz`` after checking every array; return what it holds."""
     check_destination(source, destination, ".npz")
     stored = read_weights_file(source, family)
-    config = infer_config(stored)
-    if family is not None and config["arch"] != family.name:
-        raise ValueError(f"{source} holds {describe_config(config)}, not {family.title}")
-    options = {k: v for k, v in config.items() if k != "arch"}
-    family = get_family(config["arch"])
+    family, options = file_options(stored, family)
     save_npz(load_weights(stored, family.layers(**options), family), destination)
-    return config
+    return {"arch": family.name, **options}

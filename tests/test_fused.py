@@ -18,8 +18,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mobilenet_np import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Small, ops, reference
-from mobilenet_np.fused import Conv, Depthwise, fold_batch_norm
+from mobilenet_np.fused import Conv, Depthwise
 from mobilenet_np.layers import Layer
+from mobilenet_np.plan import Unit, fold_batch_norm
 from mobilenet_np.shapes import resolve_padding
 
 pytestmark = pytest.mark.numerical  # .ci/run runs these with other BLAS kernels too
@@ -92,11 +93,12 @@ def fused_step(case: ConvCase, activation: str | None, band_rows: int):
     layer = Layer("case", "depthwise_conv2d" if case.depthwise else "conv2d", case.x.shape[1:],
                   expected_shape, kernel=kh, stride=case.stride, padding=case.padding)
     bias = np.zeros(expected_shape[2], np.float32) if case.bias is None else case.bias
-    if not case.depthwise:
-        return Conv(layer, case.kernel, bias, activation)
     pads = resolve_padding(case.padding, case.x.shape[1:3], (kh, kw), (case.stride,) * 2, "case")
-    band_bytes = band_rows * expected_shape[1] * expected_shape[2] * 4
-    return Depthwise(layer, pads, case.kernel, bias, activation, band_bytes=band_bytes)
+    unit = Unit("depthwise" if case.depthwise else "conv", (layer,), kernel=case.kernel, bias=bias,
+                stride=case.stride, pads=pads, activation=activation)
+    if not case.depthwise:
+        return Conv(unit)
+    return Depthwise(unit, band_bytes=band_rows * expected_shape[1] * expected_shape[2] * 4)
 
 
 @settings(max_examples=CASES)

@@ -20,13 +20,13 @@ from PIL import Image
 import mobilenet_np as mnp
 from mobilenet_np import ops
 from mobilenet_np.cost import network_cost
-from mobilenet_np.fused import fold_batch_norm
 from mobilenet_np.int8 import ops as int8_ops
 from mobilenet_np.int8 import tflite_summary, tflite_summary_table
 from mobilenet_np.int8.calibrate import affine_parameters
 from mobilenet_np.int8.quantize import calibrate
 from mobilenet_np.int8.tflite_file import read_tflite
-from mobilenet_np.layers import BN_WEIGHTS
+from mobilenet_np.kinds import BN_WEIGHTS
+from mobilenet_np.plan import fold_batch_norm
 
 # Ops that carry quantized outputs in both graphs, in the same order (the converter adds shape
 # arithmetic around RESHAPE, which we do not need).

@@ -27,14 +27,14 @@ from mobilenet_np import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Sm
 from mobilenet_np.cli import main
 from mobilenet_np.files import save_npz
 from mobilenet_np.imagenet import load_image, preprocess_input
-from mobilenet_np.reference import ACTIVATIONS
+from mobilenet_np.reference import ACTIVATION_CODES
 from mobilenet_np.shapes import resolve_padding
 
 pytestmark = pytest.mark.numerical  # .ci/run runs these with other BLAS kernels too
 
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
                                  reason="needs Numba for the numba backend: pip install -e '.[jit]'")
-ACTIVATION_NAMES = list(ACTIVATIONS)  # None, relu, relu6, hard_sigmoid, hard_swish
+ACTIVATION_NAMES = list(ACTIVATION_CODES)  # None, relu, relu6, hard_sigmoid, hard_swish
 
 
 def compiled_kernels():
@@ -64,7 +64,7 @@ def depthwise_arguments(case: ConvCase, activation: str | None) -> tuple:
     bias = np.zeros(channels * multiplier, np.float32) if case.bias is None else case.bias
     out = np.full(case.run(reference).shape, np.nan, np.float32)
     return (np.repeat(case.x, multiplier, axis=3), case.kernel.reshape(kh, kw, -1), bias, stride,
-            (pads[0][0], pads[1][0]), ACTIVATIONS[activation], out)
+            (pads[0][0], pads[1][0]), ACTIVATION_CODES[activation], out)
 
 
 @needs_numba
@@ -75,6 +75,7 @@ def test_compiled_depthwise_equals_its_loop_twin(case: ConvCase, activation) -> 
     the numba ``Depthwise`` step, which makes these arguments itself, gives the same bits."""
     from mobilenet_np.compiled import Depthwise
     from mobilenet_np.layers import Layer
+    from mobilenet_np.plan import Unit
 
     arguments = depthwise_arguments(case, activation)
     expected = assert_compiled_equals_twin("depthwise_loop", *arguments)
@@ -82,7 +83,8 @@ def test_compiled_depthwise_equals_its_loop_twin(case: ConvCase, activation) -> 
                   kernel=case.kernel.shape[0], stride=case.stride, padding=case.padding)
     pads = resolve_padding(case.padding, case.x.shape[1:3], case.kernel.shape[:2],
                            (case.stride,) * 2, "case")
-    step = Depthwise(layer, pads, case.kernel, arguments[2], activation)
+    step = Depthwise(Unit("depthwise", (layer,), kernel=case.kernel, bias=arguments[2],
+                          stride=case.stride, pads=pads, activation=activation))
     np.testing.assert_array_equal(step(case.x), expected)
     if activation is None:  # the loop twin itself makes the same call
         np.testing.assert_array_equal(expected, case.run(reference))
@@ -99,11 +101,9 @@ def test_compiled_epilogue_equals_its_loop_twin_and_the_numpy_epilogue(activatio
     out = rng.uniform(-8, 8, (257, 19)).astype(np.float32)  # across every activation's kinks
     out[0, :5] = [-3, 3, 0, 6, -6]
     bias = rng.standard_normal(19).astype(np.float32)
-    twin = assert_compiled_equals_twin("bias_activate_loop", out, bias, ACTIVATIONS[activation],
+    twin = assert_compiled_equals_twin("bias_activate_loop", out, bias, ACTIVATION_CODES[activation],
                                        result=0)
-    if activation != "hard_sigmoid":  # the fused path never puts it after a conv
-        numpy_path = out + bias
-        np.testing.assert_array_equal(twin, activate_inplace(numpy_path, activation))
+    np.testing.assert_array_equal(twin, activate_inplace(out + bias, activation))
 
 
 @needs_numba

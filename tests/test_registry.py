@@ -10,13 +10,23 @@ import numpy as np
 import pytest
 from helpers.bounds import roundoff_bound
 
-from mobilenet_np import MobileNet, MobileNetV3Small, Network, fused, plan, reference
+from mobilenet_np import (
+    InputError,
+    MobileNet,
+    MobileNetV3Small,
+    Network,
+    UnsupportedError,
+    fused,
+    plan,
+    reference,
+)
 from mobilenet_np.blocks import ConvNames, classifier_top, conv_unit, inverted_residual
 from mobilenet_np.cli import main
 from mobilenet_np.cost import network_cost, separable_blocks
 from mobilenet_np.files import save_npz
 from mobilenet_np.layers import LayerBuilder, check_options
-from mobilenet_np.registry import FAMILIES, Family, Option, WeightFiles, kernel_shape, register, top_options
+from mobilenet_np.registry import FAMILIES, Family, Option, WeightFiles, register
+from mobilenet_np.stored import kernel_shape, top_options
 from mobilenet_np.weights import convert
 
 pytestmark = pytest.mark.numerical  # .ci/run runs these with other BLAS kernels too
@@ -109,9 +119,8 @@ def test_a_new_family_through_the_registry_alone(toy, tmp_path, capsys) -> None:
     probs = model.forward(x)
     assert probs.shape == (3, 10) and np.abs(probs[0] - probs[1]).max() > 1e-3
     assert np.abs(model.predict(x) - probs).max() <= roundoff_bound(model, x)
-    assert [step.kind for step in model.plan] == ["conv2d", "pointwise_conv2d",
-                                                  "depthwise_conv2d", "squeeze_excite",
-                                                  "pointwise_conv2d", "add", "head"]
+    assert [unit.op for unit in model.plan] == ["conv", "conv", "depthwise", "squeeze_excite",
+                                                "conv", "add", "head"]
     # its weights are recognised from their shapes, converted and loaded back
     save_npz(model.params, tmp_path / "toy.npz")
     assert convert(tmp_path / "toy.npz", tmp_path / "copy.npz") == {
@@ -136,9 +145,20 @@ def test_a_bug_in_a_fused_step_is_an_error_not_a_slow_path(monkeypatch) -> None:
     monkeypatch.setattr(fused.Depthwise, "__call__", broken)
     with pytest.raises(RuntimeError, match="planted bug"):
         model.predict(model.random_input(2))
-    monkeypatch.delitem(plan.UNIT_STEPS, "squeeze_excite")
-    with pytest.raises(ValueError, match="no step for role 'squeeze_excite'"):
-        MobileNetV3Small(weights=None)
+
+
+def test_a_role_without_a_rule_runs_its_layers_unfused_and_a_misshapen_unit_is_refused(
+        monkeypatch) -> None:
+    """A unit role the plan has no rule for runs layer by layer (same numbers, to round-off);
+    a unit that claims a rule but does not fit it is refused when the model is built."""
+    monkeypatch.delitem(plan.UNIT_RULES, "squeeze_excite")
+    model = MobileNetV3Small(weights=None, resolution=64)
+    assert "layers" in [unit.op for unit in model.plan]
+    x = model.random_input(2)
+    assert np.abs(model.predict(x) - model.forward(x)).max() <= roundoff_bound(model, x)
+    monkeypatch.setitem(plan.UNIT_RULES, "squeeze_excite", plan.conv_unit)
+    with pytest.raises(UnsupportedError, match="runs a conv unit as"):
+        MobileNetV3Small(weights=None, resolution=64)
 
 
 def test_minimalistic_download_asks_for_the_minimalistic_file(tmp_path, monkeypatch,
@@ -165,7 +185,7 @@ def test_compare_family_refuses_options_it_would_ignore(capsys) -> None:
 
 @pytest.mark.parametrize("kernel", ["hard_sigmoid", "hard_swish"])
 def test_loop_twins_check_their_inputs_like_the_vectorised_kernels(kernel) -> None:
-    with pytest.raises(TypeError, match="must hold integers or floats"):
+    with pytest.raises(InputError, match="must hold integers or floats"):
         getattr(reference, kernel)(np.array(["a"]))
     x = np.ones((1, 2, 2, 3), np.float32)
     with pytest.raises(ValueError, match="do not fit"):

@@ -8,12 +8,11 @@ classes (a "background" class first).
 
 from __future__ import annotations
 
-import os
-
 from ..blocks import ConvNames, classifier_top, conv_unit
+from ..errors import InputError, UnsupportedError
 from ..layers import Block, LayerBuilder, check_options
-from ..model import Network
-from ..registry import Family, Option, Published, Stored, WeightFiles, kernel_shape, register, top_options
+from ..registry import Family, Option, Published, WeightFiles, register
+from ..stored import Stored, kernel_shape, top_options
 
 # Table 1 of the paper. Filters are before the width multiplier alpha. "conv" is a standard
 # conv + BN + ReLU6; "separable" is depthwise 3x3 + BN + ReLU6, then pointwise 1x1 + BN + ReLU6.
@@ -46,7 +45,7 @@ def build(alpha: float, resolution: int | tuple[int, int], include_top: bool,
     """
     height, width = check_options(alpha, resolution, pooling, classes)
     if not isinstance(depth_multiplier, int) or depth_multiplier < 1:
-        raise ValueError(f"depth_multiplier must be an integer >= 1, got {depth_multiplier!r}")
+        raise InputError(f"depth_multiplier must be an integer >= 1, got {depth_multiplier!r}")
     builder = LayerBuilder((height, width, 3))
     (_, kernel, stride, filters), *rows = MOBILENET_V1
     with builder.block("stem", "stem"):
@@ -71,7 +70,7 @@ ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}  # as in Keras's
 def file_name(alpha: float, resolution: int, include_top: bool, depth_multiplier: int = 1) -> str:
     """e.g. ``mobilenet_2_5_224_tf.h5``, ``mobilenet_1_0_128_tf_no_top.h5``."""
     if depth_multiplier != 1:
-        raise ValueError("no official ImageNet weights for depth_multiplier != 1")
+        raise UnsupportedError("no official ImageNet weights for depth_multiplier != 1")
     return f"mobilenet_{ALPHA_TEXT[alpha]}_{resolution}_tf{'' if include_top else '_no_top'}.h5"
 
 
@@ -120,33 +119,3 @@ V1 = register(Family(
                               *SLIM[alpha, 224], "TF-slim mobilenet_v1.md")
                     for alpha in (1.0, 0.25)),
 ))
-
-
-class MobileNet(Network):
-    """MobileNet V1 with Keras's arguments, layer names and numbers.
-
-    Parameters
-    ----------
-    alpha : width multiplier; every layer has ``int(filters * alpha)`` filters.
-    resolution : input height = width, or a pair (height, width); at least 32.
-    depth_multiplier : depthwise filters per input channel.
-    include_top : end with the 1000-way classifier (``conv_preds`` + softmax).
-    weights : "imagenet" (the official Keras file, from the cache or downloaded), a path to a
-        ``.h5``/``.npz`` file, what ``weights.read_weights_file`` read out of one, or None for
-        seeded random weights that do not vanish.
-    pooling : with ``include_top=False``: None (feature map), "avg" or "max".
-    classes : size of the classifier.
-    seed : seed of the random weights when ``weights=None``.
-    backend : the kernels ``predict`` runs: "numpy" or "numba" (the loop twins, compiled).
-    """
-
-    def __init__(
-        self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
-        depth_multiplier: int = 1, include_top: bool = True,
-        weights: str | os.PathLike | Stored | None = "imagenet",
-        pooling: str | None = None, classes: int = 1000, seed: int = 0,
-        backend: str = "numpy",
-    ) -> None:
-        super().__init__(V1, weights, seed, backend, alpha=alpha, resolution=resolution,
-                         depth_multiplier=depth_multiplier, include_top=include_top,
-                         pooling=pooling, classes=classes)

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 from ..blocks import ConvNames, classifier_top, conv_unit, inverted_residual
 from ..layers import Block, LayerBuilder, check_options, make_divisible
-from ..model import Network
-from ..registry import (
-    Family,
-    Published,
-    Stored,
-    WeightFiles,
-    kernel_shape,
-    published_width,
-    register,
-    top_options,
-)
+from ..registry import Family, Published, WeightFiles, register
+from ..stored import Stored, kernel_shape, published_width, top_options
 
 # The paper's Table 2. Each row repeats a block n times; only the first of them has the stride.
 # Filters are before alpha. A block expands its input t times with a 1x1 conv, filters it with
@@ -92,21 +81,3 @@ V2 = register(Family(
                Published("MobileNetV2 1.4", {"alpha": 1.4}, 75.0, 582, 6.06, SLIM),
                Published("MobileNetV2 0.35", {"alpha": 0.35}, 60.3, 59, 1.66, SLIM)),
 ))
-
-
-class MobileNetV2(Network):
-    """MobileNetV2 (inverted residuals, linear bottlenecks) with Keras's arguments and names.
-
-    Same parameters as ``MobileNet`` without ``depth_multiplier``; Keras publishes ImageNet
-    weights for alpha in {0.35, 0.5, 0.75, 1.0, 1.3, 1.4} and resolution in {96, 128, 160,
-    192, 224}.
-    """
-
-    def __init__(
-        self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
-        include_top: bool = True, weights: str | os.PathLike | Stored | None = "imagenet",
-        pooling: str | None = None, classes: int = 1000, seed: int = 0,
-        backend: str = "numpy",
-    ) -> None:
-        super().__init__(V2, weights, seed, backend, alpha=alpha, resolution=resolution,
-                         include_top=include_top, pooling=pooling, classes=classes)

@@ -6,22 +6,11 @@ squeeze-and-excite gates and hard-swish; "minimalistic" drops all three (3x3, no
 
 from __future__ import annotations
 
-import os
-
 from ..blocks import ConvNames, conv_unit, inverted_residual, se_channels
+from ..errors import UnsupportedError
 from ..layers import POOLING_KINDS, Block, LayerBuilder, check_options, make_divisible
-from ..model import Network
-from ..registry import (
-    Family,
-    Option,
-    Published,
-    Stored,
-    WeightFiles,
-    kernel_shape,
-    published_width,
-    register,
-    top_options,
-)
+from ..registry import Family, Option, Published, WeightFiles, register
+from ..stored import Stored, kernel_shape, published_width, top_options
 
 # "K" is the large kernel (5, or 3 when minimalistic), SE a squeeze-and-excite gate (none when
 # minimalistic), "HS" hard-swish (ReLU when minimalistic). Filters are before alpha.
@@ -95,7 +84,7 @@ def file_name(size: str, alpha: float, resolution: int, include_top: bool,
               minimalistic: bool = False, include_preprocessing: bool = True) -> str:
     """e.g. ``weights_mobilenet_v3_small_minimalistic_224_1.0_float_no_top_v2.h5``."""
     if minimalistic and alpha != 1.0:
-        raise ValueError("Keras publishes minimalistic MobileNetV3 weights at alpha 1.0 only")
+        raise UnsupportedError("Keras publishes minimalistic MobileNetV3 weights at alpha 1.0 only")
     variant = f"{size}{'_minimalistic' if minimalistic else ''}_224_{float(alpha)}"
     return f"weights_mobilenet_v3_{variant}_float{'' if include_top else '_no_top_v2'}.h5"
 
@@ -169,33 +158,3 @@ V3_SMALL = register(v3_family("small", "MobileNetV3-Small", (
     Published("MobileNetV3-Small 1.0", {}, 67.5, 66, 2.9, SLIM),
     Published("MobileNetV3-Small 0.75", {"alpha": 0.75}, 65.4, 44, 2.4, SLIM),
     Published("MobileNetV3-Small minimalistic", {"minimalistic": True}, 61.9, 65, 2.0, SLIM))))
-
-
-class _MobileNetV3(Network):
-    """MobileNetV3 with Keras's arguments and names: hard-swish, squeeze-and-excite, and the
-    pixel rescaling inside the model (``include_preprocessing``)."""
-
-    family = V3_LARGE
-
-    def __init__(
-        self, alpha: float = 1.0, resolution: int | tuple[int, int] = 224,
-        include_top: bool = True, weights: str | os.PathLike | Stored | None = "imagenet",
-        pooling: str | None = None, classes: int = 1000, minimalistic: bool = False,
-        include_preprocessing: bool = True, seed: int = 0,
-        backend: str = "numpy",
-    ) -> None:
-        super().__init__(self.family, weights, seed, backend, alpha=alpha, resolution=resolution,
-                         include_top=include_top, pooling=pooling, classes=classes,
-                         minimalistic=minimalistic, include_preprocessing=include_preprocessing)
-
-
-class MobileNetV3Large(_MobileNetV3):
-    """MobileNetV3-Large, like ``keras.applications.MobileNetV3Large``."""
-
-    family = V3_LARGE
-
-
-class MobileNetV3Small(_MobileNetV3):
-    """MobileNetV3-Small, like ``keras.applications.MobileNetV3Small``."""
-
-    family = V3_SMALL

@@ -3,11 +3,11 @@
     q_model = mnp.quantize(model, calibration_images)   # a TFLiteModel, as load_tflite returns
     probs = q_model.predict(x)
 
-No structure is re-derived here: the fused path's steps (``model.plan``) already are TFLite's
-ops, one unit each (a conv unit with BN folded in is one CONV_2D or DEPTHWISE_CONV_2D with a
-fused activation; a residual is one ADD; squeeze-excite is MEAN, CONV_2D, CONV_2D, MUL, MUL).
-Each step is lowered to those ops with weights folded by ``fused.fold_batch_norm`` and
-quantized per channel, activations quantized per tensor from their min/max over the
+No structure is re-derived here: the fused plan's units (``model.plan``, plain data) already
+are TFLite's ops, one unit each (a conv unit with BN folded in is one CONV_2D or
+DEPTHWISE_CONV_2D with a fused activation; a residual is one ADD; squeeze-excite is MEAN,
+CONV_2D, CONV_2D, MUL, MUL). Each unit is lowered to those ops by its ``op``, its folded
+weights quantized per channel, activations quantized per tensor from their min/max over the
 calibration images (``calibrate.py``), and the result is a ``tflite_file.Graph``, the same
 object the .tflite reader makes: ``TFLiteModel`` runs it with the integer kernels that equal
 TFLite's (``run_quantized``, ``predict``, ``forward(capture=True)``). Tensors are named
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..fused import Conv, Depthwise, Head, Rescale, Residual, SqueezeExcite, Step, fold_batch_norm
-from ..layers import BN_WEIGHTS, Layer
+from ..errors import InputError, UnsupportedError
+from ..plan import Unit
 from ..shapes import resolve_padding
 from .calibrate import RangeTracker, quantize_bias, scalar_constant, symmetric_per_channel
 from .model import TFLiteModel
@@ -96,42 +96,37 @@ def _conv_options(padding: str, stride: int, activation: str | None) -> dict:
             "dilation_h_factor": 1}
 
 
-def _padding(b: GraphBuilder, x: str, layer: Layer, pads) -> str:
-    """TFLite's SAME or VALID for these pads (Keras's stride-2 zero padding is SAME on even sizes)."""
-    in_hw, k = b.shape(x)[1:3], (layer.kernel, layer.kernel)
-    pads = tuple(tuple(int(p) for p in pair) for pair in pads)  # ((top, bottom), (left, right))
-    if pads == resolve_padding("same", in_hw, k, (layer.stride,) * 2, layer.name):
+def _padding(b: GraphBuilder, x: str, unit: Unit) -> str:
+    """TFLite's SAME or VALID for the unit's pads (Keras's stride-2 padding is SAME on even sizes)."""
+    in_hw, k, layer = b.shape(x)[1:3], unit.kernel.shape[:2], unit.conv
+    pads = tuple(tuple(int(p) for p in pair) for pair in unit.pads)  # ((top, bottom), (left, right))
+    if pads == resolve_padding("same", in_hw, k, (unit.stride,) * 2, layer.name):
         return "SAME"
     if not any(any(p) for p in pads):
         return "VALID"
-    raise ValueError(f"int8 quantization needs TFLite's SAME or VALID padding; {layer.name} pads "
+    raise UnsupportedError(f"int8 quantization needs TFLite's SAME or VALID padding; {layer.name} pads "
                      f"{pads} on a {in_hw[0]}x{in_hw[1]} input (an odd size at stride 2): use a "
                      f"resolution that stays even, such as 224")
 
 
-def lower_conv_unit(b: GraphBuilder, step: Conv | Depthwise, x: str, params) -> str:
-    """[zero_pad] conv, BN, [act] -> CONV_2D or DEPTHWISE_CONV_2D (+ HARD_SWISH, not a clamp)."""
-    conv = next(layer for layer in step.covers if layer.kind != "zero_pad")
-    bn = step.covers[step.covers.index(conv) + 1]
-    depthwise = isinstance(step, Depthwise)
-    kernel = params[f"{conv.name}/{'depthwise_kernel' if depthwise else 'kernel'}"]
-    kernel, bias = fold_batch_norm(kernel, *(params[f"{bn.name}/{w}"] for w in BN_WEIGHTS),
-                                   depthwise=depthwise)
-    pads = step.pads if depthwise else resolve_padding(conv.padding, conv.input_shape[:2],
-                                                       (conv.kernel,) * 2, (conv.stride,) * 2, conv.name)
-    padding = _padding(b, x, conv, pads)
-    fused = None if step.activation == "hard_swish" else step.activation
-    out = step.covers[-2].name if step.activation == "hard_swish" else step.covers[-1].name
+def lower_conv_unit(b: GraphBuilder, unit: Unit, x: str) -> str:
+    """A conv unit (BN already folded) -> CONV_2D or DEPTHWISE_CONV_2D (+ HARD_SWISH, not a clamp)."""
+    conv, kernel, activation = unit.conv, unit.kernel, unit.activation
+    if activation not in (*FUSED, "hard_swish"):
+        raise UnsupportedError(f"int8 quantization has no {activation} after {conv.name}")
+    padding = _padding(b, x, unit)
+    fused = None if activation == "hard_swish" else activation
+    out = unit.covers[-2].name if activation == "hard_swish" else unit.name
     b.tensor(out, (1, *conv.output_shape))
-    if depthwise:  # (kh, kw, C, M) -> TFLite's (1, kh, kw, C * M): channel c * M + m
-        weights = b.weights(conv.name, kernel.reshape(1, *kernel.shape[:2], -1), bias, x, axis=3)
-        b.op("DEPTHWISE_CONV_2D", [x, *weights], out, **_conv_options(padding, conv.stride, fused),
+    if unit.op == "depthwise":  # (kh, kw, C, M) -> TFLite's (1, kh, kw, C * M): channel c * M + m
+        weights = b.weights(conv.name, kernel.reshape(1, *kernel.shape[:2], -1), unit.bias, x, axis=3)
+        b.op("DEPTHWISE_CONV_2D", [x, *weights], out, **_conv_options(padding, unit.stride, fused),
              depth_multiplier=kernel.shape[3])
     else:  # (kh, kw, Cin, Cout) -> TFLite's (Cout, kh, kw, Cin)
-        weights = b.weights(conv.name, kernel.transpose(3, 0, 1, 2), bias, x, axis=0)
-        b.op("CONV_2D", [x, *weights], out, **_conv_options(padding, conv.stride, fused))
-    if step.activation == "hard_swish":
-        out = b.op("HARD_SWISH", [out], b.tensor(step.covers[-1].name, (1, *conv.output_shape)))
+        weights = b.weights(conv.name, kernel.transpose(3, 0, 1, 2), unit.bias, x, axis=0)
+        b.op("CONV_2D", [x, *weights], out, **_conv_options(padding, unit.stride, fused))
+    if activation == "hard_swish":
+        out = b.op("HARD_SWISH", [out], b.tensor(unit.name, (1, *conv.output_shape)))
     return out
 
 
@@ -149,57 +144,56 @@ def _pointwise(b: GraphBuilder, x: str, name: str, matrix: np.ndarray, bias: np.
     return b.op("CONV_2D", [x, *weights], out, **_conv_options("VALID", 1, activation))
 
 
-def lower_squeeze_excite(b: GraphBuilder, step: SqueezeExcite, x: str, params) -> str:
+def lower_squeeze_excite(b: GraphBuilder, unit: Unit, x: str) -> str:
     """pool, conv, relu, conv, hard_sigmoid, multiply -> MEAN, CONV_2D (RELU), CONV_2D (RELU6
     on z + 3: the bias takes the 3), MUL by 1/6, MUL: hard_sigmoid(z) = relu6(z + 3) / 6."""
-    pool, _, relu, excite, gate, multiply = step.covers
-    hidden = _pointwise(b, _mean(b, x, pool.name), step.covers[1].name, *step.squeeze, relu.name, "relu")
-    matrix, bias = step.excite
-    six_gate = _pointwise(b, hidden, excite.name, matrix, bias + np.float32(3.0), f"{gate.name}/relu6",
-                          "relu6")
-    gated = b.op("MUL", [six_gate, b.constant(f"{gate.name}/one_sixth", 1 / 6)],
-                 b.tensor(gate.name, b.shape(six_gate)), fused_activation_function="NONE")
+    pool, multiply = unit.covers[0], unit.covers[-1]
+    squeeze, excite = unit.stages
+    hidden = _pointwise(b, _mean(b, x, pool.name), squeeze.layer.name, squeeze.matrix, squeeze.bias,
+                        squeeze.output, "relu")
+    six_gate = _pointwise(b, hidden, excite.layer.name, excite.matrix, excite.bias + np.float32(3.0),
+                          f"{excite.output}/relu6", "relu6")
+    gated = b.op("MUL", [six_gate, b.constant(f"{excite.output}/one_sixth", 1 / 6)],
+                 b.tensor(excite.output, b.shape(six_gate)), fused_activation_function="NONE")
     return b.op("MUL", [x, gated], b.tensor(multiply.name, b.shape(x)), fused_activation_function="NONE")
 
 
-def lower_residual(b: GraphBuilder, step: Residual, x: str, params) -> str:
+def lower_residual(b: GraphBuilder, unit: Unit, x: str) -> str:
     """The shortcut: ADD(block input, projection)."""
-    return b.op("ADD", [step.source, x], b.tensor(step.name, b.shape(x)), fused_activation_function="NONE")
+    return b.op("ADD", [unit.source, x], b.tensor(unit.name, b.shape(x)), fused_activation_function="NONE")
 
 
-def lower_rescale(b: GraphBuilder, step: Rescale, x: str, params) -> str:
+def lower_rescale(b: GraphBuilder, unit: Unit, x: str) -> str:
     """Keras's Rescaling: MUL by 1/127.5, ADD -1, as the converter leaves it."""
-    scaled = b.op("MUL", [x, b.constant(f"{step.name}/scale", RESCALE[0])],
-                  b.tensor(f"{step.name}/mul", b.shape(x)), fused_activation_function="NONE")
-    return b.op("ADD", [scaled, b.constant(f"{step.name}/offset", RESCALE[1])],
-                b.tensor(step.name, b.shape(x)), fused_activation_function="NONE")
+    scaled = b.op("MUL", [x, b.constant(f"{unit.name}/scale", RESCALE[0])],
+                  b.tensor(f"{unit.name}/mul", b.shape(x)), fused_activation_function="NONE")
+    return b.op("ADD", [scaled, b.constant(f"{unit.name}/offset", RESCALE[1])],
+                b.tensor(unit.name, b.shape(x)), fused_activation_function="NONE")
 
 
-def lower_head(b: GraphBuilder, step: Head, x: str, params) -> str:
+def lower_head(b: GraphBuilder, unit: Unit, x: str) -> str:
     """MEAN, then each stage as CONV_2D 1x1 (classifier, conv) or FULLY_CONNECTED (dense), with
     HARD_SWISH as its own op; RESHAPE to the model's output shape; SOFTMAX at a fixed scale."""
-    if step.pool != "avg":
-        raise ValueError("int8 quantization supports global average pooling only (TFLite has no "
-                         "int8 global max pool op here)")
-    pool, *rest = step.covers
-    x, stages = _mean(b, x, pool.name), iter(step.stages)
-    for i, layer in enumerate(rest):
-        if layer.kind not in ("classifier", "dense", "pointwise_conv2d"):
-            continue
-        matrix, bias, activation = next(stages)
-        follower = rest[i + 1] if i + 1 < len(rest) else None
-        clamp = activation if activation in FUSED else None
-        out = follower.name if clamp else layer.name
-        if layer.kind == "dense":  # (Cin, Cout) -> (Cout, Cin); the input flattens to (1, Cin)
-            b.tensor(out, (1, matrix.shape[1]))
-            weights = b.weights(layer.name, matrix.T, bias, x, axis=0)
+    if unit.pool != "avg":
+        raise UnsupportedError("int8 quantization supports global average pooling only (TFLite has "
+                               "no int8 global max pool op here)")
+    x = _mean(b, x, unit.covers[0].name)
+    for stage in unit.stages:
+        if stage.activation not in (*FUSED, "hard_swish"):
+            raise UnsupportedError(f"int8 quantization has no {stage.activation} after "
+                                   f"{stage.layer.name}")
+        clamp = stage.activation if stage.activation in FUSED else None
+        out = stage.output if clamp else stage.layer.name
+        if stage.layer.kind == "dense":  # (Cin, Cout) -> (Cout, Cin); the input flattens to (1, Cin)
+            b.tensor(out, (1, stage.matrix.shape[1]))
+            weights = b.weights(stage.layer.name, stage.matrix.T, stage.bias, x, axis=0)
             x = b.op("FULLY_CONNECTED", [x, *weights], out, fused_activation_function=FUSED[clamp],
                      weights_format=0, keep_num_dims=False)
         else:
-            x = _pointwise(b, x, layer.name, matrix, bias, out, clamp)
-        if activation == "hard_swish":
-            x = b.op("HARD_SWISH", [x], b.tensor(follower.name, b.shape(x)))
-    last = step.covers[-1]
+            x = _pointwise(b, x, stage.layer.name, stage.matrix, stage.bias, out, clamp)
+        if stage.activation == "hard_swish":
+            x = b.op("HARD_SWISH", [x], b.tensor(stage.output, b.shape(x)))
+    last = unit.covers[-1]
     features = last.input_shape if last.kind == "softmax" else last.output_shape
     if b.shape(x)[1:] != tuple(features):
         x = b.op("RESHAPE", [x], b.tensor(f"{x}/reshape", (1, *features), scale=b.quantization(x)[0],
@@ -210,9 +204,15 @@ def lower_head(b: GraphBuilder, step: Head, x: str, params) -> str:
     return x
 
 
-LOWER: dict[type, Callable[[GraphBuilder, Step, str, dict], str]] = {
-    Conv: lower_conv_unit, Depthwise: lower_conv_unit, SqueezeExcite: lower_squeeze_excite,
-    Residual: lower_residual, Rescale: lower_rescale, Head: lower_head,
+def lower_unsupported(b: GraphBuilder, unit: Unit, x: str) -> str:
+    raise UnsupportedError(f"int8 quantization has no lowering for the layers "
+                           f"{[layer.kind for layer in unit.covers]} ({unit.name})")
+
+
+# How each op of ``plan.Unit`` becomes TFLite ops.
+LOWER: dict[str, Callable[[GraphBuilder, Unit, str], str]] = {
+    "conv": lower_conv_unit, "depthwise": lower_conv_unit, "squeeze_excite": lower_squeeze_excite,
+    "add": lower_residual, "rescale": lower_rescale, "head": lower_head, "layers": lower_unsupported,
 }
 
 
@@ -227,11 +227,11 @@ def calibrate(model: Network, images: np.ndarray, batch_size: int = 4) -> RangeT
         chunk = images[start:start + batch_size]
         _, outputs = model.forward(chunk, capture=True)
         ranges.update("input", chunk)
-        for step in model.plan:
-            if isinstance(step, Rescale):
-                ranges.update(f"{step.name}/mul", chunk * RESCALE[0])
-            if isinstance(step, SqueezeExcite):
-                gate = step.covers[4].name
+        for unit in model.plan:
+            if unit.op == "rescale":
+                ranges.update(f"{unit.name}/mul", chunk * RESCALE[0])
+            if unit.op == "squeeze_excite":
+                gate = unit.stages[1].output
                 ranges.update(f"{gate}/relu6", outputs[gate] * np.float32(6.0))
         for name, values in outputs.items():
             ranges.update(name, values)
@@ -247,12 +247,12 @@ def quantize(model: Network, calibration_images: np.ndarray, batch_size: int = 4
     """
     images = model.check_input(calibration_images)
     if len(images) == 0:
-        raise ValueError("quantize needs at least one calibration image, got none")
+        raise InputError("quantize needs at least one calibration image, got none")
     ranges = calibrate(model, images, batch_size)
     b = GraphBuilder(ranges)
     x = b.tensor("input", (1, *model.input_shape))
-    for step in model.plan:
-        x = LOWER[type(step)](b, step, x, model.params)
+    for unit in model.plan:
+        x = LOWER[unit.op](b, unit, x)
     graph = Graph(b.tensors, b.operators, (0,), (b.index[x],))
     name = f"{model.family.name} alpha {model.alpha} int8 (mnp.quantize)"
     return TFLiteModel(graph, name)
