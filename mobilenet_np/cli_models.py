@@ -77,13 +77,13 @@ def classify(args: argparse.Namespace) -> int:
 
 def classify_model(args: argparse.Namespace) -> Network:
     """The model ``classify`` runs: the flags given, the rest read off the weights file (once)."""
-    family = get_family(args.arch) if args.arch else None
-    if args.weights is None:  # the official file, for the flags given
-        weights, read, family = "imagenet", {}, family or get_family(DEFAULT_ARCH)
-    else:
-        weights = read_weights_file(args.weights, family)
-        family, config = file_options(weights, family)  # a contradicting --arch is an error
+    weights, family = args.weights or "imagenet", get_family(args.arch) if args.arch else None
+    read = {}
+    if weights != "imagenet":
+        weights = read_weights_file(weights, family)
+        family, config = file_options(weights, family)  # the file's family, or an error
         read = {k: config[k] for k in ("alpha", *family.options) if k in config}
+    family = family or get_family(DEFAULT_ARCH)
     options = {**read, **own_options(args, family), "resolution": shape(args)["resolution"]}
     if args.alpha is not None:
         options["alpha"] = args.alpha
