@@ -20,7 +20,7 @@ import numpy as np
 
 from .backends import build_steps, check_backend
 from .checks import PIXELS, SCALED, check_input, check_weights, zero_channel_layer
-from .errors import InputError, WeightsError
+from .errors import InputError, UnsupportedError, WeightsError
 from .graph_blocks import compile_graph_plan, graph_blocks
 from .graph_layers import graph_layers
 from .keras_graph import KerasGraph, has_graph, read_graph
@@ -30,7 +30,7 @@ from .random_init import calibrate_batch_norm, random_weights
 from .reports import summary_table
 from .shapes import as_float32
 from .stored import Stored
-from .weights import check_finite, check_params
+from .weights import check_finite, check_params, file_options, read_weights_file
 
 PREPROCESSING = {"pixels": PIXELS, "scaled": SCALED}  # what a model's input takes: [0, 255], [-1, 1]
 APPLICATION_NAME = re.compile(r"(?i)^mobilenet")  # keras.applications' models: [-1, 1] inputs
@@ -133,3 +133,24 @@ def is_foreign(path: str | os.PathLike, stock_layers: list | None, keras_name=No
     nested = any(len(node.scopes) > 1 for node in graph.nodes)
     first, last = rename(graph.nodes[0].name), rename(graph.output)
     return nested or first != stock_layers[0].name or last != stock_layers[-1].name
+
+
+def reads_as_graph(path: str | os.PathLike) -> bool:
+    """Whether ``mnp.load`` reads this file by its graph: a saved model that is not a stock
+    ``keras.applications`` MobileNet (those, and weights-only files, load by name as before)."""
+    try:
+        stored = read_weights_file(path)
+        family, config = file_options(stored)
+    except (WeightsError, UnsupportedError):
+        return has_graph(path)
+    return is_foreign(path, family.layers(**config), family.keras_name)
+
+
+def graph_input_size(path: str | os.PathLike) -> dict:
+    """``{"resolution": (H, W)}`` from a saved model's input layer; {} for weights alone."""
+    if not has_graph(path):
+        return {}
+    try:
+        return {"resolution": read_graph(path).input_shape[:2]}
+    except (WeightsError, UnsupportedError):
+        return {}

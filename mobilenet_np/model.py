@@ -170,8 +170,16 @@ def load(path: str | os.PathLike, **options) -> Network:
     """A model built from what a weights file holds: family and options read off the file.
 
     Works for every layout ``keras_files.py`` reads and for our ``.npz``; ``options`` (e.g.
-    ``resolution=160``) override or add to what the file tells.
+    ``resolution=160``) override or add to what the file tells. A saved Keras model that is
+    not a stock MobileNet (fine-tuned, nested, built layer by layer) is read by its graph:
+    a ``graph_model.GraphModel``.
     """
+    from .graph_model import graph_input_size, load_model, reads_as_graph  # (builds on this)
+
+    if not options and reads_as_graph(path):
+        return load_model(path)
+    if "resolution" not in options:  # a saved model says its input size; weights alone do not
+        options = {**options, **graph_input_size(path)}
     stored = read_weights_file(path)
     family, config = file_options(stored)
     return Network(family, stored, **{**config, **options})
