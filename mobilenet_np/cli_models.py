@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from .classify import classify_images
 from .cli_options import (
     DEFAULT_ARCH,
@@ -25,6 +27,7 @@ from .cli_options import (
 )
 from .download import official_weights
 from .errors import InputError
+from .graph_model import PREPROCESSING, GraphModel, load_model, reads_as_graph
 from .imagenet import printable
 from .int8 import Int8Classifier, load_tflite
 from .model import Network
@@ -46,6 +49,13 @@ def add_classify(commands: argparse._SubParsersAction) -> None:
                              "integer kernels (needs the [tflite] extra); it fixes the model, "
                              "so it takes no --weights, --arch, --alpha, --resolution or "
                              "family option")
+    parser.add_argument("--labels", metavar="FILE", type=Path,
+                        help="the class names of a model with its own classes (a fine-tuned "
+                             "Keras model), one per line (default: ImageNet's for the official "
+                             "models, else the class index)")
+    parser.add_argument("--preprocessing", choices=list(PREPROCESSING),
+                        help="what a saved Keras model takes, when its file does not say: "
+                             "pixels in [0, 255], or preprocess_input's [-1, 1] (scaled)")
     family_flags(parser, f"what --weights holds, else {DEFAULT_ARCH}")
     shape_flags(parser, f"what --weights holds, else {COMMON_OPTIONS['alpha']}")
     parser.add_argument("--top", type=top_labels, default=5,
@@ -66,12 +76,21 @@ def classify(args: argparse.Namespace) -> int:
         if refused:
             raise InputError(f"--tflite takes the model, weights and input size from the file: "
                              f"drop {', '.join(refused)}")
+        if args.labels or args.preprocessing:
+            raise InputError("--labels and --preprocessing are for Keras models, not --tflite")
         model = Int8Classifier(load_tflite(args.tflite), str(args.tflite))
-        size = model.size
+        size, labels, top = model.size, None, args.top
     else:
         model = classify_model(args)
         size = model.input_shape[:2]
-    results = classify_images(model, args.images, size, args.top, args.interpolation, args.exif)
+        labels = own_labels(model, args.labels)
+        top = min(args.top, model.layers[-1].output_shape[-1])  # a 2-class model has 2 labels
+        if model.input_shape[-1] == 1:
+            model = Grayscale(model)
+    results = classify_images(model, args.images, size, top, args.interpolation, args.exif)
+    if labels is not None:
+        for prediction in (p for result in results for p in result.get("predictions", [])):
+            prediction.update(wnid="", label=labels[prediction["index"]])
     text = to_json(results) if args.json else results_table(results)
     if text:  # (no empty line when every image failed: the errors are on stderr)
         print(text)
@@ -79,7 +98,21 @@ def classify(args: argparse.Namespace) -> int:
 
 
 def classify_model(args: argparse.Namespace) -> Network:
-    """The model ``classify`` runs: the flags given, the rest read off the weights file (once)."""
+    """The model ``classify`` runs: the flags given, the rest read off the weights file (once);
+    a saved Keras model that is not a stock MobileNet, by its graph."""
+    if args.weights and reads_as_graph(args.weights):
+        refused = given_flags(args, ("arch", "alpha", "resolution", *option_owners()))
+        if refused:
+            raise InputError(f"{args.weights} is a saved model: its graph says the model and "
+                             f"its input size: drop {', '.join(refused)}")
+        model = load_model(args.weights, args.backend, args.preprocessing)
+        if model.preprocessing is None:
+            raise InputError(f"{args.weights} does not say what its input takes: pass "
+                             f"--preprocessing pixels ([0, 255]) or scaled ([-1, 1])")
+        return model
+    if args.preprocessing:
+        raise InputError("--preprocessing is for saved Keras models that do not say their "
+                         "input range; this model's own is known")
     weights, family = args.weights or "imagenet", get_family(args.arch) if args.arch else None
     read = {}
     if weights != "imagenet":
@@ -91,6 +124,38 @@ def classify_model(args: argparse.Namespace) -> Network:
     if args.alpha is not None:
         options["alpha"] = args.alpha
     return Network(family, weights, backend=args.backend, **options)
+
+
+def own_labels(model: Network, path: Path | None) -> list[str] | None:
+    """The class names ``--labels`` gives (one per line, as many as the model's outputs); the
+    class indices for a model with classes of its own; None: ImageNet's (the official models)."""
+    count = model.layers[-1].output_shape[-1]
+    if path is None:
+        return [str(index) for index in range(count)] if isinstance(model, GraphModel) else None
+    try:
+        labels = [line.strip() for line in path.read_text(encoding="utf8").splitlines()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"--labels {path}: cannot be read ({type(error).__name__})") from None
+    while labels and not labels[-1]:
+        labels.pop()
+    if len(labels) != count:
+        raise InputError(f"--labels {path} holds {len(labels)} labels, but the model answers "
+                         f"{count} classes: one label per line, one per class")
+    return labels
+
+
+class Grayscale:
+    """A 1-channel model behind ``classify``, which reads every image as RGB: each pixel's luma
+    first, weighted as PIL's ``convert("L")`` (Keras's ``load_img(color_mode="grayscale")``)."""
+
+    LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+    def __init__(self, model: Network) -> None:
+        self.model, self.expects_pixels = model, model.expects_pixels
+        self.input_shape = (*model.input_shape[:2], 3)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.model.predict((x @ self.LUMA)[..., None], check_range=False)  # (N, H, W, 1)
 
 
 def results_table(results: list[dict]) -> str:

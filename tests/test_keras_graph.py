@@ -75,7 +75,7 @@ def test_graph_model_matches_keras(written, keras, name, file) -> None:
     x = np.load(written / "inputs" / f"{name}.npy")
     expected = np.load(path.parent / "predict.npy")
     logits = np.load(path.parent / "logits.npy")
-    assert np.ptp(logits) > 0.5, "degenerate weights: the logits hardly differ"
+    assert np.ptp(logits, axis=0).max() > 0.1, "degenerate weights: every image gets one answer"
     model = mnp.load(path)
     assert isinstance(model, GraphModel) == (name != "stock_v1"), type(model)
     bound = max(parity_rtol(model.layers) * (1 + float(np.abs(logits).max())),

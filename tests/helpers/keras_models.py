@@ -4,8 +4,8 @@
 
 ``--keras 2`` imports tf_keras, ``--keras 3`` keras (never both in one process). Each model of
 ``MODELS`` is built, given trained-looking weights (He-normal kernels, random gamma/beta and
-biases, batch-norm statistics measured on a batch, then means moved off the data: never
-Keras's degenerate init), saved in every format of the generation and run by Keras on the
+biases, batch-norm statistics measured on the input, layer after layer: never Keras's
+degenerate init), saved in every format of the generation and run by Keras on the
 test's input ``INPUTS/<model>.npy``: ``FOLDER/<model>/{model.h5, model.keras, predict.npy,
 logits.npy}``.
 ``logits.npy`` is the model's output with its last activation switched to linear.
@@ -102,9 +102,11 @@ def all_layers(model):
 
 
 def randomise(keras, model, x: np.ndarray, rng: np.random.Generator) -> None:
-    """Trained-looking weights: He-normal kernels, random gamma, beta and biases; every batch
-    norm's statistics measured on x (one training-mode call with momentum 0), then its means
-    moved by half a standard deviation, so that no channel is centred exactly."""
+    """Trained-looking weights: He-normal kernels, random gamma, beta and biases, and every
+    batch norm calibrated in order on x, as ``random_init.calibrate_batch_norm`` does: its
+    mean random, its variance that of its input around that mean (so each output has the size
+    of gamma). A batch norm runs in inference mode while ``trainable`` is False: each in turn
+    is made trainable and measures its input in one training-mode call with momentum 0."""
     norms = []
     for layer in all_layers(model):
         values = []
@@ -121,13 +123,16 @@ def randomise(keras, model, x: np.ndarray, rng: np.random.Generator) -> None:
                 values.append(rng.normal(0, 0.5, shape))
         layer.set_weights([v.astype(np.float32) for v in values])
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0
+            layer.momentum, layer.trainable = 0.0, False
             norms.append(layer)
-    model(x, training=True)  # momentum 0: the moving statistics become x's
     for layer in norms:
+        layer.trainable = True
+        model(x, training=True)  # this one measures its input; the others run as at inference
+        layer.trainable = False
         gamma, beta, mean, variance = layer.get_weights()
-        mean = mean + 0.5 * np.sqrt(variance) * rng.standard_normal(mean.shape)
-        layer.set_weights([gamma, beta, mean.astype(np.float32), variance])
+        shift = 0.5 * np.sqrt(variance) * rng.standard_normal(mean.shape)  # not centred
+        layer.set_weights([gamma, beta, (mean + shift).astype(np.float32),
+                           (variance + shift**2).astype(np.float32)])
 
 
 def write(keras, generation: int, name: str, x: np.ndarray, folder: Path) -> None:
