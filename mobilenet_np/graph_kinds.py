@@ -9,15 +9,19 @@ fused plan, the cost counters and ``summary``.
   ``* (1 / 6)`` that MobileNetV3's hard-sigmoid is written with (scale or offset may be one
   number per channel);
 - ``sigmoid``, ``swish``: the logistic function and ``x * sigmoid(x)`` (Keras's ``silu``);
-- ``reshape``: a new shape for each image, the batch axis kept.
+- ``reshape``: a new shape for each image, the batch axis kept;
+- ``average_pool``, ``max_pool``: a k x k window every ``stride`` pixels, as TensorFlow pools:
+  with "same" padding, the padded positions are not counted (an edge window of 4 pixels is
+  their mean, not a fifth of their sum). These have loops, so a loop twin of their own.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .kinds import KINDS, Kind, register_kind
-from .shapes import as_float32
+from .shapes import as_float32, resolve_padding
 
 
 def _scale_shift(x, layer, w):
@@ -44,11 +48,57 @@ def _reshape(x, layer, w):
     return x.reshape(len(x), *layer.output_shape)  # (N, *target): no arithmetic
 
 
+def _padded(x, layer, fill: float) -> tuple[np.ndarray, tuple]:
+    """x (N, H, W, C) with the layer's pads filled with ``fill``; and the pads."""
+    k, s = (layer.kernel, layer.kernel), (layer.stride, layer.stride)
+    pads = resolve_padding(layer.padding, x.shape[1:3], k, s, layer.name)
+    return np.pad(as_float32("x", x, layer.kind), ((0, 0), *pads, (0, 0)), constant_values=fill), pads
+
+
+def _pool(average: bool):
+    """(N, H, W, C) -> (N, Ho, Wo, C): every window's mean or max, NaN marking the padding."""
+    reduce = np.nanmean if average else np.nanmax
+
+    def run(x, layer, w):
+        padded, _ = _padded(x, layer, np.nan)
+        out_h, out_w = layer.output_shape[:2]
+        s = layer.stride
+        windows = sliding_window_view(padded, (layer.kernel, layer.kernel), axis=(1, 2))
+        windows = windows[:, ::s, ::s][:, :out_h, :out_w]  # (N, Ho, Wo, C, k, k), a view
+        return reduce(windows, axis=(-2, -1)).astype(np.float32)
+    return run
+
+
+def _pool_twin(average: bool):
+    """The loop twin: each output pixel from the window's pixels inside the image, one by one."""
+    def run(x, layer, w):
+        padded, pads = _padded(x, layer, np.nan)
+        out_h, out_w, _ = layer.output_shape
+        k, s = layer.kernel, layer.stride
+        out = np.empty((len(x), *layer.output_shape), np.float32)
+        for i in range(out_h):
+            for j in range(out_w):
+                total = count = best = None
+                for di in range(k):
+                    for dj in range(k):
+                        tap = padded[:, i * s + di, j * s + dj]  # (N, C)
+                        if np.isnan(tap).all():
+                            continue  # a padded position: not counted
+                        total = tap if total is None else total + tap
+                        best = tap if best is None else np.maximum(best, tap)
+                        count = (count or 0) + 1
+                out[:, i, j] = total / np.float32(count) if average else best
+        return out
+    return run
+
+
 GRAPH_KINDS = (
     Kind("scale_shift", _scale_shift, _scale_shift),
     Kind("sigmoid", _sigmoid, _sigmoid),
     Kind("swish", _swish, _swish),
     Kind("reshape", _reshape, _reshape),
+    Kind("average_pool", _pool(True), _pool_twin(True)),
+    Kind("max_pool", _pool(False), _pool_twin(False)),
 )
 for _kind in GRAPH_KINDS:
     if _kind.name not in KINDS:  # (imported once per process; a reload must not fail)

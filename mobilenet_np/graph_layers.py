@@ -212,6 +212,18 @@ def global_pool(kind: str) -> Callable[[Node, Converter, tuple[int, ...]], None]
     return convert
 
 
+def pool(kind: str) -> Callable[[Node, Converter, tuple[int, ...]], None]:
+    """``AveragePooling2D``/``MaxPooling2D``: square windows, strides the window by default."""
+    def convert(node: Node, converter: Converter, shape: tuple[int, ...]) -> None:
+        _check_conv(node, converter)
+        kernel = _pair(node, converter, "pool_size")
+        stride = _pair(node, converter, "strides") if node.config.get("strides") else kernel
+        out = _conv_shape(node, converter, shape, kernel, stride, shape[-1])
+        converter.add(node, node.name, kind, shape, out, kernel=kernel, stride=stride,
+                      padding=node.config.get("padding", "valid"))
+    return convert
+
+
 def flatten(node: Node, converter: Converter, shape: tuple[int, ...]) -> None:
     converter.add(node, node.name, "flatten", shape, (int(np.prod(shape)),))
 
@@ -242,6 +254,7 @@ CONVERTERS: dict[str, Callable[[Node, Converter, tuple[int, ...]], None]] = {
     "Add": join("add"), "Multiply": join("multiply"), "TFOpLambda": tf_op,
     "GlobalAveragePooling2D": global_pool("global_average_pool"),
     "GlobalMaxPooling2D": global_pool("global_max_pool"), "Flatten": flatten,
+    "AveragePooling2D": pool("average_pool"), "MaxPooling2D": pool("max_pool"),
     "Reshape": reshape, "Dense": dense,
     **{name: lambda node, converter, shape: None for name in IDENTITY_CLASSES},
 }

@@ -20,7 +20,7 @@ import numpy as np
 
 from .backends import build_steps, check_backend
 from .checks import PIXELS, SCALED, check_input, check_weights, zero_channel_layer
-from .errors import InputError, UnsupportedError, WeightsError
+from .errors import InputError, MobileNetError, UnsupportedError, WeightsError
 from .graph_blocks import compile_graph_plan, graph_blocks
 from .graph_layers import graph_layers
 from .keras_graph import KerasGraph, has_graph, read_graph
@@ -43,7 +43,14 @@ class GraphModel(Network):
                  backend: str = "numpy", preprocessing: str | None = None, seed: int = 0) -> None:
         check_backend(backend)
         self.graph, self.family, self.config, self.alpha = graph, None, {}, None
-        self.blocks = graph_blocks(graph_layers(graph), graph.input_name)
+        try:
+            self.blocks = graph_blocks(graph_layers(graph), graph.input_name)
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, MobileNetError):
+                raise
+            # a config field of the wrong type or missing: a damaged or hand-edited file
+            raise WeightsError(f"{graph.source}: a damaged model config ({type(error).__name__}: "
+                               f"{error})") from None
         self.layers = [layer for block in self.blocks for layer in block.layers]
         thin = zero_channel_layer(self.layers)
         if thin is not None:
@@ -128,21 +135,27 @@ def is_foreign(path: str | os.PathLike, stock_layers: list | None, keras_name=No
         return False
     if stock_layers is None:
         return True
-    graph = read_graph(path)
+    try:
+        graph = read_graph(path)
+    except UnsupportedError:  # a stock file whose graph this reader cannot take: by name
+        return False
     rename = keras_name or (lambda name: name)
     nested = any(len(node.scopes) > 1 for node in graph.nodes)
-    first, last = rename(graph.nodes[0].name), rename(graph.output)
+    first = rename(graph.nodes[0].name) if graph.nodes else ""
+    last = rename(graph.output)
     return nested or first != stock_layers[0].name or last != stock_layers[-1].name
 
 
 def reads_as_graph(path: str | os.PathLike) -> bool:
     """Whether ``mnp.load`` reads this file by its graph: a saved model that is not a stock
     ``keras.applications`` MobileNet (those, and weights-only files, load by name as before)."""
+    if not has_graph(path):
+        return False
     try:
         stored = read_weights_file(path)
         family, config = file_options(stored)
     except (WeightsError, UnsupportedError):
-        return has_graph(path)
+        return True
     return is_foreign(path, family.layers(**config), family.keras_name)
 
 

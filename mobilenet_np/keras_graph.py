@@ -21,7 +21,7 @@ from pathlib import Path
 
 import h5py
 
-from .errors import UnsupportedError, WeightsError
+from .errors import MobileNetError, UnsupportedError, WeightsError
 from .keras_edges import endpoints, layer_call
 from .keras_files import MAX_CONFIG_BYTES, _bounded_copy, _text
 
@@ -70,7 +70,19 @@ def read_graph(path: str | os.PathLike) -> KerasGraph:
     """The graph of a ``.keras`` zip or a ``model.save`` ``.h5`` file, as data."""
     path = Path(path)
     config, version, archive = _read_config(path)
-    where = str(path)
+    try:
+        return _graph(config, version, archive, str(path))
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        if isinstance(error, MobileNetError):
+            raise
+        # JSON of the wrong shape (a field missing, a list where a record belongs): at this
+        # boundary every such failure means a damaged or hand-edited config
+        raise WeightsError(f"{path}: a damaged model config ({type(error).__name__}: "
+                           f"{error})") from None
+
+
+def _graph(config, version: str, archive: bool, where: str) -> KerasGraph:
+    """The graph of a config already parsed."""
     if not isinstance(config, dict) or config.get("class_name") not in MODEL_CLASSES:
         kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
         raise UnsupportedError(f"{where}: the file describes a {kind}, not a Keras model "
@@ -87,15 +99,16 @@ def read_graph(path: str | os.PathLike) -> KerasGraph:
 
 
 def has_graph(path: str | os.PathLike) -> bool:
-    """Whether the file holds a model's description (a full model, not weights alone)."""
+    """Whether the file describes a Keras model (a saved model, not weights alone)."""
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                return "config.json" in archive.namelist()
-        with h5py.File(path, "r") as file:
-            return "model_config" in file.attrs
-    except (OSError, zipfile.BadZipFile):
+        if not zipfile.is_zipfile(path):
+            with h5py.File(path, "r") as file:
+                if "model_config" not in file.attrs:
+                    return False
+        config, _, _ = _read_config(Path(path))
+    except (OSError, zipfile.BadZipFile, WeightsError):
         return False
+    return isinstance(config, dict) and config.get("class_name") in MODEL_CLASSES
 
 
 def _read_config(path: Path) -> tuple[dict, str, bool]:
