@@ -143,8 +143,12 @@ def _block(name: str, units: list[Unit_], k: int) -> Block:
     """One block, its layers tagged with block and role; a role repeated next to itself gets a
     ``#`` and its position (so that ``Block.units`` keeps the units apart)."""
     roles = [role for role, _ in units]
-    kind = name if name in ("stem", "head") else (
-        "separable" if "expand" not in roles and "residual" not in roles else "inverted_residual")
+    if name in ("stem", "head"):
+        kind = name
+    elif "expand" in roles or "residual" in roles:
+        kind = "inverted_residual"
+    else:  # a depthwise with its 1x1 after it, or (a home-made net) without one
+        kind = "separable" if {"pointwise", "project"} & set(roles) else "depthwise"
     label = name if name in ("stem", "head") else f"block_{k}"
     tagged, previous = [], None
     for j, (role, layers) in enumerate(units):

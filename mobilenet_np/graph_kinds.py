@@ -10,6 +10,8 @@ fused plan, the cost counters and ``summary``.
   number per channel);
 - ``sigmoid``, ``swish``: the logistic function and ``x * sigmoid(x)`` (Keras's ``silu``);
 - ``reshape``: a new shape for each image, the batch axis kept;
+- ``normalization``: Keras's ``Normalization``, ``(x - mean) / max(sqrt(variance), 1e-7)``,
+  with the mean and variance the file stores (adapted) or its config gives;
 - ``average_pool``, ``max_pool``: a k x k window every ``stride`` pixels, as TensorFlow pools:
   with "same" padding, the padded positions are not counted (an edge window of 4 pixels is
   their mean, not a fifth of their sum). These have loops, so a loop twin of their own.
@@ -46,6 +48,23 @@ def _swish(x, layer, w):
 
 def _reshape(x, layer, w):
     return x.reshape(len(x), *layer.output_shape)  # (N, *target): no arithmetic
+
+
+KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): the smallest standard deviation divided by
+
+
+def _normalization_weights(layer) -> dict[str, tuple[int, ...]]:
+    """The stored mean and variance (C,), unless the config gives them."""
+    channels = layer.input_shape[-1]
+    return {} if "mean" in layer.options else {"mean": (channels,), "variance": (channels,)}
+
+
+def _normalize(x, layer, w):
+    """(x - mean) / max(sqrt(variance), epsilon), per channel, as Keras computes it."""
+    mean = np.asarray(layer.options.get("mean", w.get("mean")), np.float32)
+    variance = np.asarray(layer.options.get("variance", w.get("variance")), np.float32)
+    return (as_float32("x", x, "normalization") - mean) / np.maximum(
+        np.sqrt(variance), np.float32(KERAS_EPSILON))
 
 
 def _padded(x, layer, fill: float) -> tuple[np.ndarray, tuple]:
@@ -97,6 +116,7 @@ GRAPH_KINDS = (
     Kind("sigmoid", _sigmoid, _sigmoid),
     Kind("swish", _swish, _swish),
     Kind("reshape", _reshape, _reshape),
+    Kind("normalization", _normalize, _normalize, _normalization_weights),
     Kind("average_pool", _pool(True), _pool_twin(True)),
     Kind("max_pool", _pool(False), _pool_twin(False)),
 )

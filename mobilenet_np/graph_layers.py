@@ -21,6 +21,7 @@ import numpy as np
 from . import graph_kinds  # noqa: F401  (registers scale_shift, sigmoid, swish, reshape)
 from .errors import UnsupportedError
 from .keras_graph import KerasGraph, Node
+from .keras_graph_weights import Origin
 from .kinds import KINDS
 from .layers import Layer
 from .shapes import conv_output_hw, resolve_padding
@@ -42,20 +43,26 @@ class Converter:
         self.graph = graph
         self.shapes: dict[str, tuple[int, ...]] = {graph.input_name: graph.input_shape}
         self.layers: list[Layer] = []
+        self.origins: dict[str, Origin] = {}  # layer -> (node, {our weight: Keras's})
 
     def fail(self, node: Node, why: str) -> UnsupportedError:
         return UnsupportedError(f"{self.graph.source}: layer {node.keras_name!r} "
                                 f"({node.class_name}): {why}")
 
     def add(self, node: Node, name: str, kind: str, input_shape: tuple[int, ...],
-            output_shape: tuple[int, ...], **details) -> Layer:
-        """One layer of ``kind``; its weights' names and shapes from the kind's record."""
+            output_shape: tuple[int, ...], keras_names: dict[str, str] | None = None,
+            **details) -> Layer:
+        """One layer of ``kind``; its weights' names and shapes from the kind's record, their
+        arrays from ``node``'s (``keras_names``: ours -> Keras's, where they differ)."""
         if int(np.prod(output_shape)) > MAX_ACTIVATION or min(output_shape, default=1) < 1:
             raise self.fail(node, f"output shape {output_shape} is empty or over "
                                   f"{MAX_ACTIVATION:,} values per image: refused")
         layer = Layer(name, kind, input_shape, output_shape, **details)
         layer = dataclasses.replace(layer, weights=KINDS[kind].weights(layer))
         self.layers.append(layer)
+        names = keras_names or {}
+        self.origins[name] = (node.name, {weight: names.get(weight, weight)
+                                          for weight in layer.weights})
         return layer
 
     def activation(self, node: Node, name: str | None, shape: tuple[int, ...]) -> None:
@@ -126,6 +133,21 @@ def depthwise_conv2d(node: Node, converter: Converter, shape: tuple[int, ...]) -
     converter.activation(node, node.config.get("activation"), out)
 
 
+def separable_conv2d(node: Node, converter: Converter, shape: tuple[int, ...]) -> None:
+    """Keras's ``SeparableConv2D`` is our depthwise then pointwise layer: two layers, one node."""
+    _check_conv(node, converter)
+    kernel, stride = _pair(node, converter, "kernel_size"), _pair(node, converter, "strides")
+    middle = _conv_shape(node, converter, shape, kernel, stride,
+                         shape[-1] * int(node.config.get("depth_multiplier", 1)))
+    converter.add(node, f"{node.name}_depthwise", "depthwise_conv2d", shape, middle,
+                  kernel=kernel, stride=stride, padding=node.config.get("padding", "valid"))
+    out = (*middle[:2], int(node.config["filters"]))
+    converter.add(node, node.name, "pointwise_conv2d", middle, out,
+                  {"kernel": "pointwise_kernel"},
+                  options={"bias": True} if node.config.get("use_bias", True) else {})
+    converter.activation(node, node.config.get("activation"), out)
+
+
 def batch_norm(node: Node, converter: Converter, shape: tuple[int, ...]) -> None:
     config = node.config
     axis = config.get("axis", -1)
@@ -164,6 +186,17 @@ def zero_pad(node: Node, converter: Converter, shape: tuple[int, ...]) -> None:
     (top, bottom), (left, right) = pads
     converter.add(node, node.name, "zero_pad", shape,
                   (shape[0] + top + bottom, shape[1] + left + right, shape[2]), padding=pads)
+
+
+def normalization(node: Node, converter: Converter, shape: tuple[int, ...]) -> None:
+    config = node.config
+    axis = config.get("axis", -1)
+    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+    if axis not in (-1, len(shape)) or config.get("invert"):
+        raise converter.fail(node, "only a Normalization over the channels, not inverted, is read")
+    given = config.get("mean") is not None
+    converter.add(node, node.name, "normalization", shape, shape,
+                  options={"mean": config["mean"], "variance": config["variance"]} if given else {})
 
 
 def rescaling(node: Node, converter: Converter, shape: tuple[int, ...]) -> None:
@@ -249,8 +282,10 @@ def dense(node: Node, converter: Converter, shape: tuple[int, ...]) -> None:
 
 
 CONVERTERS: dict[str, Callable[[Node, Converter, tuple[int, ...]], None]] = {
-    "Conv2D": conv2d, "DepthwiseConv2D": depthwise_conv2d, "BatchNormalization": batch_norm,
+    "Conv2D": conv2d, "DepthwiseConv2D": depthwise_conv2d, "SeparableConv2D": separable_conv2d,
+    "BatchNormalization": batch_norm,
     "ReLU": relu, "Activation": activation, "ZeroPadding2D": zero_pad, "Rescaling": rescaling,
+    "Normalization": normalization,
     "Add": join("add"), "Multiply": join("multiply"), "TFOpLambda": tf_op,
     "GlobalAveragePooling2D": global_pool("global_average_pool"),
     "GlobalMaxPooling2D": global_pool("global_max_pool"), "Flatten": flatten,
@@ -260,8 +295,9 @@ CONVERTERS: dict[str, Callable[[Node, Converter, tuple[int, ...]], None]] = {
 }
 
 
-def graph_layers(graph: KerasGraph) -> list[Layer]:
-    """The graph's layer table, in running order, each join's ``source`` set."""
+def graph_layers(graph: KerasGraph) -> tuple[list[Layer], dict[str, Origin]]:
+    """The graph's layer table, in running order, each join's ``source`` set; and where each
+    layer's weights are (``keras_graph_weights.read_graph_weights``)."""
     converter = Converter(graph)
     alias = {graph.input_name: graph.input_name}  # a node -> the layer whose output it returns
     previous = graph.input_name
@@ -295,4 +331,4 @@ def graph_layers(graph: KerasGraph) -> list[Layer]:
                                f"last layer")
     if not converter.layers:
         raise UnsupportedError(f"{graph.source}: the model computes nothing (only identities)")
-    return converter.layers
+    return converter.layers, converter.origins

@@ -44,7 +44,8 @@ class GraphModel(Network):
         check_backend(backend)
         self.graph, self.family, self.config, self.alpha = graph, None, {}, None
         try:
-            self.blocks = graph_blocks(graph_layers(graph), graph.input_name)
+            layers, self.origins = graph_layers(graph)
+            self.blocks = graph_blocks(layers, graph.input_name)
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, MobileNetError):
                 raise
@@ -68,7 +69,7 @@ class GraphModel(Network):
                 self.layers, seed), self.random_input(2, seed))
         else:
             stored = weights if isinstance(weights, Stored) else \
-                read_graph_weights(weights, graph, self.layers)
+                read_graph_weights(weights, graph, self.layers, self.origins)
             self.params = check_finite(check_params(stored, self.layers), graph.source)
             check_weights(self.params, self.layers, graph.source)
         self.backend = backend
@@ -109,11 +110,11 @@ class GraphModel(Network):
 
 
 def input_range(graph: KerasGraph, layers: list) -> str | None:
-    """What the model takes, from its own layers: a leading ``Rescaling`` takes pixels; a
-    ``keras.applications`` MobileNet inside takes [-1, 1] (its ``preprocess_input``)."""
-    first = next(node for node in graph.nodes if node.name == layers[0].name) \
-        if any(node.name == layers[0].name for node in graph.nodes) else None
-    if first is not None and first.class_name == "Rescaling":
+    """What the model takes, from its own layers: a leading ``Rescaling`` or ``Normalization``
+    takes pixels; a ``keras.applications`` MobileNet inside takes [-1, 1] (its
+    ``preprocess_input``); else None (the file does not say)."""
+    first = {node.name: node for node in graph.nodes}.get(layers[0].name)
+    if first is not None and first.class_name in ("Rescaling", "Normalization"):
         return "pixels"
     scopes = {scope for node in graph.nodes for scope in node.scopes}
     if any(APPLICATION_NAME.match(scope) for scope in scopes):

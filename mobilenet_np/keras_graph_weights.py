@@ -35,11 +35,24 @@ from .keras_graph import KerasGraph, Node
 from .layers import Layer
 from .stored import Stored
 
+# Keras's order of a layer's variables where one Keras layer makes several of ours, or holds
+# arrays we do not use (a Normalization's sample count); other layers: our kinds' order.
+KERAS_ORDER = {"SeparableConv2D": ("depthwise_kernel", "pointwise_kernel", "bias"),
+               "Normalization": ("mean", "variance", "count")}
+ALIASES = {"kernel": "depthwise_kernel"}
+Origin = tuple[str, dict[str, str]]  # (node name, {our weight name: Keras's weight name})
 
-def read_graph_weights(path: str | os.PathLike, graph: KerasGraph, layers: list[Layer]) -> Stored:
-    """{layer name: {weight name: array}} for every layer of ``layers`` that has weights."""
+
+def read_graph_weights(path: str | os.PathLike, graph: KerasGraph, layers: list[Layer],
+                       origins: dict[str, Origin]) -> Stored:
+    """{layer name: {weight name: array}} for every layer of ``layers`` that has weights;
+    ``origins`` says which node (and which of its arrays) each layer's weights come from."""
     nodes = {node.name: node for node in graph.nodes}
-    weighted = [(layer, nodes[layer.name]) for layer in layers if layer.weights]
+    wanted: dict[str, list[str]] = {}  # node -> the Keras weight names its layers need
+    for layer in layers:
+        if layer.weights:
+            node, names = origins[layer.name]
+            wanted.setdefault(node, []).extend(names[weight] for weight in layer.weights)
     path = Path(path)
     try:
         if graph.archive:
@@ -49,61 +62,76 @@ def read_graph_weights(path: str | os.PathLike, graph: KerasGraph, layers: list[
                     raise WeightsError(f"{path}: a .keras zip without model.weights.h5")
                 _bounded_copy(archive, "model.weights.h5", copy, MAX_WEIGHTS_BYTES)
                 with h5py.File(copy, "r") as file:
-                    return _by_position(file, weighted, str(path))
-        with h5py.File(path, "r") as file:
-            if "model_weights" not in file:
-                raise WeightsError(f"{path}: a saved model without a model_weights group")
-            return _by_name(_child(file, "model_weights"), weighted, str(path))
+                    found = _by_position(file, nodes, wanted, str(path))
+        else:
+            with h5py.File(path, "r") as file:
+                if "model_weights" not in file:
+                    raise WeightsError(f"{path}: a saved model without a model_weights group")
+                found = _by_name(_child(file, "model_weights"), nodes, wanted, str(path))
     except WeightsError:
         raise
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
         raise WeightsError(f"{path}: damaged weights ({type(error).__name__}: {error})") from None
+    stored = Stored(layout=f"Keras graph ({'.keras' if graph.archive else 'model.save .h5'})")
+    for layer in layers:
+        if layer.weights:
+            node, names = origins[layer.name]
+            stored[layer.name] = {weight: found[node][names[weight]] for weight in layer.weights
+                                  if names[weight] in found[node]}
+    stored.source = str(path)
+    return stored
 
 
-def _by_position(file: h5py.File, weighted: list[tuple[Layer, Node]], source: str) -> Stored:
-    """Keras 3's layout: the i-th variable of a layer is its i-th weight in Keras's order."""
-    stored, budget = Stored(layout="Keras graph (.keras)"), _Budget()
-    for layer, node in weighted:
+def _by_position(file: h5py.File, nodes: dict[str, Node], wanted: dict[str, list[str]],
+                 source: str) -> dict[str, dict]:
+    """Keras 3's layout: a layer's i-th variable is its i-th weight in Keras's order."""
+    found, budget = {}, _Budget()
+    for name, weights in wanted.items():
+        node = nodes[name]
+        order = KERAS_ORDER.get(node.class_name, tuple(weights))
         where = f"{node.keras3_path}/vars"
         if where not in file:
             raise WeightsError(f"{source}: no weights for layer {node.keras_name!r} (expected "
                                f"{where})")
         variables = _child(file, where)
-        if len(variables) != len(layer.weights):
+        if len(variables) != len(order):
             raise WeightsError(f"{source}: layer {node.keras_name!r} has {len(variables)} arrays, "
-                               f"expected {len(layer.weights)} ({', '.join(layer.weights)})")
-        stored[layer.name] = {weight: _array(_child(variables, str(i)), budget)
-                              for i, weight in enumerate(layer.weights)}
-    stored.source = source
-    return stored
+                               f"expected {len(order)} ({', '.join(order)})")
+        found[name] = {weight: _array(_child(variables, str(i)), budget)
+                       for i, weight in enumerate(order) if weight in weights}
+    return found
 
 
-def _by_name(root: h5py.Group, weighted: list[tuple[Layer, Node]], source: str) -> Stored:
+def _by_name(root: h5py.Group, nodes: dict[str, Node], wanted: dict[str, list[str]],
+             source: str) -> dict[str, dict]:
     """The legacy layout: each array's name says its layer (after any enclosing model's name)."""
-    stored, budget = Stored(layout="Keras graph (model.save .h5)"), _Budget()
-    listed: dict[str, list[str]] = {}
-    for layer, node in weighted:
+    found, budget, listed = {}, _Budget(), {}
+    for name, weights in wanted.items():
+        node = nodes[name]
         if node.legacy_group not in listed:
             listed[node.legacy_group] = _attribute_list(_child(root, node.legacy_group),
                                                         "weight_names")
         group = _child(root, node.legacy_group)
         arrays = {}
-        for name in listed[node.legacy_group]:
-            *owner, weight = name.split(":")[0].split("/")
-            if _owned_by(owner, node):
-                arrays[weight] = _array(_child(group, name), budget)
+        for path in listed[node.legacy_group]:
+            *owner, weight = path.split(":")[0].split("/")
+            if weight not in weights:  # Keras 3's .h5 calls a depthwise kernel "kernel"
+                weight = ALIASES.get(weight, weight)
+            if weight in weights and _owned_by(owner, node):
+                arrays[weight] = _array(_child(group, path), budget)
         if not arrays:
             raise WeightsError(f"{source}: no weights for layer {node.keras_name!r} in group "
                                f"{node.legacy_group!r}")
-        stored[layer.name] = arrays
-    stored.source = source
-    return stored
+        found[name] = arrays
+    return found
 
 
 def _owned_by(owner: list[str], node: Node) -> bool:
     """Whether a weight path (``sequential/dense_1``) names this node: its own name, perhaps
     behind the names of the models that enclose it."""
     own = node.keras_name.split("/")
+    if not owner:  # tf.keras names some arrays bare ("mean:0"): the group's own layer's
+        return node.legacy_group == node.keras_name
     if owner[len(owner) - len(own):] != own:
         return False
     return all(part in node.scopes for part in owner[:len(owner) - len(own)])

@@ -34,13 +34,16 @@ MODELS = {
                        "GAP + Dense(3, softmax)", (64, 80, 1), (-1, 1)),
     "v2_layers": ("a V2 built layer by layer with residual Adds, default names, Rescaling, "
                   "Flatten + Dense(2, softmax)", (64, 64, 3), (0, 255)),
+    "zoo_mixed": ("Normalization (adapted), SeparableConv2D with its activation, MaxPooling2D "
+                  "and AveragePooling2D with 'same' padding, Flatten + Dense(4, softmax), on "
+                  "40x56", (40, 56, 3), (0, 255)),
     "stock_v1": ("keras.applications MobileNet 0.25 itself (the stock path)", (96, 96, 3),
                  (-1, 1)),
 }
 
 
-def build(keras, name: str):
-    """The Keras model called ``name``."""
+def build(keras, name: str, x: np.ndarray):
+    """The Keras model called ``name`` (``x``: what a Normalization adapts to)."""
     L, apps = keras.layers, keras.applications
     _, shape, _ = MODELS[name]
     if name == "v1_functional":
@@ -67,6 +70,14 @@ def build(keras, name: str):
     if name == "stock_v1":
         return apps.MobileNet(weights=None, input_shape=shape, alpha=0.25, classes=10)
     inputs = keras.Input(shape)
+    if name == "zoo_mixed":
+        norm = L.Normalization()
+        norm.adapt(x)
+        h = L.SeparableConv2D(16, 3, 2, padding="same", activation="relu")(norm(inputs))
+        h = L.MaxPooling2D(2, padding="same")(L.BatchNormalization()(h))
+        h = L.ReLU()(L.BatchNormalization()(L.DepthwiseConv2D(3, padding="same")(h)))
+        h = L.AveragePooling2D(3, strides=2, padding="same")(h)
+        return keras.Model(inputs, L.Dense(4, activation="softmax")(L.Flatten()(h)))
     if name == "v1_layers_gray":
         x = L.ReLU(6.0)(L.BatchNormalization()(L.Conv2D(8, 3, 2, padding="same",
                                                          use_bias=False)(inputs)))
@@ -109,6 +120,8 @@ def randomise(keras, model, x: np.ndarray, rng: np.random.Generator) -> None:
     is made trainable and measures its input in one training-mode call with momentum 0."""
     norms = []
     for layer in all_layers(model):
+        if isinstance(layer, keras.layers.Normalization):
+            continue  # its mean and variance are x's (adapted)
         values = []
         for weight in layer.weights:
             name, shape = weight.name.split("/")[-1].split(":")[0], tuple(weight.shape)
@@ -138,7 +151,7 @@ def randomise(keras, model, x: np.ndarray, rng: np.random.Generator) -> None:
 def write(keras, generation: int, name: str, x: np.ndarray, folder: Path) -> None:
     keras.backend.clear_session()
     rng = np.random.default_rng(5)
-    model = build(keras, name)
+    model = build(keras, name, x)
     randomise(keras, model, x, rng)
     folder.mkdir(parents=True, exist_ok=True)
     model.save(str(folder / "model.h5"))
