@@ -82,8 +82,9 @@ def find_units(layers: list[Layer]) -> list[Unit_]:
             role = "squeeze_excite"
         elif KINDS[layer.kind].fuses in ("pad", "conv"):
             size = _conv_unit_size(rest, needed)
-            role = "depthwise" if rest[size - 1 if size == 1 else 1].kind == "depthwise_conv2d" \
-                or layer.kind == "depthwise_conv2d" else "conv"
+            conv = next((each for each in rest[:size] if KINDS[each.kind].fuses == "conv"), None)
+            role = "layers" if conv is None else (  # (a pad alone runs layer by layer)
+                "depthwise" if conv.kind == "depthwise_conv2d" else "conv")
         elif layer.kind == "add":
             size, role = 1, "residual"
         elif layer.kind in POOLS and not needed & {each.name for each in rest[:-1]} \

@@ -128,10 +128,15 @@ def load_model(path: str | os.PathLike, backend: str = "numpy",
     return GraphModel(read_graph(path), path, backend, preprocessing)
 
 
+WEIGHT_CLASSES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "BatchNormalization",
+                  "Dense", "Normalization")  # the Keras classes that hold arrays
+
+
 def is_foreign(path: str | os.PathLike, stock_layers: list | None, keras_name=None) -> bool:
     """Whether a Keras file's graph is something else than the stock ``keras.applications``
     model whose table is ``stock_layers`` (None: the file fits no stock model): nested models,
-    or layers before its first or after its last. Weights-only files have no graph: False."""
+    a layer before its first (a ``Rescaling`` the table does not have), or layers with arrays
+    that it does not have (a new head). Weights-only files have no graph: False."""
     if not has_graph(path):
         return False
     if stock_layers is None:
@@ -143,8 +148,9 @@ def is_foreign(path: str | os.PathLike, stock_layers: list | None, keras_name=No
     rename = keras_name or (lambda name: name)
     nested = any(len(node.scopes) > 1 for node in graph.nodes)
     first = rename(graph.nodes[0].name) if graph.nodes else ""
-    last = rename(graph.output)
-    return nested or first != stock_layers[0].name or last != stock_layers[-1].name
+    weighted = {rename(node.name) for node in graph.nodes if node.class_name in WEIGHT_CLASSES}
+    return nested or first != stock_layers[0].name or weighted != {
+        layer.name for layer in stock_layers if layer.weights}
 
 
 def reads_as_graph(path: str | os.PathLike) -> bool:
