@@ -115,6 +115,14 @@ def test_blocks_recovered(written) -> None:
     assert "Keras model" in v2.summary() and "dense" in v2.summary()
 
 
+def test_saved_model_takes_backend_and_preprocessing_only(written) -> None:
+    path = case_path(written, 3, "v2_sequential", "model.keras")
+    with pytest.raises(mnp.InputError, match="drop alpha"):
+        mnp.load(path, alpha=0.5)
+    assert mnp.load(path).preprocessing == "scaled"  # a keras.applications MobileNetV2 inside
+    assert mnp.load(path, preprocessing="pixels").expects_pixels
+
+
 def crafted(written: Path, tmp_path: Path, edit) -> Path:
     """A copy of a Keras 3 .keras file whose config.json ``edit(config)`` changed."""
     source = case_path(written, 3, "v1_layers_gray", "model.keras")
