@@ -77,7 +77,7 @@ class GraphModel(Network):
         self.fused_steps = build_steps(self.plan, backend)
 
     @property
-    def classes(self) -> int | None:
+    def class_count(self) -> int | None:
         """How many numbers the model answers per image (its classes), or None for features."""
         shape = self.layers[-1].output_shape
         return shape[0] if len(shape) == 1 else None

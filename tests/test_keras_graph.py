@@ -108,7 +108,7 @@ def test_blocks_recovered(written) -> None:
     """A nested V1 shows as 13 separable blocks; V2 built layer by layer as inverted residuals."""
     v1 = mnp.load(case_path(written, 3, "v1_functional", "model.keras"))
     assert [block.kind for block in v1.blocks].count("separable") == 13
-    assert v1.preprocessing == "pixels" and v1.classes == 5
+    assert v1.preprocessing == "pixels" and v1.class_count == 5
     v2 = mnp.load(case_path(written, 2, "v2_layers", "model.h5"))
     assert "inverted_residual" in [block.kind for block in v2.blocks]
     assert any(unit.op == "add" for unit in v2.plan)
