@@ -113,6 +113,12 @@ def test_blocks_recovered(written) -> None:
     assert "inverted_residual" in [block.kind for block in v2.blocks]
     assert any(unit.op == "add" for unit in v2.plan)
     assert "Keras model" in v2.summary() and "dense" in v2.summary()
+    # tf.keras's V3: x + 3, ReLU6, * 1/6 (TFOpLambda ops) recovered as one hard-swish, and the
+    # fused plan runs the known units: convs with BN folded, squeeze-excite, residuals
+    v3 = mnp.load(case_path(written, 2, "v3small_sigmoid", "model.h5"))
+    kinds = [layer.kind for layer in v3.layers]
+    assert "hard_swish" in kinds and kinds.count("scale_shift") == 1  # V3's own Rescaling
+    assert {"conv", "depthwise", "squeeze_excite", "add"} <= {unit.op for unit in v3.plan}
 
 
 def test_saved_model_takes_backend_and_preprocessing_only(written) -> None:
@@ -157,6 +163,10 @@ EDITS = {
         "config"].update(keras_history=["nowhere", 0, 0]), "reads 'nowhere'"),
     "cycle": (lambda c: _layer(c, "Conv2D")["inbound_nodes"][0]["args"][0]["config"].update(
         keras_history=["dense", 0, 0]), "missing, or a cycle"),
+    "parallel branches": (lambda c: [layer for layer in c["config"]["layers"]
+                                     if layer["class_name"] == "Conv2D"][1]["inbound_nodes"][0][
+        "args"][0]["config"].update(keras_history=["conv2d", 0, 0]),
+        "not the layer just before it"),
     "huge shape": (lambda c: _layer(c, "InputLayer")["config"].update(
         batch_shape=[None, 100_000, 100_000, 1]), "values per image: refused"),
     "10,000 layers": (_many, "more than 5000 layers"),
