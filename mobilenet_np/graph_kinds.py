@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .kinds import KINDS, Kind, register_kind
+from .kinds import Kind, register_kind
 from .shapes import as_float32, resolve_padding
 
 
@@ -121,5 +121,4 @@ GRAPH_KINDS = (
     Kind("max_pool", _pool(False), _pool_twin(False)),
 )
 for _kind in GRAPH_KINDS:
-    if _kind.name not in KINDS:  # (imported once per process; a reload must not fail)
-        register_kind(_kind)
+    register_kind(_kind)  # a name already taken is an error, never a silent swap
