@@ -34,6 +34,8 @@ def looks_like_safetensors(head: bytes) -> bool:
 
 def refuse_pickle(path: Path, head: bytes) -> None:
     """PyTorch's own ``.bin``/``.pth`` files are pickles, which run code when loaded: refused."""
+    if looks_like_safetensors(head):  # its length's first byte may well be 0x80
+        return
     if path.suffix in PICKLE_SUFFIXES or head.startswith(b"\x80"):
         raise WeightsError(f"{path} looks like a PyTorch pickle ({path.suffix or 'no suffix'}), which "
                            f"can run code when loaded: use the model's .safetensors file instead")
