@@ -16,6 +16,8 @@ of ``ACTIVATION_CODES``) to the finished sum, as a fused kernel does.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .shapes import (
@@ -31,16 +33,18 @@ from .shapes import (
 )
 
 # Activation codes: the cores take a number, not a string, so that Numba compiles them.
-LINEAR, RELU, RELU6, HARD_SIGMOID, HARD_SWISH = range(5)
+LINEAR, RELU, RELU6, HARD_SIGMOID, HARD_SWISH, GELU = range(6)
 ACTIVATION_CODES = {None: LINEAR, "relu": RELU, "relu6": RELU6, "hard_sigmoid": HARD_SIGMOID,
-               "hard_swish": HARD_SWISH}
+               "hard_swish": HARD_SWISH, "gelu": GELU}
 # float32 constants: a Python float would turn float32 arithmetic into float64 under Numba.
 ZERO, THREE, SIX = np.float32(0.0), np.float32(3.0), np.float32(6.0)
+HALF, ONE, SQRT_HALF = np.float32(0.5), np.float32(1.0), np.float32(math.sqrt(0.5))
 
 
 def activate(value: np.float32, activation: int) -> np.float32:
     """One number through an activation, with Keras's formulas: relu6(x) = min(max(x, 0), 6),
-    hard_sigmoid(x) = relu6(x + 3) / 6, hard_swish(x) = x * hard_sigmoid(x)."""
+    hard_sigmoid(x) = relu6(x + 3) / 6, hard_swish(x) = x * hard_sigmoid(x); and PyTorch's
+    gelu(x) = x (1 + erf(x / sqrt 2)) / 2."""
     if activation == RELU:
         return max(value, ZERO)
     if activation == RELU6:
@@ -49,6 +53,8 @@ def activate(value: np.float32, activation: int) -> np.float32:
         return min(max(value + THREE, ZERO), SIX) / SIX
     if activation == HARD_SWISH:
         return value * (min(max(value + THREE, ZERO), SIX) / SIX)
+    if activation == GELU:  # MobileNetV4-Hybrid-Large: x * Phi(x), PyTorch's exact form
+        return HALF * value * (ONE + np.float32(math.erf(value * SQRT_HALF)))
     return value
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout, and the tests' helpers
 from helpers.v4_weights import VARIANTS, seeded_input, seeded_model  # noqa: E402
 from test_mobilenet_v4 import log_softmax, roundoff_bounds  # noqa: E402
 

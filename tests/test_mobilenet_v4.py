@@ -147,9 +147,10 @@ def test_fused_predict_equals_forward(name):
     assert error <= bound
 
 
-def test_numba_backend_equals_forward():
+@pytest.mark.parametrize("name", ["hybrid-medium", "hybrid-large"])
+def test_numba_backend_equals_forward(name):
     pytest.importorskip("numba", reason="the numba backend needs Numba: pip install -e '.[jit]'")
-    model = seeded_model("hybrid-medium")
+    model = seeded_model(name)
     fast = mnp.Network(model.family, as_stored(model.params), backend="numba",
                        resolution=RESOLUTION)
     x = seeded_input()
