@@ -265,8 +265,8 @@ def erf(z: np.ndarray) -> np.ndarray:
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """Exact GELU, x * Phi(x) = x (1 + erf(x / sqrt 2)) / 2 (PyTorch's default, not the tanh form)."""
-    x = as_float32("x", x, "gelu")
-    return (0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))).astype(np.float32)
+    wide = as_float32("x", x, "gelu").astype(np.float64)  # as reference.activate: one rounding
+    return (0.5 * wide * (1.0 + erf(wide * np.sqrt(0.5)))).astype(np.float32)
 
 
 def layer_scale(x: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ ACTIVATION_CODES = {None: LINEAR, "relu": RELU, "relu6": RELU6, "hard_sigmoid": 
                "hard_swish": HARD_SWISH, "gelu": GELU}
 # float32 constants: a Python float would turn float32 arithmetic into float64 under Numba.
 ZERO, THREE, SIX = np.float32(0.0), np.float32(3.0), np.float32(6.0)
-HALF, ONE, SQRT_HALF = np.float32(0.5), np.float32(1.0), np.float32(math.sqrt(0.5))
+SQRT_HALF = math.sqrt(0.5)  # gelu is computed in float64 (as ops.gelu), then rounded once
 
 
 def activate(value: np.float32, activation: int) -> np.float32:
@@ -54,7 +54,8 @@ def activate(value: np.float32, activation: int) -> np.float32:
     if activation == HARD_SWISH:
         return value * (min(max(value + THREE, ZERO), SIX) / SIX)
     if activation == GELU:  # MobileNetV4-Hybrid-Large: x * Phi(x), PyTorch's exact form
-        return HALF * value * (ONE + np.float32(math.erf(value * SQRT_HALF)))
+        wide = np.float64(value)
+        return np.float32(0.5 * wide * (1.0 + math.erf(wide * SQRT_HALF)))
     return value
 
 
@@ -241,6 +242,11 @@ def hard_sigmoid(x: np.ndarray) -> np.ndarray:
 def hard_swish(x: np.ndarray) -> np.ndarray:
     """x * relu6(x + 3) / 6, element by element: 0 below -3, x above 3, x (x + 3) / 6 between."""
     return _activation_twin(x, HARD_SWISH, "hard_swish")
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """x (1 + erf(x / sqrt 2)) / 2, element by element, with ``math.erf`` in float64."""
+    return _activation_twin(x, GELU, "gelu")
 
 
 def global_average_pool(x: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
-"""Plain-loop twins of MobileNetV4's kernels in ``ops.py``: GELU, layer scale, multi-query attention.
+"""Plain-loop twins of MobileNetV4's kernels in ``ops.py``: layer scale, multi-query attention.
 
-Kept apart from ``reference.py`` (the V1-V3 twins) so that each file stays readable. Every
-twin loops element by element as the formula reads; tests check them against ``ops.py``.
+Kept apart from ``reference.py`` (the V1-V3 twins) so that each file stays readable; GELU is
+there, an activation code of the loop cores that the numba backend compiles. Every twin loops
+element by element as the formula reads; tests check them against ``ops.py``.
 """
 
 from __future__ import annotations
@@ -11,16 +12,6 @@ import math
 import numpy as np
 
 from .shapes import as_float32, check_rank
-
-
-def gelu(x: np.ndarray) -> np.ndarray:
-    """x * Phi(x) = x (1 + erf(x / sqrt 2)) / 2, element by element, with ``math.erf``."""
-    flat = as_float32("x", x, "gelu").ravel()
-    out = np.empty_like(flat)
-    for i in range(flat.size):
-        value = float(flat[i])
-        out[i] = 0.5 * value * (1.0 + math.erf(value / math.sqrt(2.0)))
-    return out.reshape(np.shape(x))
 
 
 def layer_scale(x: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Registered into ``kinds.KINDS`` on import (``families/v4.py`` imports this module), like any
 kind added from outside ``kinds.py`` (see ``docs/extending.md``). Kernels: ``ops.py``; loop
-twins: ``reference_v4.py`` (attention's convolutions use ``reference.py``'s).
+twins: ``reference_v4.py`` (GELU and attention's convolutions: ``reference.py``'s).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _elementwise(function):
     return lambda x, layer, w: function(x)
 
 
-GELU = register_kind(Kind("gelu", _elementwise(ops.gelu), _elementwise(reference_v4.gelu),
+GELU = register_kind(Kind("gelu", _elementwise(ops.gelu), _elementwise(reference.gelu),
                           fuses="activation"))
 LAYER_SCALE = register_kind(Kind(
     "layer_scale", _layer_scale, lambda x, layer, w: _layer_scale(x, layer, w, reference_v4),
