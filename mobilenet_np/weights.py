@@ -47,6 +47,8 @@ def read_weights_file(path: str | os.PathLike, family: Family | None = None) -> 
     path = Path(path)
     if path.is_dir():
         raise WeightsError(f"{path} is a folder, not a weights file")
+    if path.exists() and not path.is_file():  # a FIFO or device would block or stream
+        raise WeightsError(f"{path} is not a regular file (a pipe or device?): pass a weights file")
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     with open(path, "rb") as file:

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import ops
 from ..classify import classify_images
+from ..errors import UnsupportedError
 from .model import TFLiteModel, load_tflite
 
 PIXELS_ABOVE = 2.0  # an input range reaching past this takes [0, 255] pixels (MobileNetV3)
@@ -42,13 +43,13 @@ class Int8Classifier:
 
     def __init__(self, model: TFLiteModel, source: str = "the model") -> None:
         if model.output.shape[-1] != 1000:
-            raise ValueError(f"{source}: classify needs a 1000-class ImageNet model, this one "
-                             f"has {model.output.shape[-1]} outputs")
+            raise UnsupportedError(f"{source}: classify needs a 1000-class ImageNet model, this one "
+                                   f"has {model.output.shape[-1]} outputs")
         if model.input.dtype != np.int8 or model.output.dtype != np.int8:
-            raise ValueError(f"{source}: takes {np.dtype(model.input.dtype).name} and gives "
-                             f"{np.dtype(model.output.dtype).name}; classify --tflite runs "
-                             f"full-integer models (int8 in and out: inference_input_type and "
-                             f"inference_output_type tf.int8)")
+            raise UnsupportedError(f"{source}: takes {np.dtype(model.input.dtype).name} and gives "
+                                   f"{np.dtype(model.output.dtype).name}; classify --tflite runs "
+                                   f"full-integer models (int8 in and out: inference_input_type and "
+                                   f"inference_output_type tf.int8)")
         self.model, self.expects_pixels = model, takes_pixels(model)
         self.size = tuple(int(n) for n in model.input.shape[1:3])  # (H, W)
         self.one_at_a_time = model.input.shape[0] == 1  # a file fixed to batch 1

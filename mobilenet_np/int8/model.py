@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError, UnsupportedError, WeightsError
 from . import graph as prep
 from . import ops
 from .fixedpoint import Requantize, quantize_multiplier
@@ -93,7 +94,7 @@ PREPARE = {
 
 
 def _prepared(graph: Graph, op: Operator, kernels, name: str) -> Callable:
-    """One op made ready to run; a file whose op cannot be (damaged, unusual) is one ValueError."""
+    """One op made ready to run; a file whose op cannot be (damaged, unusual) is one WeightsError."""
     try:
         return PREPARE[op.opcode](graph, op, kernels)
     except ValueError:
@@ -101,8 +102,8 @@ def _prepared(graph: Graph, op: Operator, kernels, name: str) -> Callable:
     except Exception as error:  # noqa: BLE001
         # A damaged file reaches here with any shape of nonsense (an index out of range, a
         # zero scale, a missing option): every failure means "this op cannot run".
-        raise ValueError(f"{name}: op {op.index} ({op.opcode}) cannot be prepared, a damaged "
-                         f"or unusual file ({type(error).__name__}: {error})") from None
+        raise WeightsError(f"{name}: op {op.index} ({op.opcode}) cannot be prepared, a damaged "
+                           f"or unusual file ({type(error).__name__}: {error})") from None
 
 
 class TFLiteModel:
@@ -112,15 +113,15 @@ class TFLiteModel:
         self.graph, self.name = graph, name
         unknown = sorted({op.opcode for op in graph.operators if op.opcode not in PREPARE})
         if unknown:
-            raise ValueError(f"{name}: unsupported op(s) {', '.join(unknown)}; mobilenet-np runs "
-                             f"{', '.join(sorted(PREPARE))}")
+            raise UnsupportedError(f"{name}: unsupported op(s) {', '.join(unknown)}; mobilenet-np runs "
+                                   f"{', '.join(sorted(PREPARE))}")
         if any(tensor.dtype == np.uint8 for tensor in graph.tensors):
-            raise ValueError(f"{name}: uint8 tensors (the older asymmetric scheme) are not "
-                             f"supported: convert to full int8 (TFLITE_BUILTINS_INT8)")
+            raise UnsupportedError(f"{name}: uint8 tensors (the older asymmetric scheme) are not "
+                                   f"supported: convert to full int8 (TFLITE_BUILTINS_INT8)")
         self.steps = [(op, _prepared(graph, op, kernels, name)) for op in graph.operators]
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-            raise ValueError(f"{name}: expected one input and one output, got "
-                             f"{len(graph.inputs)} and {len(graph.outputs)}")
+            raise UnsupportedError(f"{name}: expected one input and one output, got "
+                                   f"{len(graph.inputs)} and {len(graph.outputs)}")
         self.input, self.output = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
 
     @property
@@ -141,7 +142,7 @@ class TFLiteModel:
         """
         q = np.asarray(q)
         if q.dtype != self.input.dtype or q.shape[1:] != self.input.shape[1:]:
-            raise ValueError(f"{self.name}: input must be {np.dtype(self.input.dtype).name} of shape "
+            raise InputError(f"{self.name}: input must be {np.dtype(self.input.dtype).name} of shape "
                              f"(N, {', '.join(map(str, self.input.shape[1:]))}), got "
                              f"{q.dtype} {q.shape}")
         values = {self.graph.inputs[0]: q}

@@ -14,7 +14,7 @@ PyPI package. Why:
 
 ``flatbuffers`` is an optional extra (``pip install "mobilenet-np[tflite]"``); the float
 models do not need it. A file that is not a TFLite flatbuffer, or is cut short, raises one
-``ValueError`` line naming the file.
+``WeightsError`` line naming the file.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..errors import WeightsError
 
 # BuiltinOperator codes (schema.fbs) for the ops this package runs.
 OPCODES = {0: "ADD", 1: "AVERAGE_POOL_2D", 2: "CONCATENATION", 3: "CONV_2D",
@@ -206,13 +208,13 @@ def _tensor(index: int, tensor: _Reader, buffers: list[_Reader], source: bytes) 
 def read_tflite(source: str | Path | bytes) -> Graph:
     """Parse a .tflite file (path or bytes) into a ``Graph`` (subgraph 0, the model itself).
 
-    Raises ``ValueError`` (one line) for anything that is not a readable TFLite flatbuffer.
+    Raises ``WeightsError`` (one line) for anything that is not a readable TFLite flatbuffer.
     """
     table_type = _flatbuffers()
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
     data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ValueError(f"{name}: not a TensorFlow Lite model (no 'TFL3' file identifier)")
+        raise WeightsError(f"{name}: not a TensorFlow Lite model (no 'TFL3' file identifier)")
     try:
         model = _Reader(table_type(data, struct.unpack_from("<I", data, 0)[0]))
         version = model.scalar(0, "I", 0)
@@ -237,8 +239,8 @@ def read_tflite(source: str | Path | bytes) -> Graph:
                                                    for a in ints), _options(op, opcode)))
         inputs, outputs = (tuple(int(t) for t in graph.array(slot, "<i4")) for slot in (1, 2))
     except ValueError as error:
-        raise ValueError(f"{name}: bad .tflite file: {error}") from None
+        raise WeightsError(f"{name}: bad .tflite file: {error}") from None
     except (struct.error, IndexError, TypeError, KeyError, OverflowError) as error:
-        raise ValueError(f"{name}: corrupt or truncated .tflite file "
-                         f"({type(error).__name__}: {error})") from None
+        raise WeightsError(f"{name}: corrupt or truncated .tflite file "
+                           f"({type(error).__name__}: {error})") from None
     return Graph(tensors, operators, inputs, outputs)
