@@ -118,7 +118,7 @@ def heat_colours(values: np.ndarray) -> np.ndarray:
     return np.stack([np.ones_like(values), values, np.zeros_like(values)], axis=-1)
 
 
-def overlay(image: np.ndarray, cam: np.ndarray, strength: float = 0.7) -> np.ndarray:
+def overlay(image: np.ndarray, cam: np.ndarray, strength: float = 0.8) -> np.ndarray:
     """A photo (H, W, 3) in [0, 255] with a map (h, w)'s positive part drawn over it: uint8.
 
     The map is resized bilinearly to the photo and scaled by its peak; each pixel is blended

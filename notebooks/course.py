@@ -19,6 +19,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +34,11 @@ from mobilenet_np.layers import correct_pad
 from mobilenet_np.shapes import same_padding
 
 SOLUTIONS_SWITCH = "MOBILENET_NP_SOLUTIONS"
+PRETRAINED_SWITCH = "MOBILENET_NP_PRETRAINED"
+PRETRAINED_NAME = "mobilenet_2_5_224_tf.h5"  # the real MobileNet V1 0.25/224 ImageNet weights
+REPO = Path(__file__).resolve().parent.parent
+RANDOM_WEIGHTS = "ran on RANDOM weights (the real ones were not found): this says nothing " \
+                 "about a trained MobileNet"
 
 
 class NotAnswered(Exception):
@@ -106,6 +112,38 @@ class Exercises:
         """Reveal the reference answer (source code for a code exercise)."""
         value = reference_answer(self.notebook, number, **context)
         print(inspect.getsource(value) if callable(value) else repr(value))
+
+
+# The real weights, found where the tests find them -----------------------------------------
+
+def find_weights(root: Path = REPO) -> Path | None:
+    """The real V1 0.25/224 weights file, or None: ``$MOBILENET_NP_PRETRAINED`` (when set, it
+    alone is looked at), ``../shared/weights/`` beside the repository, our download cache
+    (``$MOBILENET_NP_HOME``, default ``~/.cache/mobilenet-np``), then Keras's
+    ``~/.keras/models``. Never downloads."""
+    if os.environ.get(PRETRAINED_SWITCH):
+        path = Path(os.environ[PRETRAINED_SWITCH])
+        return path if path.is_file() else None
+    cache = Path(os.environ.get("MOBILENET_NP_HOME") or Path.home() / ".cache" / "mobilenet-np")
+    folders = [root.parent / "shared" / "weights", cache, Path.home() / ".keras" / "models"]
+    return next((folder / PRETRAINED_NAME for folder in folders
+                 if (folder / PRETRAINED_NAME).is_file()), None)
+
+
+def real_or_random_v1(**options):
+    """MobileNet V1 0.25/224 on the real weights when ``find_weights`` finds them, else on
+    seeded random ones; prints which. Returns (model, True if the weights are real)."""
+    import mobilenet_np as mnp
+
+    path = find_weights()
+    if path is None:
+        print(f"The real weights ({PRETRAINED_NAME}) were not found: this notebook runs on "
+              f"seeded random weights, and says so at every conclusion that needs real ones. "
+              f"To use them: `mobilenet-np weights download --alpha 0.25` (needs internet), or "
+              f"set {PRETRAINED_SWITCH} to the file.")
+    else:
+        print(f"Using the real ImageNet weights: {path.name}")
+    return mnp.MobileNet(alpha=0.25, resolution=224, weights=path, **options), path is not None
 
 
 # Helpers for the tests ------------------------------------------------------------------------
@@ -593,3 +631,51 @@ def _09_5(answer):
     expect(as_number(answer) == as_float32 - as_int8, f"{answer} bytes is not what int8 saves there")
     return (f"int8 stores this layer in {as_int8:,} B instead of {as_float32:,} B "
             f"({as_float32 / as_int8:.2f}x smaller).")
+
+
+# 11 · Where does it look? --------------------------------------------------------------------
+
+def cam_cases() -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Seeded (features (N, H, W, C) >= 0, kernel (C, K), class) cases, rectangular maps too."""
+    cases = []
+    for rng in random_cases(110, 3):
+        n, h, w, c, k = (int(v) for v in rng.integers((1, 2, 2, 3, 4), (3, 8, 8, 12, 9)))
+        features = rng.uniform(0, 6, (n, h, w, c)).astype(np.float32)  # after ReLU6
+        kernel = rng.standard_normal((c, k)).astype(np.float32)
+        cases.append((features, kernel, int(rng.integers(0, k))))
+    return cases
+
+
+@register("11", 1, "code", "For every cell (i, j), the dot product of the C features there with "
+                           "column c of the kernel: features @ kernel[:, c] does all cells at once.")
+def _11_1(answer):
+    function = as_function(answer)
+    for features, kernel, c in cam_cases():
+        mine = np.asarray(called(function, features, kernel, c))
+        expect(mine.shape == features.shape[:3], f"the map of features {features.shape} must be "
+               f"(N, H, W) = {features.shape[:3]}, one number per cell; yours is {mine.shape}")
+        pooled_logit = features.mean(axis=(1, 2)) @ kernel[:, c]  # (N,): what the classifier sees
+        same_array(mine.mean(axis=(1, 2)), pooled_logit, "the mean of your map (it must equal "
+                   "the pooled features times column c)")
+        same_array(mine, features @ kernel[:, c], f"the map for class {c}")
+
+
+@register("11", 2, "code", "The logit is mean(CAM) + bias, a mean over H*W cells: zeroing cell "
+                           "(i, j) removes its term, cam[i, j], from a sum divided by H*W.")
+def _11_2(answer):
+    function = as_function(answer)
+    for features, kernel, c in cam_cases():
+        one = features[0]  # (H, W, C)
+        height, width = one.shape[:2]
+        logit = one.mean(axis=(0, 1)) @ kernel[:, c]
+        drops = np.empty((height, width), np.float64)
+        for i in range(height):
+            for j in range(width):
+                zeroed = one.copy()
+                zeroed[i, j] = 0  # all C features of cell (i, j)
+                drops[i, j] = logit - zeroed.mean(axis=(0, 1)) @ kernel[:, c]
+        mine = np.asarray(called(function, one @ kernel[:, c]))
+        expect(mine.shape == (height, width), f"a ({height}, {width}) map needs "
+               f"({height}, {width}) drops, one per cell; yours is {mine.shape}")
+        same_array(mine, drops, f"the drops of a ({height}, {width}) map, measured by zeroing "
+                   f"each cell and running pool + classifier again", rtol=1e-4)

@@ -307,3 +307,19 @@ def _09_5():
     as_float32 = 4 * (cin * cout + cout)
     as_int8 = cin * cout + 4 * cout + 4 * cout  # int8 kernel, int32 bias, float32 scales
     return as_float32 - as_int8
+
+
+@solution("11", 1)
+def _11_1():
+    def cam(features: np.ndarray, kernel: np.ndarray, c: int) -> np.ndarray:
+        """(N, H, W, C) features, (C, K) kernel -> (N, H, W) map of class c."""
+        return features @ kernel[:, c]
+    return cam
+
+
+@solution("11", 2)
+def _11_2():
+    def logit_drops(cam: np.ndarray) -> np.ndarray:
+        """(H, W) map -> (H, W): how much the logit falls when each cell is zeroed."""
+        return cam / cam.size
+    return logit_drops

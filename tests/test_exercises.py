@@ -82,6 +82,21 @@ WRONG = {
                 lambda a, m, s, z: Requantize(m, s, z, rounding="double").apply(a),  # ties away
                 lambda a, m, s, z: Requantize(m, s, 0, rounding="double_up").apply(a)],  # no zp
     ("09", 5): [196_608, 197_376, 67_584],
+    ("11", 1): [lambda f, k, c: f.mean(axis=(1, 2)) @ k[:, c],  # the pooled logit, not a map
+                lambda f, k, c: f @ k,  # every class at once
+                lambda f, k, c: f[..., c],  # channel c of the features
+                lambda f, k, c: f.sum(axis=-1) * k[:, c].sum()],  # right shape, wrong sum
+    ("11", 2): [lambda cam: cam,  # the cell's term, not divided by the H*W of the mean
+                lambda cam: cam - cam.mean(),  # relative to the average cell
+                lambda cam: cam / cam.shape[0]],  # divided by H only
+}
+
+# Answers that are right by the question's own statement, written another way: each must pass.
+RIGHT = {
+    ("11", 1): [lambda f, k, c: np.einsum("nhwc,c->nhw", f, k[:, c]),
+                lambda f, k, c: (f * k[:, c]).sum(axis=-1)],
+    ("11", 2): [lambda cam: cam / (cam.shape[0] * cam.shape[1]),
+                lambda cam: np.asarray(cam, np.float64) / np.size(cam)],
 }
 
 
@@ -130,6 +145,13 @@ def test_wrong_answers_raise_with_a_hint(key):
         reference = solutions.SOLUTIONS[key](**CONTEXT.get(key, {}))
         if not callable(reference):  # the answer itself is never given away on a wrong try
             assert repr(reference) not in str(raised.value).split("Hint: ")[0].split(": ", 1)[1]
+
+
+@pytest.mark.parametrize("key", sorted(RIGHT), ids=lambda key: f"{key[0]}.{key[1]}")
+def test_other_right_answers_pass(key, capsys):
+    for right in RIGHT[key]:
+        course.Exercises(key[0]).check(key[1], right, **CONTEXT.get(key, {}))
+        assert "correct" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("key", sorted(course.CHECKS), ids=lambda key: f"{key[0]}.{key[1]}")
