@@ -37,7 +37,7 @@ SOLUTIONS_SWITCH = "MOBILENET_NP_SOLUTIONS"
 PRETRAINED_SWITCH = "MOBILENET_NP_PRETRAINED"
 PRETRAINED_NAME = "mobilenet_2_5_224_tf.h5"  # the real MobileNet V1 0.25/224 ImageNet weights
 REPO = Path(__file__).resolve().parent.parent
-RANDOM_WEIGHTS = "ran on RANDOM weights (the real ones were not found): this says nothing " \
+RANDOM_WEIGHTS = "ran on RANDOM weights (the real ones were not found), so they say nothing " \
                  "about a trained MobileNet"
 
 
@@ -303,8 +303,9 @@ def _02_5(answer):
 
 # 03 · MobileNet, forward ----------------------------------------------------------------------
 
-@register("03", 1, "number", "Follow the strides: 224 -> 112 -> 56 -> 28 by conv_pw_5, and alpha "
-                             "0.25 keeps a quarter of the table's 256 filters.")
+@register("03", 1, "number", "Each stride-2 layer halves H and W: count them in the table from "
+                             "conv1 down to conv_pw_5. alpha multiplies every layer's filter "
+                             "count in the table.")
 def _03_1(answer):
     layer = next(layer for layer in V1.layers(alpha=0.25) if layer.name == "conv_pw_5_relu")
     expect(as_tuple(answer) == layer.output_shape, f"{as_tuple(answer)} is not that shape")
@@ -373,12 +374,40 @@ def _05_1(answer):
             f"pooled vector and do not shrink with the resolution.")
 
 
-@register("05", 2, "number", "Compute slim top-1 / MACs for every row of `rows` and take the "
-                             "largest: max(rows, key=...).")
+def v1_grid() -> dict[tuple[float, int], tuple[int, float]]:
+    """The 16 published V1 models: (alpha, resolution) -> (exact MACs, TF-slim top-1 %)."""
+    return {key: (network_cost(V1.layers(alpha=key[0], resolution=key[1]))["total_macs"],
+                  SLIM[key][0]) for key in SLIM}
+
+
+def dominated_by(key: tuple[float, int], grid: dict) -> tuple[float, int] | None:
+    """A model with at most ``key``'s MACs and at least its top-1, better in one; else None."""
+    macs, top1 = grid[key]
+    return next((other for other, (m, t) in grid.items()
+                 if m <= macs and t >= top1 and (m, t) != (macs, top1)), None)
+
+
+@register("05", 2, "number", "For each model, look for another with no more MACs and no lower "
+                             "top-1 (better in one): if there is one, the model is off the "
+                             "frontier. Sorting by MACs and keeping each model more accurate than "
+                             "every cheaper one does the same.")
 def _05_2(answer):
-    best = max(SLIM, key=lambda key: SLIM[key][0] / network_cost(V1.layers(
-        alpha=key[0], resolution=key[1]))["total_macs"])
-    expect(as_tuple(answer) == best, f"{as_tuple(answer)} is not the best pair")
+    try:
+        mine = {(float(alpha), int(resolution)) for alpha, resolution in answer}  # type: ignore
+    except (TypeError, ValueError):
+        raise AssertionError(f"expected a set of (alpha, resolution) pairs, got {answer!r}") from None
+    grid = v1_grid()
+    unknown = mine - set(grid)
+    expect(not unknown, f"{sorted(unknown)} are not among the 16 published models")
+    for key in sorted(mine):
+        better = dominated_by(key, grid)
+        if better is not None:
+            raise AssertionError(f"{key} is off the frontier: {better} has "
+                                 f"{grid[better][0] / 1e6:.0f}M MACs (vs {grid[key][0] / 1e6:.0f}M) "
+                                 f"and {grid[better][1]}% top-1 (vs {grid[key][1]}%)")
+    missing = [key for key in grid if dominated_by(key, grid) is None and key not in mine]
+    expect(not missing, f"{len(missing)} model(s) on the frontier are missing from your set: "
+                        f"check every model against every other, the smallest ones too")
 
 
 @register("05", 3, "code", "Depthwise Dk*Dk*(aM)*(rDf)^2 plus pointwise (aM)*(aN)*(rDf)^2; "
