@@ -101,7 +101,8 @@ class Exercises:
             return
         except AssertionError as wrong:
             raise AssertionError(f"{label}: {wrong}\nHint: {check.hint}\n"
-                                 f"(Still stuck? ex.answer({number}) shows one answer.)") from None
+                                 f"(Still stuck? {answer_call(number, context)} shows one "
+                                 f"answer.)") from None
         print(f"{label}: correct." + (f" {remark}" if remark else ""))
 
     def hint(self, number: int) -> None:
@@ -110,6 +111,14 @@ class Exercises:
 
     def answer(self, number: int, **context) -> None:
         """Reveal the reference answer (source code for a code exercise)."""
+        import solutions  # beside this file; imported only when asked for
+
+        wanted = inspect.signature(solutions.SOLUTIONS[(self.notebook, number)]).parameters
+        missing = [name for name in wanted if name not in context]
+        if missing:  # an answer computed from this run's data (08.2: the profile)
+            print(f"This answer is computed from your run's data: call "
+                  f"{answer_call(number, dict.fromkeys(missing))}")
+            return
         value = reference_answer(self.notebook, number, **context)
         print(inspect.getsource(value) if callable(value) else repr(value))
 
@@ -144,6 +153,11 @@ def real_or_random_v1(**options):
     else:
         print(f"Using the real ImageNet weights: {path.name}")
     return mnp.MobileNet(alpha=0.25, resolution=224, weights=path, **options), path is not None
+
+
+def answer_call(number: int, context: dict) -> str:
+    """How to ask for an answer: ``ex.answer(2)``, or ``ex.answer(2, profile=profile)``."""
+    return f"ex.answer({', '.join([str(number), *(f'{name}={name}' for name in context)])})"
 
 
 # Helpers for the tests ------------------------------------------------------------------------

@@ -215,3 +215,14 @@ def test_without_real_weights_the_notebooks_say_so(name, tmp_path, monkeypatch):
     assert "Using the real ImageNet weights" not in printed
     notes = printed.count("this notebook runs on seeded random") + printed.count(course.RANDOM_WEIGHTS)
     assert notes == RANDOM_NOTES[name], printed
+
+
+def test_every_rejection_names_an_answer_call_that_works(capsys):
+    """08.2's answer needs the run's profile: the rejection names that call, and ex.answer(2)
+    without it says how to call it instead of failing."""
+    with pytest.raises(AssertionError, match=r"ex\.answer\(2, profile=profile\)"):
+        course.Exercises("08").check(2, 0.6, profile=PROFILE)
+    course.Exercises("08").answer(2)
+    assert "ex.answer(2, profile=profile)" in capsys.readouterr().out
+    course.Exercises("08").answer(2, profile=PROFILE)
+    assert float(capsys.readouterr().out) == pytest.approx(0.3)
