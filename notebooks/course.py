@@ -365,14 +365,32 @@ def _04_1(answer):
     expect(mine == np.finfo(np.float32).eps, f"{mine!r} is not float32's epsilon")
 
 
-@register("04", 2, "number", "Compare activations[name] with changed[name] for every name, in "
-                             "order; give the first name where np.array_equal is False.")
+HIDDEN_CHANGE = ("conv_dw_7_bn/gamma", 3)  # the weight broken_model changes (not in the text)
+
+
+def broken_model():
+    """``ours`` from notebook 04 (V1 0.25/128, random weights, seed 1) with one weight changed,
+    somewhere the notebook does not say: exercise 04.2 finds where from the outputs alone."""
+    import mobilenet_np as mnp
+
+    model = mnp.MobileNet(alpha=0.25, resolution=128, weights=None, seed=1)
+    name, index = HIDDEN_CHANGE
+    model.params[name][index] += 1.0
+    return model
+
+
+@register("04", 2, "number", "Run broken.forward(x, capture=True) on the same x; compare "
+                             "activations[name] with its output for every name, in order, and "
+                             "give the first name where np.array_equal is False.")
 def _04_2(answer):
     expect(isinstance(answer, str), f"expected a layer name (a string), got {answer!r}")
     names = [layer.name for layer in V1.layers(alpha=0.25, resolution=128)]
     expect(answer in names, f"{answer!r} is not a layer of this model")
-    # A change to conv_dw_2's kernel first shows in conv_dw_2's own output.
-    expect(answer == "conv_dw_2", f"{answer!r} is not the first layer whose output changes")
+    # The changed gamma first shows in its own batch norm's output (the conv before is intact).
+    first = HIDDEN_CHANGE[0].split("/")[0]
+    expect(names.index(answer) >= names.index(first), f"{answer!r} still gives the same output "
+                                                      f"as in ours: look further down")
+    expect(answer == first, f"{answer!r} differs, but an earlier layer already does")
 
 
 # 05 · Width and resolution --------------------------------------------------------------------
@@ -582,10 +600,10 @@ def quantize_cases() -> list[tuple[np.ndarray, float, int]]:
     return cases
 
 
-@register("09", 1, "code", "TFLite's QUANTIZE multiplies by the float32 reciprocal "
-                           "(x * (np.float32(1) / np.float32(scale))), rounds half to even "
-                           "(np.rint), adds the zero point, clips to [-128, 127] and only then "
-                           "casts to np.int8 (a cast first would wrap around).")
+@register("09", 1, "code", "x * (np.float32(1) / np.float32(scale)) keeps float32; np.rint "
+                           "rounds halves to even (np.floor(v + 0.5) does not); add the zero "
+                           "point, np.clip to [-128, 127], then .astype(np.int8) (a cast first "
+                           "would wrap around).")
 def _09_1(answer):
     function = as_function(answer)
     for x, scale, zero_point in quantize_cases():
@@ -604,9 +622,9 @@ RELU6_CASES = [(float(np.float32(scale)), zero_point)
                for zero_point in (-128, -100, -1, 0, 50, 127)]  # 6 / 0.48 and 6 / 0.8: exact .5
 
 
-@register("09", 2, "code", "Real 0 is the code zero_point and real 6 is zero_point + round(6 / "
-                           "scale), with 6 / scale in float32 and C's round (half away from zero, "
-                           "not Python's round); then keep both inside [-128, 127].")
+@register("09", 2, "code", "np.float32(6) / np.float32(scale) keeps float32; half away from "
+                           "zero is np.sign(v) * np.floor(np.abs(v) + 0.5) (Python's round "
+                           "sends halves to even); then max(-128, ...) and min(127, ...).")
 def _09_2(answer):
     function = as_function(answer)
     for scale, zero_point in RELU6_CASES:

@@ -49,7 +49,7 @@ WRONG = {
                                        b - m * g / np.sqrt(v + 1e-3)),  # last axis: (3, 3, C, C)
                 lambda k, g, b, m, v: (k * (g / np.sqrt(v + 1e-3))[:, None], b)],  # bias forgotten
     ("04", 1): [lambda: 1e-7, lambda: np.finfo(np.float64).eps, lambda: np.float32(2.0**-24)],
-    ("04", 2): ["conv_pw_2", "conv_dw_2_bn", "conv_dw_3"],
+    ("04", 2): ["conv_dw_7", "conv_dw_7_relu", "conv_pw_7", "conv_dw_2"],  # before, after
     ("05", 1): [2.0, 1.75, 3.5],
     ("05", 2): [(1.0, 224),  # one pair, not a set of them
                 {(0.25, 128)},  # the best top-1 per MAC: the smallest model alone
@@ -97,6 +97,10 @@ WRONG = {
 
 # Answers that are right by the question's own statement, written another way: each must pass.
 RIGHT = {
+    ("09", 1): [lambda x, s, z: np.clip(np.round(x * (np.float32(1) / np.float32(s))) + z, -128,
+                                        127).astype(np.int8)],  # np.round: halves to even too
+    ("09", 2): [lambda s, z: (max(-128, z), min(127, z + math.floor(
+        float(np.float32(6) / np.float32(s)) + 0.5)))],  # floor(v + 0.5) in float64, v > 0
     ("05", 2): [sorted(solutions.SOLUTIONS[("05", 2)]()),  # a list, in any order
                 [(int(a) if a == 1 else a, r) for a, r in solutions.SOLUTIONS[("05", 2)]()]],
     ("11", 1): [lambda f, k, c: np.einsum("nhwc,c->nhw", f, k[:, c]),
