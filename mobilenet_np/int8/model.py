@@ -61,7 +61,8 @@ def _prepare_strided_slice(graph: Graph, op: Operator, kernels) -> Callable:
     """STRIDED_SLICE as converters leave it in shape arithmetic (begin/end masks, shrink axes)."""
     o = op.options
     if o["ellipsis_mask"] or o["new_axis_mask"]:
-        raise UnsupportedError(f"STRIDED_SLICE with ellipsis or new-axis masks is not supported (op {op.index})")
+        raise UnsupportedError(f"STRIDED_SLICE with ellipsis or new-axis masks is not supported "
+                               f"(op {op.index})")
 
     def run(q, begin, end, strides):
         index = []

@@ -12,8 +12,8 @@ products (BLAS), and that is exact, not approximate. A float64 holds every integ
 2^53. Each product is ``(x - x_zero_point) * w`` with |x - zp| <= 255 and |w| <= 128, so
 below 2^15 (raw int8 x int8 products are at most 128 * 128 = 2^14; centred uint8 weights,
 |w - zp| <= 255, below 2^16); a sum of K such products, and every partial sum on the way in
-any order, stays below K * 2^16, which is < 2^53 for any K < 2^37. No rounding can happen, so the float64 result *is* the integer
-sum; tests check it equals an int64 computation.
+any order, stays below K * 2^16, which is < 2^53 for any K < 2^37. No rounding can happen,
+so the float64 result *is* the integer sum; tests check it equals an int64 computation.
 """
 
 from __future__ import annotations
