@@ -165,8 +165,16 @@ def test_real_files_equal_tflite_on_every_tensor(tf, name) -> None:
         out, compared = assert_equal_to_tflite(model, gold, x)
         assert compared >= len(model.graph.operators)
         assert out.shape == (1, 1001)
-    probs = model.predict(pixels[:1])[0]
-    assert len(np.unique(probs)) > 20 and probs.max() > 0.05  # information, not a flat answer
+    assert_not_degenerate(model, pixels[:1])
+
+
+def assert_not_degenerate(model, pixels: np.ndarray) -> None:
+    """The comparisons can fail only if the numbers carry information: logits (the softmax's
+    input) with many distinct values, and a confident answer from ``predict``."""
+    softmax = next(op for op in model.graph.operators if op.opcode == "SOFTMAX")
+    _, tensors = model.forward(model.preprocess(pixels), capture=True)
+    assert len(np.unique(tensors[model.graph.tensors[softmax.inputs[0]].name])) > 20
+    assert model.predict(pixels).max() > 0.05
 
 
 def test_float_file_output_within_its_bound(tf) -> None:
@@ -286,7 +294,7 @@ def test_converted_files_equal_tflite(tf, converted, kind) -> None:
         out, compared = assert_equal_to_tflite(model, gold, x)
         widened = sum(op.opcode == "DEQUANTIZE" for op in model.graph.operators)
         assert compared >= len(model.graph.operators) - widened  # every op but DEQUANTIZE
-    assert len(np.unique(model.predict(sample_pixels(96)[:2]).round(4))) > 20  # not degenerate
+    assert_not_degenerate(model, sample_pixels(96)[:1])
 
 
 # ---- uint8 kernels: loop twins ----------------------------------------------------------------
