@@ -297,6 +297,53 @@ def test_converted_files_equal_tflite(tf, converted, kind) -> None:
     assert_not_degenerate(model, sample_pixels(96)[:1])
 
 
+def uint8_graph_file(tf, seed: int) -> bytes:
+    """A uint8 file as TF1's quantization-aware flow wrote them (Google's hosted models): a TF1
+    graph with fake-quant ranges, converted with ``inference_type=tf.uint8``. Every uint8 op
+    MobileNets use: CONV_2D (ReLU6, stride 2, 1x1), DEPTHWISE_CONV_2D, ADD, AVERAGE_POOL_2D,
+    MEAN, FULLY_CONNECTED, SOFTMAX, on 24x24x3, with seeded weights."""
+    tf1, rng = tf.compat.v1, np.random.default_rng(seed)
+    fake_quant = tf.quantization.fake_quant_with_min_max_args
+
+    def weights(*shape):
+        return tf.constant(rng.normal(0, 0.3, shape).astype(np.float32))
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf1.placeholder(tf.float32, (1, 24, 24, 3), name="input")
+        y = fake_quant(tf.nn.relu6(tf.nn.conv2d(x, weights(3, 3, 3, 24), 2, "SAME") + weights(24)), 0, 6)
+        z = fake_quant(tf.nn.relu6(tf.nn.depthwise_conv2d(y, weights(3, 3, 24, 1), [1] * 4, "SAME")), 0, 6)
+        total = fake_quant(z + y, 0, 12)
+        t = fake_quant(tf.nn.conv2d(total, weights(1, 1, 24, 16), 1, "VALID"), -6, 6)
+        pooled = fake_quant(tf.nn.avg_pool2d(t, 3, 2, "SAME"), -6, 6)
+        mean = fake_quant(tf.reduce_mean(pooled, axis=[1, 2]), -6, 6)
+        logits = fake_quant(tf.matmul(mean, weights(16, 10)) + weights(10), -8, 8)
+        out = tf.nn.softmax(logits, name="out")
+        with tf1.Session(graph=graph) as session:
+            converter = tf1.lite.TFLiteConverter.from_session(session, [x], [out])
+            converter.inference_type = tf.uint8
+            converter.quantized_input_stats = {"input": (128.0, 127.5)}  # (mean, std): pixels
+            return converter.convert()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_uint8_files_equal_tflite(tf, seed) -> None:
+    blob = uint8_graph_file(tf, seed)
+    model, gold = load_tflite(blob), interpreter(tf, blob)
+    assert {op.opcode for op in model.graph.operators} == {
+        "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX"}
+    assert all(tensor.dtype in (np.uint8, np.int32) for tensor in model.graph.tensors)
+    weights = [model.graph.tensors[op.inputs[1]] for op in model.graph.operators
+               if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    assert all(w.quantization.zero_point[0] != 0 for w in weights)  # asymmetric weights
+    for k in range(4):
+        x = np.random.default_rng(100 + k).integers(0, 256, (1, 24, 24, 3)).astype(np.uint8)
+        _, compared = assert_equal_to_tflite(model, gold, x)
+        assert compared == len(model.graph.operators) + 1
+        _, tensors = model.forward(x, capture=True)
+        assert all(len(np.unique(value)) >= 5 for value in tensors.values())  # not degenerate
+
+
 # ---- uint8 kernels: loop twins ----------------------------------------------------------------
 
 

@@ -196,6 +196,9 @@ def prepare_mean(graph: Graph, op: Operator, kernels) -> Callable:
     axes = tuple(sorted({int(a) % len(x.shape) for a in axis.data.ravel()}))
     (x_scale, x_zero), (y_scale, y_zero) = scale_and_zero(x), scale_and_zero(y)
     if op.options["keep_dims"] and len(x.shape) == 4 and axes == (1, 2):
+        if y.dtype != np.int8:
+            raise UnsupportedError(f"MEAN with keep_dims on {np.dtype(y.dtype).name} is not "
+                                   f"supported (op {op.index})")
         count = np.float32(x.shape[1] * x.shape[2])
         multiplier, shift = quantize_multiplier(float(x_scale / (count * y_scale)))
         bias = y_zero - int(round_half_away(np.float32(x_zero) * x_scale / y_scale))
@@ -203,7 +206,9 @@ def prepare_mean(graph: Graph, op: Operator, kernels) -> Callable:
     count = int(np.prod([x.shape[a] for a in axes]))
     multiplier, shift = quantize_multiplier(float(x_scale) / float(y_scale))
     k = min(count.bit_length() - 1, 32, 31 + shift)
-    out = Requantize((multiplier << k) // count, shift - k, y_zero, rounding=ROUNDING["MEAN"])
+    info = np.iinfo(y.dtype)
+    out = Requantize((multiplier << k) // count, shift - k, y_zero, int(info.min), int(info.max),
+                     ROUNDING["MEAN"], y.dtype)
     return lambda q, *_: kernels.mean(q, x_zero, axes, out, op.options["keep_dims"])
 
 

@@ -118,7 +118,8 @@ ANY_TYPE_PREPARE = {
 PREPARE = {**INTEGER_PREPARE, **ANY_TYPE_PREPARE}  # every op name this runtime runs
 # uint8 kernels checked bit for bit against TFLite (tests/test_tflite_files.py); the other
 # integer ops are refused on uint8 rather than run unchecked.
-UINT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "SOFTMAX"}
+UINT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MEAN", "AVERAGE_POOL_2D",
+             "SOFTMAX"}
 WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 EDGE_TPU_OP = "edgetpu-custom-op"
 
