@@ -34,6 +34,7 @@ from helpers.tflite_cases import (
     UINT8_FILE,
     converted_files,
     gold_input,
+    ops_model_files,
     real_labels,
     run_gold,
     sample_pixels,
@@ -79,8 +80,10 @@ def _abs_sum_and_terms(graph, op, inputs: list[np.ndarray]) -> tuple[np.ndarray,
     if op.opcode in ("AVERAGE_POOL_2D", "MEAN"):
         terms = x.shape[1] * x.shape[2]
         return x.mean(axis=(1, 2), keepdims=op.opcode == "AVERAGE_POOL_2D" or o["keep_dims"]), terms
-    if op.opcode == "ADD":
+    if op.opcode in ("ADD", "SUB"):
         return np.abs(inputs[0]) + np.abs(inputs[1]), 2
+    if op.opcode == "MUL":
+        return np.abs(inputs[0] * inputs[1]), 1
     raise AssertionError(f"no bound for {op.opcode}")
 
 
@@ -93,7 +96,8 @@ def assert_float_ops_within_bounds(model, tensors: dict[str, np.ndarray]) -> int
             continue
         inputs = [tensors[graph.tensors[i].name] for i in op.inputs if i >= 0]
         ours, theirs = run(*inputs), tensors[out.name]
-        if op.opcode in ("RESHAPE", "SQUEEZE", "PAD"):  # moves values: exact
+        if op.opcode in ("RESHAPE", "SQUEEZE", "PAD", "TRANSPOSE", "CONCATENATION", "MAX_POOL_2D"):
+            # these move or pick values: exact
             assert np.array_equal(ours, theirs), out.name
         elif op.opcode == "SOFTMAX":
             # p = e_i / sum e: expf within 1 ulp each side, a K-term float32 sum, one division.
@@ -281,6 +285,29 @@ def test_uint8_files_equal_tflite(tf, seed) -> None:
         assert all(len(np.unique(value)) >= 5 for value in tensors.values())  # not degenerate
 
 
+@pytest.fixture(scope="module")
+def ops_files(tf):
+    return ops_model_files(tf)
+
+
+@pytest.mark.parametrize("kind", ["int8", "float32"])
+def test_ops_around_the_network_equal_tflite(tf, ops_files, kind) -> None:
+    blob = ops_files[kind]
+    model, gold = load_tflite(blob), interpreter(tf, blob)
+    opcodes = {op.opcode for op in model.graph.operators}
+    assert {"TRANSPOSE", "MAX_POOL_2D", "CONCATENATION", "SUB"} <= opcodes
+    if kind == "int8":
+        sub = next(op for op in model.graph.operators if op.opcode == "SUB")
+        scales = {float(model.graph.tensors[i].quantization.scale[0]) for i in sub.inputs}
+        assert len(scales) == 2  # the rescaling path of SUB is exercised
+    for k in range(6):
+        x = np.random.default_rng(k).uniform(-1, 1, (1, 3, 20, 20)).astype(np.float32)
+        if kind == "int8":
+            x = int8_ops.quantize(x, *model.input_quantization)
+        _, compared = assert_equal_to_tflite(model, gold, x)
+        assert compared >= len(model.graph.operators)
+
+
 # ---- uint8 kernels: loop twins ----------------------------------------------------------------
 
 
@@ -307,6 +334,24 @@ def test_uint8_kernels_equal_their_loop_twins() -> None:
     logits = rng.integers(0, 256, (2, 11)).astype(np.uint8)
     assert np.array_equal(int8_ops.softmax(logits, table, 1 / 256, 0, np.uint8),
                           int8_reference.softmax(logits, table, 1 / 256, 0, np.uint8))
+
+
+def test_max_pool_and_sub_equal_their_loop_twins() -> None:
+    from mobilenet_np.int8.fixedpoint import quantize_multiplier
+    from mobilenet_np.int8.graph import AddParams
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(-128, 128, (2, 7, 5, 3)).astype(np.int8)
+    for window, stride, padding in (((2, 2), (2, 2), "VALID"), ((3, 3), (2, 2), "SAME"),
+                                    ((3, 2), (1, 2), "SAME")):
+        fast = int8_ops.max_pool2d(x, window, stride, padding, -100, 90)
+        assert np.array_equal(fast, int8_reference.max_pool2d(x, window, stride, padding, -100, 90))
+    a, b = x[:1], rng.integers(-128, 128, (1, 7, 5, 3)).astype(np.int8)
+    params = AddParams(20, -3, *quantize_multiplier(0.5), 7, *quantize_multiplier(0.17),
+                       Requantize(*quantize_multiplier(2.3e-6), 4), b_sign=-1)
+    difference = int8_ops.add(a, b, params)
+    assert len(np.unique(difference)) > 20
+    assert np.array_equal(difference, int8_reference.add(a, b, params))
 
 
 # ---- one line for everything refused --------------------------------------------------------

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import ops as float_ops
 from ..errors import UnsupportedError
+from . import ops as int8_ops
 from .tflite_file import Graph, Operator
 
 FUSED = {"NONE": lambda y: y, "RELU": float_ops.relu, "RELU6": float_ops.relu6,
@@ -87,16 +88,30 @@ def prepare_softmax(graph: Graph, op: Operator) -> Callable:
     return lambda x: float_ops.softmax(x * beta if beta != 1 else x)
 
 
+BINARY = {"ADD": np.add, "SUB": np.subtract, "MUL": np.multiply}
+
+
 def prepare_binary(graph: Graph, op: Operator) -> Callable:
-    """ADD and MUL, broadcasting, then the fused activation."""
-    activate, combine = _activation(op), np.add if op.opcode == "ADD" else np.multiply
+    """ADD, SUB and MUL, broadcasting, then the fused activation."""
+    activate, combine = _activation(op), BINARY[op.opcode]
     return lambda a, b: activate(combine(a, b, dtype=np.float32))
+
+
+def prepare_max_pool(graph: Graph, op: Operator) -> Callable:
+    """MAX_POOL_2D: the integer kernel's max, exact in any type (padded taps are -inf)."""
+    o, activate = op.options, _activation(op)
+    return lambda x: activate(int8_ops.max_pool2d(x, (o["filter_height"], o["filter_width"]),
+                                                  (o["stride_h"], o["stride_w"]), o["padding"],
+                                                  -np.inf, np.inf))
 
 
 FLOAT_PREPARE = {
     "CONV_2D": prepare_conv, "DEPTHWISE_CONV_2D": prepare_conv,
     "FULLY_CONNECTED": prepare_fully_connected, "AVERAGE_POOL_2D": prepare_average_pool,
-    "MEAN": prepare_mean, "SOFTMAX": prepare_softmax, "ADD": prepare_binary, "MUL": prepare_binary,
+    "MEAN": prepare_mean, "SOFTMAX": prepare_softmax, "ADD": prepare_binary, "SUB": prepare_binary,
+    "MUL": prepare_binary, "MAX_POOL_2D": prepare_max_pool,
+    "CONCATENATION": lambda graph, op: lambda *parts: _activation(op)(
+        np.concatenate(parts, axis=op.options["axis"])),
     "HARD_SWISH": lambda graph, op: float_ops.hard_swish,
     "LOGISTIC": lambda graph, op: lambda x: np.float32(1) / (np.float32(1) + np.exp(-x)),
 }

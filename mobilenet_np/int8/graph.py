@@ -45,13 +45,14 @@ from .tflite_file import Graph, Operator, Tensor
 
 # Measured (module docstring): the vector kernels round ties up, the scalar ones away from 0.
 ROUNDING = {"CONV_2D": "double_up", "FULLY_CONNECTED": "double_up", "DEPTHWISE_CONV_2D": "double_up",
-            "ADD": "double", "MUL": "double", "MEAN": "double", "QUANTIZE": "double"}
+            "ADD": "double", "SUB": "double", "MUL": "double", "MEAN": "double", "QUANTIZE": "double"}
 ADD_LEFT_SHIFT = 20  # int8 ADD: inputs get 20 bits of headroom before rescaling
 
 
 @dataclass(frozen=True)
 class AddParams:
-    """Integer parameters of an int8 ADD (TFLite's PrepareGeneralSubOp / add.cc)."""
+    """Integer parameters of an int8 ADD or SUB (TFLite's PrepareGeneralSubOp / add.cc);
+    ``b_sign`` is -1 for SUB, which subtracts the second scaled input instead of adding it."""
 
     left_shift: int
     a_zero_point: int
@@ -61,6 +62,7 @@ class AddParams:
     b_multiplier: int
     b_shift: int
     out: Requantize
+    b_sign: int = 1
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ def prepare_fully_connected(graph: Graph, op: Operator, kernels) -> Callable:
 
 
 def prepare_add(graph: Graph, op: Operator, kernels) -> Callable:
-    """ADD: both inputs rescaled to twice the larger input scale, then to the output (double)."""
+    """ADD and SUB: both inputs rescaled to twice the larger input scale, then to the output."""
     (a_scale, a_zero), (b_scale, b_zero), (y_scale, y_zero) = (
         scale_and_zero(graph.tensors[i]) for i in (*op.inputs, op.outputs[0]))
     twice_max = 2 * float(max(a_scale, b_scale))
@@ -169,7 +171,8 @@ def prepare_add(graph: Graph, op: Operator, kernels) -> Callable:
              quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * float(y_scale)))]
     y = graph.tensors[op.outputs[0]]
     out = Requantize(*pairs[2], y_zero, *_clamp(op, y), ROUNDING["ADD"], y.dtype)
-    params = AddParams(ADD_LEFT_SHIFT, a_zero, *pairs[0], b_zero, *pairs[1], out)
+    params = AddParams(ADD_LEFT_SHIFT, a_zero, *pairs[0], b_zero, *pairs[1], out,
+                       -1 if op.opcode == "SUB" else 1)
     return lambda a, b: kernels.add(a, b, params)
 
 
@@ -247,6 +250,25 @@ def prepare_softmax(graph: Graph, op: Operator, kernels) -> Callable:
     table = _expf(scale * np.arange(256, dtype=np.float32))
     dtype = graph.tensors[op.outputs[0]].dtype
     return lambda q, *_: kernels.softmax(q, table, y_scale, y_zero, dtype)
+
+
+def prepare_max_pool(graph: Graph, op: Operator, kernels) -> Callable:
+    """MAX_POOL_2D: input and output share scale and zero point; only the clamp is prepared."""
+    o, y = op.options, graph.tensors[op.outputs[0]]
+    lo, hi = _clamp(op, y)
+    return lambda q: kernels.max_pool2d(q, (o["filter_height"], o["filter_width"]),
+                                        (o["stride_h"], o["stride_w"]), o["padding"], lo, hi)
+
+
+def prepare_concatenation(graph: Graph, op: Operator, kernels) -> Callable:
+    """CONCATENATION: TFLite requires int8 inputs on the output's scale and zero point."""
+    y = graph.tensors[op.outputs[0]]
+    if any(scale_and_zero(graph.tensors[i]) != scale_and_zero(y) for i in op.inputs):
+        raise UnsupportedError(f"CONCATENATION of inputs on other scales than its output's "
+                               f"(op {op.index})")
+    if op.options["fused_activation_function"] != "NONE":
+        raise UnsupportedError(f"CONCATENATION with a fused activation (op {op.index})")
+    return lambda *parts: np.concatenate(parts, axis=op.options["axis"])
 
 
 def prepare_average_pool(graph: Graph, op: Operator, kernels) -> Callable:

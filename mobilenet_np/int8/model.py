@@ -102,7 +102,9 @@ def _prepare_dequantize(graph: Graph, op: Operator, kernels) -> Callable:
 # Integer ops (int8; uint8 for those in UINT8_OPS) and the ops that only move values (any type).
 INTEGER_PREPARE = {
     "CONV_2D": prep.prepare_conv, "DEPTHWISE_CONV_2D": prep.prepare_conv,
-    "FULLY_CONNECTED": prep.prepare_fully_connected, "ADD": prep.prepare_add, "MUL": prep.prepare_mul,
+    "FULLY_CONNECTED": prep.prepare_fully_connected, "ADD": prep.prepare_add, "SUB": prep.prepare_add,
+    "MUL": prep.prepare_mul, "MAX_POOL_2D": prep.prepare_max_pool,
+    "CONCATENATION": prep.prepare_concatenation,
     "MEAN": prep.prepare_mean, "AVERAGE_POOL_2D": prep.prepare_average_pool,
     "HARD_SWISH": prep.prepare_hard_swish, "LOGISTIC": prep.prepare_logistic,
     "SOFTMAX": prep.prepare_softmax,
@@ -110,6 +112,7 @@ INTEGER_PREPARE = {
 ANY_TYPE_PREPARE = {
     "PAD": _prepare_pad, "PADV2": _prepare_pad,
     "RESHAPE": _prepare_reshape, "STRIDED_SLICE": _prepare_strided_slice,
+    "TRANSPOSE": lambda g, op, k: lambda q, perm: np.transpose(q, perm),
     "SHAPE": lambda g, op, k: lambda q: np.array(q.shape, np.int32),
     "PACK": lambda g, op, k: lambda *values: np.stack(values, axis=op.options["axis"]),
     "SQUEEZE": lambda g, op, k: lambda q: np.squeeze(q, axis=op.options["squeeze_dims"] or None),

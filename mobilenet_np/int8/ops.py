@@ -108,15 +108,16 @@ def fully_connected(x: np.ndarray, x_zero_point: int, weights: np.ndarray, bias:
 
 
 def add(a: np.ndarray, b: np.ndarray, params) -> np.ndarray:
-    """ADD, int8, broadcasting: both inputs moved to a shared scale with 20 bits of headroom.
+    """ADD (or SUB), int8, broadcasting: both inputs moved to a shared scale with 20 bits of headroom.
 
     Each input ``(q - zp) << 20`` is scaled by its multiplier (< 1, double rounding), the two
-    are summed, and the sum is requantized to the output (``params``: see graph.AddParams).
+    are summed (SUB: subtracted, ``params.b_sign``), and the result is requantized to the
+    output (``params``: see graph.AddParams).
     """
     scaled = [_scale_pot(((q.astype(np.int64) - zp) << params.left_shift), m, s)
               for q, zp, m, s in ((a, params.a_zero_point, params.a_multiplier, params.a_shift),
                                   (b, params.b_zero_point, params.b_multiplier, params.b_shift))]
-    return params.out.apply(scaled[0] + scaled[1])
+    return params.out.apply(scaled[0] + params.b_sign * scaled[1])
 
 
 def _scale_pot(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
@@ -173,6 +174,18 @@ def average_pool2d(x: np.ndarray, filter_hw: tuple[int, int], stride: tuple[int,
     total = _windows(x.astype(np.int64), filter_hw, stride, pads, 0).sum(axis=(4, 5))
     rounded = np.where(total > 0, (total + count // 2) // count, -((-total + count // 2) // count))
     return np.clip(rounded, lo, hi).astype(dtype)
+
+
+def max_pool2d(x: np.ndarray, filter_hw: tuple[int, int], stride: tuple[int, int],
+               padding: str, lo: int = -128, hi: int = 127) -> np.ndarray:
+    """MAX_POOL_2D, any dtype (a max is exact): the largest tap inside the image, clamped.
+
+    Padded taps hold the dtype's lowest value, so they never win. (N, H, W, C) -> (N, Ho, Wo, C).
+    """
+    pads = resolve_padding(padding, x.shape[1:3], filter_hw, stride, "int8")
+    lowest = np.iinfo(x.dtype).min if x.dtype.kind in "iu" else -np.inf
+    windows = _windows(x, filter_hw, stride, pads, lowest)  # (N, Ho, Wo, C, kh, kw)
+    return np.clip(windows.max(axis=(4, 5)), lo, hi).astype(x.dtype)
 
 
 def pad(x: np.ndarray, paddings: np.ndarray, value: int) -> np.ndarray:

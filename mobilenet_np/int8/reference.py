@@ -127,14 +127,15 @@ def fully_connected(x, x_zero_point, weights, bias, out):
 
 
 def add(a, b, params):
-    """ADD by elements: each input << 20, scaled (double rounding), summed, requantized."""
+    """ADD (SUB) by elements: each input << 20, scaled (double rounding), summed (subtracted), requantized."""
     a, b = np.broadcast_arrays(a, b)
     y = np.zeros(a.shape, params.out.dtype)
     for index in np.ndindex(a.shape):
         total = 0
-        for value, zp, m, s in ((a[index], params.a_zero_point, params.a_multiplier, params.a_shift),
-                                (b[index], params.b_zero_point, params.b_multiplier, params.b_shift)):
-            total += mbqm((int(value) - zp) * (1 << params.left_shift), m, s, "double")
+        for value, zp, m, s, sign in (
+                (a[index], params.a_zero_point, params.a_multiplier, params.a_shift, 1),
+                (b[index], params.b_zero_point, params.b_multiplier, params.b_shift, params.b_sign)):
+            total += sign * mbqm((int(value) - zp) * (1 << params.left_shift), m, s, "double")
         y[index] = _requantize(total, params.out, 0)
     return y
 
@@ -188,6 +189,20 @@ def average_pool2d(x, filter_hw, stride, padding, lo=-128, hi=127, dtype=np.int8
         total, count = sum(values), len(values)
         rounded = _c_div(total + count // 2, count) if total > 0 else _c_div(total - count // 2, count)
         y[n, oy, ox, c] = min(max(rounded, lo), hi)
+    return y
+
+
+def max_pool2d(x, filter_hw, stride, padding, lo=-128, hi=127):
+    """MAX_POOL_2D by loops: the largest tap inside the image, clamped."""
+    n_images, height, width, channels = x.shape
+    top, left, out_h, out_w = _geometry((height, width), filter_hw, stride, padding)
+    y = np.zeros((n_images, out_h, out_w, channels), x.dtype)
+    for n, oy, ox, c in np.ndindex(y.shape):
+        y[n, oy, ox, c] = min(max(max(
+            x[n, iy, ix, c]
+            for iy in range(oy * stride[0] - top, oy * stride[0] - top + filter_hw[0])
+            for ix in range(ox * stride[1] - left, ox * stride[1] - left + filter_hw[1])
+            if 0 <= iy < height and 0 <= ix < width), lo), hi)
     return y
 
 

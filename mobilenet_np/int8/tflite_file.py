@@ -59,6 +59,7 @@ OPTIONS = {
     "FULLY_CONNECTED": [("fused_activation_function", "b", 0), ("weights_format", "b", 0),
                         ("keep_num_dims", "?", False)],
     "ADD": [("fused_activation_function", "b", 0)],
+    "SUB": [("fused_activation_function", "b", 0)],
     "MUL": [("fused_activation_function", "b", 0)],
     "MEAN": [("keep_dims", "?", False)],
     "SOFTMAX": [("beta", "f", 0.0)],

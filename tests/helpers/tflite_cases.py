@@ -92,3 +92,33 @@ def converted_files(tf) -> dict[str, bytes]:
     converter.target_spec.supported_types = [tf.float16]
     return {"uint8 wrappers": convert(tf, keras_model, calibration_images("v2"), tf.uint8),
             "float32": float32, "float16 weights": converter.convert()}
+
+
+def ops_model_files(tf) -> dict[str, bytes]:
+    """int8 and float32 files of a small Keras model made of the ops MobileNet files use
+    around the network: an NCHW input (TRANSPOSE), MAX_POOL_2D (VALID and SAME),
+    CONCATENATION, SUB of inputs on different scales, MUL by a constant; seeded weights."""
+    import keras
+
+    layers, rng = keras.layers, np.random.default_rng(5)
+    keras.utils.set_random_seed(5)
+    x = keras.Input((3, 20, 20))  # NCHW, as PyTorch-exported models take it
+    nhwc = layers.Permute((2, 3, 1))(x)
+    a = layers.MaxPooling2D(2)(layers.Conv2D(8, 3, padding="same", activation="relu")(nhwc))
+    b = layers.MaxPooling2D(3, strides=2, padding="same")(layers.Conv2D(8, 3, padding="same")(nhwc))
+    both = layers.Concatenate()([a, b])
+    difference = layers.Subtract()([layers.Conv2D(8, 1)(both), layers.Rescaling(3.0)(b)])
+    pooled = layers.GlobalAveragePooling2D()(layers.Concatenate()([both, difference]))
+    model = keras.Model(x, layers.Dense(10, activation="softmax")(pooled))
+
+    def representative():
+        for _ in range(8):
+            yield [rng.uniform(-1, 1, (1, 3, 20, 20)).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    float32 = converter.convert()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    return {"int8": converter.convert(), "float32": float32}
