@@ -386,7 +386,8 @@ def test_refusals_are_one_line(tmp_path, capsys) -> None:
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "missing.tflite" in error and "Errno" not in error, error
     graph = load_tflite(real_file(UINT8_FILE)).graph
-    for opcode, message in (("SUB", r"unsupported op\(s\) SUB"), ("edgetpu-custom-op", "Edge TPU")):
+    for opcode, message in (("LOG_SOFTMAX", r"unsupported op\(s\) LOG_SOFTMAX"),
+                            ("edgetpu-custom-op", "Edge TPU")):
         graph.operators[3].opcode = opcode
         with pytest.raises(mnp.UnsupportedError, match=f"edge.tflite: .*{message}") as error:
             mnp.int8.TFLiteModel(graph, "edge.tflite")
