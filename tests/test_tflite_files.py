@@ -225,6 +225,23 @@ def test_labels_file_names_the_classes(capsys, tmp_path) -> None:
     assert "2 labels, but" in capsys.readouterr().err
 
 
+def test_other_class_counts_by_index_or_labels(tf, tmp_path, capsys) -> None:
+    """A 10-class file is labelled ``class i``, or by --labels; its wnids are empty."""
+    from PIL import Image
+
+    path = tmp_path / "ten.tflite"
+    path.write_bytes(uint8_graph_file(tf, 0))
+    image = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (24, 24, 3)).astype(np.uint8)).save(image)
+    by_index = classify_json(["--tflite", str(path), str(image), "--top", "3"], capsys)[0]["predictions"]
+    assert [p["label"] for p in by_index] == [f"class {p['index']}" for p in by_index]
+    assert {p["wnid"] for p in by_index} == {""}
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"thing {i}\n" for i in range(10)))
+    named = classify_json(["--tflite", str(path), str(image), "--top", "3", "--labels", str(labels)], capsys)
+    assert [p["label"] for p in named[0]["predictions"]] == [f"thing {p['index']}" for p in by_index]
+
+
 CHILD = """
 import json, sys
 for name in ("tensorflow", "tf_keras", "keras"):
