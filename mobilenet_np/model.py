@@ -174,8 +174,10 @@ def load(path: str | os.PathLike, **options) -> Network:
     ``resolution=160``) override or add to what the file tells. A .tflite file (by content)
     is handed to ``load_tflite``.
     """
-    if is_tflite(path):
-        return load_tflite(path, **options)
+    if is_tflite(path):  # the file fixes the model: no options apply
+        if options:
+            raise InputError(f"{path}: a .tflite file fixes its model: drop {', '.join(options)}")
+        return load_tflite(path)
     stored = read_weights_file(path)
     family, config = file_options(stored)
     return Network(family, stored, **{**config, **options})

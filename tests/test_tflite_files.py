@@ -402,6 +402,8 @@ def test_refusals_are_one_line(tmp_path, capsys) -> None:
     assert main(["classify", "--tflite", str(tmp_path / "missing.tflite"), picture]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "missing.tflite" in error and "Errno" not in error, error
+    with pytest.raises(mnp.InputError, match="a .tflite file fixes its model: drop resolution"):
+        mnp.load(real_file(UINT8_FILE), resolution=160)
     graph = load_tflite(real_file(UINT8_FILE)).graph
     for opcode, message in (("LOG_SOFTMAX", r"unsupported op\(s\) LOG_SOFTMAX"),
                             ("edgetpu-custom-op", "Edge TPU")):
