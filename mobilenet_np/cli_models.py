@@ -48,8 +48,8 @@ def add_classify(commands: argparse._SubParsersAction) -> None:
                              "--resolution or family option")
     parser.add_argument("--labels", metavar="FILE",
                         help="with --tflite: the class names, one per line, for a file that "
-                             "packs none of its own (default: ImageNet for 1000 or 1001 "
-                             "classes, else the index)")
+                             "packs none of its own; without it, 1000 or 1001 classes are "
+                             "ImageNet's and any other count is numbered")
     family_flags(parser, f"what --weights holds, else {DEFAULT_ARCH}")
     shape_flags(parser, f"what --weights holds, else {COMMON_OPTIONS['alpha']}")
     parser.add_argument("--top", type=top_labels, default=5,
