@@ -3,7 +3,7 @@
 ``Network(..., backend="numba")`` runs its plan's units with the step classes here instead of
 ``fused.py``'s: the same units, with the same BN-folded weights, in the same order, but each
 step runs a loop core of ``reference.py`` compiled by Numba: the loops you read are the loops
-that run. What each step calls, chosen by measurement (see the README):
+that run. What each step calls, chosen by measurement (docs/speed.md):
 
 - ``Depthwise``: ``depthwise_loop``, bias and activation fused, any stride, padding and
   depth multiplier;

@@ -45,8 +45,10 @@ def layer_macs(layer: Layer) -> int:
 def layer_cost(layer: Layer) -> LayerCost:
     """Parameters and MACs of one layer."""
     sizes = {name: int(np.prod(shape)) for name, shape in layer.weights.items()}
-    bn_trainable = sizes.get("gamma", 0) + sizes.get("beta", 0)
-    bn_statistics = sizes.get("moving_mean", 0) + sizes.get("moving_variance", 0)
+    # by suffix: V4's attention layer holds its own BNs ("key_down_gamma", ...)
+    bn_trainable = sum(size for name, size in sizes.items() if name.endswith(("gamma", "beta")))
+    bn_statistics = sum(size for name, size in sizes.items()
+                        if name.endswith(("moving_mean", "moving_variance")))
     weights = sum(sizes.values()) - bn_trainable - bn_statistics
     elementwise = 0 if KINDS[layer.kind].macs else int(np.prod(layer.output_shape))
     return LayerCost(layer.name, layer.kind, layer.output_shape, weights, bn_trainable,

@@ -50,10 +50,16 @@ def _hard_swish(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """MobileNetV4-Hybrid-Large's exact GELU (erf has no in-place form: computed, copied back)."""
+    x[...] = ops.gelu(x)
+    return x
+
+
 # The activations a fused step applies in place to its output, by kind (None: linear).
 INPLACE = {None: lambda x: x, "relu": lambda x: np.maximum(x, 0.0, out=x),
            "relu6": lambda x: np.clip(x, 0.0, 6.0, out=x), "hard_sigmoid": _hard_sigmoid,
-           "hard_swish": _hard_swish}
+           "hard_swish": _hard_swish, "gelu": _gelu}
 
 
 def activate_inplace(x: np.ndarray, kind: str | None) -> np.ndarray:

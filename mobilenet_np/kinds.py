@@ -76,7 +76,8 @@ def _conv_weights(layer: Layer) -> dict[str, tuple[int, ...]]:
 
 def _depthwise_weights(layer: Layer) -> dict[str, tuple[int, ...]]:
     k, channels = layer.kernel, layer.input_shape[-1]
-    multiplier = layer.output_shape[-1] // channels
+    # A 0-channel layer (an alpha too thin) has no multiplier to read; checks.py refuses it.
+    multiplier = layer.output_shape[-1] // channels if channels else 1
     return {"depthwise_kernel": (k, k, channels, multiplier), **_bias(layer, channels * multiplier)}
 
 

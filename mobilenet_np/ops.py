@@ -238,3 +238,51 @@ def add(x: np.ndarray, earlier: np.ndarray) -> np.ndarray:
 def multiply(x: np.ndarray, earlier: np.ndarray) -> np.ndarray:
     """Squeeze-and-excite's gate: the earlier activation (N, H, W, C) times x (N, 1, 1, C)."""
     return as_float32("earlier", earlier, "multiply") * as_float32("x", x, "multiply")
+
+
+# MobileNetV4 (timm's): GELU, layer scale and mobile multi-query attention.
+def erf(z: np.ndarray) -> np.ndarray:
+    """The error function in float64, to ~1e-15: its Maclaurin series for |z| < 2, Laplace's
+    continued fraction for erfc(|z|) above (NumPy has no erf; the series alone would cancel
+    catastrophically for large |z|)."""
+    z = np.asarray(z, np.float64)
+    a = np.abs(z)
+    out = np.empty_like(a)
+    small = a < 2.0
+    s = a[small]
+    term, total = s.copy(), s.copy()
+    for n in range(1, 40):  # erf(s) = 2/sqrt(pi) sum (-1)^n s^(2n+1) / (n! (2n+1))
+        term *= -s * s / n
+        total += term / (2 * n + 1)
+    out[small] = 2 / np.sqrt(np.pi) * total
+    b = a[~small]
+    fraction = b.copy()  # erfc(b) = exp(-b^2) / sqrt(pi) / (b + (1/2)/(b + 1/(b + (3/2)/(b + ...))))
+    for k in range(80, 0, -1):
+        fraction = b + (k / 2) / fraction
+    out[~small] = 1.0 - np.exp(-b * b) / np.sqrt(np.pi) / fraction
+    return np.sign(z) * out
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """Exact GELU, x * Phi(x) = x (1 + erf(x / sqrt 2)) / 2 (PyTorch's default, not the tanh form)."""
+    wide = as_float32("x", x, "gelu").astype(np.float64)  # as reference.activate: one rounding
+    return (0.5 * wide * (1.0 + erf(wide * np.sqrt(0.5)))).astype(np.float32)
+
+
+def layer_scale(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """A learned scale per channel: x (..., C) * scale (C,)."""
+    return as_float32("x", x, "layer_scale") * as_float32("scale", scale, "layer_scale")
+
+
+def multi_query_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int) -> np.ndarray:
+    """Attention with ``heads`` query heads and ONE key/value head that they all share.
+
+    q (N, L, heads * d), query channel ``head * d + j`` (timm's order); k (N, S, d); v (N, S, dv)
+    -> (N, L, heads * dv), output channel ``head * dv + j``. Each head: softmax(q k^T / sqrt d) v.
+    """
+    n, length, _ = q.shape
+    d = k.shape[-1]
+    q = q.reshape(n, length, heads, d).transpose(0, 2, 1, 3)  # (N, heads, L, d)
+    scores = (q * np.float32(d**-0.5)) @ k[:, None].transpose(0, 1, 3, 2)  # (N, heads, L, S)
+    out = softmax(scores, axis=-1) @ v[:, None]  # (N, heads, L, dv): one V for every head
+    return out.transpose(0, 2, 1, 3).reshape(n, length, -1)  # (N, L, heads * dv)

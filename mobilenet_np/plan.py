@@ -145,12 +145,22 @@ def _own_pads(layer: Layer) -> Pads:
                            (layer.stride, layer.stride), layer.name)
 
 
-def _stage(layer: Layer, params: Params, follower: Layer | None) -> Stage:
-    """A 1x1 conv, classifier or dense layer as a matmul stage, with the activation after it."""
+def _stage(layer: Layer, params: Params, *followers: Layer) -> Stage:
+    """A 1x1 conv, classifier or dense layer as a matmul stage, with the batch norm (folded
+    in: MobileNetV4's head) and the activation that follow it."""
     kernel = params[f"{layer.name}/kernel"]
-    fused = follower is not None and KINDS[follower.kind].fuses == "activation"
-    return Stage(layer, kernel.reshape(-1, kernel.shape[-1]), params[f"{layer.name}/bias"],
-                 follower.kind if fused else None, follower.name if fused else layer.name)
+    matrix = kernel.reshape(-1, kernel.shape[-1])  # (Cin, Cout)
+    bias = params.get(f"{layer.name}/bias", np.zeros(matrix.shape[1], np.float32))
+    output = layer.name
+    if followers and followers[0].kind == "batch_norm":
+        bn, *followers = followers
+        gamma, beta, mean, variance = (params[f"{bn.name}/{w}"] for w in BN_WEIGHTS)
+        matrix, bias = fold_batch_norm(matrix, gamma, beta, mean - bias, variance,
+                                       bn.options.get("epsilon", BN_EPSILON))
+        output = bn.name
+    fused = bool(followers) and KINDS[followers[0].kind].fuses == "activation"
+    return Stage(layer, matrix, bias, followers[0].kind if fused else None,
+                 followers[0].name if fused else output)
 
 
 def squeeze_excite_unit(layers: tuple[Layer, ...], params: Params) -> Unit:
@@ -172,10 +182,10 @@ def head_unit(layers: tuple[Layer, ...], params: Params) -> Unit:
         raise UnsupportedError(f"the fused path's head starts with global pooling, not {pool.kind}")
     stages = []
     for i, layer in enumerate(rest):
-        follower = rest[i + 1] if i + 1 < len(rest) else None
         if KINDS[layer.kind].macs is not None:
-            stages.append(_stage(layer, params, follower))
-        elif KINDS[layer.kind].fuses != "activation" and layer.kind not in ("flatten", "softmax"):
+            stages.append(_stage(layer, params, *rest[i + 1:i + 3]))
+        elif KINDS[layer.kind].fuses not in ("activation", "batch_norm") \
+                and layer.kind not in ("flatten", "softmax"):
             raise UnsupportedError(f"the fused path's head has no stage for {layer.kind} "
                                    f"({layer.name})")
     return Unit("head", layers, stages=tuple(stages),

@@ -20,13 +20,15 @@ def random_weights(layers: list[Layer], seed: int = 0) -> Params:
     params = {}
     for layer in layers:
         for weight, shape in layer.weights.items():
-            if weight in ("kernel", "depthwise_kernel"):
+            # by suffix: an attention layer holds several ("query_kernel", "key_down_gamma")
+            if weight.endswith("kernel"):
                 # depthwise (kh, kw, C, M): kh*kw inputs per output; others: all but the last axis
-                fan_in = int(np.prod(shape[:2] if weight == "depthwise_kernel" else shape[:-1]))
+                depthwise = weight.endswith("depthwise_kernel")
+                fan_in = int(np.prod(shape[:2] if depthwise else shape[:-1]))
                 value = rng.normal(0, np.sqrt(2 / fan_in), shape)
-            elif weight == "gamma":
+            elif weight.endswith("gamma") or weight == "scale":  # scale: V4's layer scale
                 value = rng.uniform(0.5, 1.5, shape)
-            elif weight == "moving_variance":
+            elif weight.endswith("moving_variance"):
                 value = rng.uniform(0.5, 2.0, shape)
             else:  # beta, moving_mean, bias
                 value = rng.normal(0, 0.5, shape)

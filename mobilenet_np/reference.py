@@ -16,6 +16,8 @@ of ``ACTIVATION_CODES``) to the finished sum, as a fused kernel does.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .shapes import (
@@ -31,16 +33,18 @@ from .shapes import (
 )
 
 # Activation codes: the cores take a number, not a string, so that Numba compiles them.
-LINEAR, RELU, RELU6, HARD_SIGMOID, HARD_SWISH = range(5)
+LINEAR, RELU, RELU6, HARD_SIGMOID, HARD_SWISH, GELU = range(6)
 ACTIVATION_CODES = {None: LINEAR, "relu": RELU, "relu6": RELU6, "hard_sigmoid": HARD_SIGMOID,
-               "hard_swish": HARD_SWISH}
+               "hard_swish": HARD_SWISH, "gelu": GELU}
 # float32 constants: a Python float would turn float32 arithmetic into float64 under Numba.
 ZERO, THREE, SIX = np.float32(0.0), np.float32(3.0), np.float32(6.0)
+SQRT_HALF = math.sqrt(0.5)  # gelu is computed in float64 (as ops.gelu), then rounded once
 
 
 def activate(value: np.float32, activation: int) -> np.float32:
     """One number through an activation, with Keras's formulas: relu6(x) = min(max(x, 0), 6),
-    hard_sigmoid(x) = relu6(x + 3) / 6, hard_swish(x) = x * hard_sigmoid(x)."""
+    hard_sigmoid(x) = relu6(x + 3) / 6, hard_swish(x) = x * hard_sigmoid(x); and PyTorch's
+    gelu(x) = x (1 + erf(x / sqrt 2)) / 2."""
     if activation == RELU:
         return max(value, ZERO)
     if activation == RELU6:
@@ -49,6 +53,9 @@ def activate(value: np.float32, activation: int) -> np.float32:
         return min(max(value + THREE, ZERO), SIX) / SIX
     if activation == HARD_SWISH:
         return value * (min(max(value + THREE, ZERO), SIX) / SIX)
+    if activation == GELU:  # MobileNetV4-Hybrid-Large: x * Phi(x), PyTorch's exact form
+        wide = np.float64(value)
+        return np.float32(0.5 * wide * (1.0 + math.erf(wide * SQRT_HALF)))
     return value
 
 
@@ -235,6 +242,11 @@ def hard_sigmoid(x: np.ndarray) -> np.ndarray:
 def hard_swish(x: np.ndarray) -> np.ndarray:
     """x * relu6(x + 3) / 6, element by element: 0 below -3, x above 3, x (x + 3) / 6 between."""
     return _activation_twin(x, HARD_SWISH, "hard_swish")
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """x (1 + erf(x / sqrt 2)) / 2, element by element, with ``math.erf`` in float64."""
+    return _activation_twin(x, GELU, "gelu")
 
 
 def global_average_pool(x: np.ndarray) -> np.ndarray:

@@ -26,7 +26,9 @@ from .keras_files import read_keras_file
 from .kinds import KINDS
 from .layers import Layer, Params
 from .registry import FAMILIES, Family, get_family
+from .safetensors import looks_like_safetensors, read_safetensors, refuse_pickle
 from .stored import Stored
+from .torch_layout import from_torch
 
 # Keras 3 ``.weights.h5`` files name layers by class and position (conv2d, conv2d_1, ...),
 # not by layer name: each kind's record says which Keras class stores it (``keras_class``).
@@ -37,7 +39,7 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def read_weights_file(path: str | os.PathLike, family: Family | None = None) -> Stored:
-    """Read ``.npz`` (ours) or any Keras file into {layer: {weight: array}}.
+    """Read ``.npz`` (ours), any Keras file or a timm ``.safetensors`` into {layer: {weight: array}}.
 
     Keras 3 files only number their layers: they are named after the table of ``family``
     (default: every registered family's) whose layers they fit class by class, in Keras's order.
@@ -45,9 +47,16 @@ def read_weights_file(path: str | os.PathLike, family: Family | None = None) -> 
     path = Path(path)
     if path.is_dir():
         raise WeightsError(f"{path} is a folder, not a weights file")
+    if path.exists() and not path.is_file():  # a FIFO or device would block or stream
+        raise WeightsError(f"{path} is not a regular file (a pipe or device?): pass a weights file")
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    if _is_npz(path):
+    with open(path, "rb") as file:
+        head = file.read(9)
+    refuse_pickle(path, head)
+    if looks_like_safetensors(head):  # timm's files (MobileNetV4), PyTorch's layout
+        stored = from_torch(read_safetensors(path))
+    elif _is_npz(path):
         stored = Stored(layout="our .npz")
         for key, array in load_npz(path).items():
             layer, _, weight = key.rpartition("/")

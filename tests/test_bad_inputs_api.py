@@ -148,7 +148,8 @@ CASES = {
                                      "like pixels / 255"),
     "negative variance loaded": Case(lambda f: mnp.load(f / "negative_variance.npz"),
                                      WeightsError, "conv_dw_4_bn/moving_variance holds 1 negative"),
-    "alpha with 0-channel layers": Case(lambda f: v1(alpha=0.001), InputError, "0 channels"),
+    "alpha with 0-channel layers": Case(lambda f: mnp.MobileNet(alpha=0.001, resolution=64, weights=None),
+                                        InputError, "0 channels"),
     "the cache is a file": Case(lambda f: mnp.download.cache_dir(), InputError,
                                 "good.png ($MOBILENET_NP_HOME) is a file, not a folder"),
 }
