@@ -95,6 +95,8 @@ def _prepare_dequantize(graph: Graph, op: Operator, kernels) -> Callable:
     x = graph.tensors[op.inputs[0]]
     if x.dtype == np.float16:
         return lambda q: q.astype(np.float32)
+    if x.quantization is not None and len(x.quantization.scale) > 1:
+        raise UnsupportedError(f"DEQUANTIZE of a per-channel tensor ({x.name!r}) is not supported")
     scale, zero = prep.scale_and_zero(x)
     return lambda q: kernels.dequantize(q, scale, zero)
 
