@@ -242,6 +242,28 @@ def test_other_class_counts_by_index_or_labels(tf, tmp_path, capsys) -> None:
     assert [p["label"] for p in named[0]["predictions"]] == [f"thing {p['index']}" for p in by_index]
 
 
+def test_metadata_normalization_and_labels_file(caplog) -> None:
+    """The hosted files' TFLite metadata: input normalization mean 127.5, std 127.5 (what TFLite
+    Support applies to float inputs) and the output's labels file, packed in the zip; a float
+    input with metadata takes (pixels - mean) / std; damaged metadata is a warning."""
+    from mobilenet_np.int8 import tflite_summary
+    from mobilenet_np.int8.metadata import Metadata
+
+    model = load_tflite(real_file(UINT8_FILE))
+    assert model.metadata.mean.tolist() == [127.5] and model.metadata.std.tolist() == [127.5]
+    assert model.metadata.labels_file == "imagenet_labels.txt" and model.labels == real_labels()
+    float_model = load_tflite(real_file(FLOAT_FILE))
+    assert float_model.metadata is None and float_model.labels is None
+    pixels = sample_pixels(224)[:1]
+    float_model.metadata = Metadata(np.float32([0.0]), np.float32([255.0]), None)
+    assert np.array_equal(float_model.preprocess(pixels), pixels / np.float32(255.0))
+    assert "mean 0, std 255 (the file's metadata)" in tflite_summary(float_model)["input"]
+    graph = model.graph
+    graph.metadata = b"\xff\xff\x00\x00M001" + bytes(8)  # its root table lies past the end
+    damaged = mnp.int8.TFLiteModel(graph, "damaged.tflite")
+    assert damaged.metadata is None and "damaged.tflite: its TFLite metadata cannot be read" in caplog.text
+
+
 CHILD = """
 import json, sys
 for name in ("tensorflow", "tf_keras", "keras"):

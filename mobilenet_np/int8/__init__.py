@@ -1,7 +1,7 @@
 """The .tflite half: a reader, int8/uint8 kernels equal bit for bit to TFLite's, and our own PTQ.
 
 ``ops`` holds the vectorised integer kernels, ``float_graph`` the float ops (on the package's
-float kernels), ``reference`` their plain-loop twins, ``fixedpoint``
+float kernels), ``metadata`` the file's TFLite metadata (normalization, labels file), ``reference`` their plain-loop twins, ``fixedpoint``
 the integer rescaling both use, ``tflite_file`` the reader, ``graph`` TFLite's per-op
 preparation, ``model`` the runner behind ``load_tflite``, ``quantize`` and ``calibrate`` our
 post-training quantization of a float ``Network`` (``mnp.quantize``), and ``classify`` and

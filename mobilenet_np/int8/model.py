@@ -26,6 +26,7 @@ from . import graph as prep
 from . import ops
 from .fixedpoint import Requantize, quantize_multiplier
 from .float_graph import FLOAT_PREPARE
+from .metadata import file_metadata, packed_labels
 from .tflite_file import Graph, Operator, read_tflite
 
 PIXELS_ABOVE = 2.0  # an int8 input whose real range reaches past this takes pixels (MobileNetV3)
@@ -178,17 +179,6 @@ def _check_ops(graph: Graph, name: str) -> None:
                                f"{', '.join(sorted(set(PREPARE) | set(FLOAT_PREPARE)))}")
 
 
-def _packed_labels(graph: Graph, classes: int) -> list[str] | None:
-    """The labels file packed in the file's metadata: the first with one line per class."""
-    for text in graph.packed.values():
-        lines = text.decode("utf8", "replace").splitlines()
-        while lines and not lines[-1].strip():
-            lines.pop()
-        if len(lines) == classes:
-            return [line.strip() for line in lines]
-    return None
-
-
 class TFLiteModel:
     """A .tflite graph compiled to NumPy steps (NHWC, the file's dtypes)."""
 
@@ -200,7 +190,9 @@ class TFLiteModel:
                                    f"{len(graph.inputs)} and {len(graph.outputs)}")
         self.steps = [(op, _prepared(graph, op, kernels, name)) for op in graph.operators]
         self.input, self.output = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
-        self.labels = _packed_labels(graph, self.output.shape[-1]) if self.output.shape else None
+        self.metadata = file_metadata(graph, name)
+        named = self.metadata.labels_file if self.metadata else None
+        self.labels = packed_labels(graph, self.output.shape[-1], named) if self.output.shape else None
 
     @property
     def input_quantization(self) -> tuple[float, int]:
@@ -218,7 +210,8 @@ class TFLiteModel:
 
         A uint8 input is an 8-bit image: always pixels. An int8 input's largest real value,
         ``scale * (127 - zero_point)``, is ~1 when calibrated on [-1, 1], ~255 on pixels. A
-        float input without metadata takes [-1, 1], the MobileNet convention.
+        float input takes what its metadata's normalization gives (``normalization``), else
+        [-1, 1], the MobileNet convention.
         """
         if self.input.dtype == np.uint8:
             return True
@@ -226,6 +219,13 @@ class TFLiteModel:
             return False
         scale, zero_point = self.input_quantization
         return float(scale) * (127 - zero_point) > PIXELS_ABOVE
+
+    @property
+    def normalization(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(mean, std) from the file's metadata, for a float input: it takes (pixels - mean) / std."""
+        if self.metadata is None or self.metadata.mean is None:
+            return None
+        return self.metadata.mean, self.metadata.std
 
     def forward(self, q: np.ndarray, capture: bool = False):
         """Run the graph on the input exactly as the file declares it: (N, H, W, C) of its dtype.
@@ -256,12 +256,16 @@ class TFLiteModel:
 
         uint8: the pixels as they are (an 8-bit image, what TFLite's apps feed). int8: the
         real values (pixels, or preprocess_input's [-1, 1]) quantized by the input's scale
-        and zero point. float32: [-1, 1]. NaN, and values outside [0, 255], are refused.
+        and zero point. float32: ``(pixels - mean) / std`` as the file's metadata says, else
+        [-1, 1]. NaN, and values outside [0, 255], are refused.
         """
         x = as_float32("pixels", pixels, "TFLiteModel.predict")
         check_input(x, PIXELS, check_range)
         if self.input.dtype == np.uint8:
             return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        if self.input.dtype == np.float32 and self.normalization is not None:
+            mean, std = self.normalization
+            return (x - mean) / std  # float32, per channel when the metadata gives C values
         real = x if self.takes_pixels else preprocess_input(x)
         if self.input.dtype == np.float32:
             return real

@@ -87,6 +87,9 @@ def input_convention(model: TFLiteModel) -> str:
     kind = f"{np.dtype(model.input.dtype).name} {tuple(model.input.shape)}"
     if model.input.dtype == np.uint8:
         return f"{kind}: 0-255 pixels as they are (an 8-bit image)"
+    if model.input.dtype == np.float32 and model.normalization is not None:
+        mean, std = (", ".join(f"{v:g}" for v in values) for values in model.normalization)
+        return f"{kind}: (pixels - mean) / std, mean {mean}, std {std} (the file's metadata)"
     real = "0-255 pixels" if model.takes_pixels else "[-1, 1] (pixels / 127.5 - 1)"
     if model.input.dtype == np.float32:
         return f"{kind}: {real}, the MobileNet convention (the file declares no range)"

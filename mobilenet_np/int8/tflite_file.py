@@ -114,6 +114,7 @@ class Graph:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     packed: dict[str, bytes] = field(default_factory=dict)
+    metadata: bytes | None = None  # the TFLITE_METADATA buffer (``metadata.read_metadata``)
 
 
 def _flatbuffers():
@@ -258,6 +259,16 @@ def _read_bytes(source: str | Path | bytes, name: str) -> bytes:
         raise WeightsError(f"{name}: cannot read it ({(error.strerror or str(error)).lower()})") from None
 
 
+def _metadata_buffer(model: _Reader, buffers: list[_Reader]) -> bytes | None:
+    """The bytes of the buffer the model's metadata list names TFLITE_METADATA, if any."""
+    for entry in model.children(6):  # Model.metadata: [Metadata {name 0, buffer 1}]
+        index = entry.scalar(1, "I", 0)
+        if entry.string(0) == "TFLITE_METADATA" and index < len(buffers):
+            raw = buffers[index].array(0, "u1")
+            return None if raw is None else raw.tobytes()
+    return None
+
+
 def read_tflite(source: str | Path | bytes) -> Graph:
     """Parse a .tflite file (path or bytes) into a ``Graph`` (subgraph 0, the model itself).
 
@@ -292,6 +303,7 @@ def read_tflite(source: str | Path | bytes) -> Graph:
             operators.append(Operator(i, opcode, *(tuple(int(t) for t in (a if a is not None else ()))
                                                    for a in ints), _options(op, opcode)))
         inputs, outputs = (tuple(int(t) for t in graph.array(slot, "<i4")) for slot in (1, 2))
+        metadata = _metadata_buffer(model, buffers)
     except UnsupportedError as error:
         raise UnsupportedError(f"{name}: {error}") from None
     except ValueError as error:
@@ -299,4 +311,4 @@ def read_tflite(source: str | Path | bytes) -> Graph:
     except (struct.error, IndexError, TypeError, KeyError, OverflowError) as error:
         raise WeightsError(f"{name}: corrupt or truncated .tflite file "
                            f"({type(error).__name__}: {error})") from None
-    return Graph(tensors, operators, inputs, outputs, packed_files(data))
+    return Graph(tensors, operators, inputs, outputs, packed_files(data), metadata)
