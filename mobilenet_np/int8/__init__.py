@@ -1,8 +1,9 @@
 """The .tflite half: a reader, int8/uint8 kernels equal bit for bit to TFLite's, and our own PTQ.
 
-``ops`` holds the vectorised integer kernels, ``float_graph`` the float ops (on the package's
-float kernels), ``metadata`` the file's TFLite metadata (normalization, labels file), ``reference`` their plain-loop twins, ``fixedpoint``
-the integer rescaling both use, ``tflite_file`` the reader, ``graph`` TFLite's per-op
+``ops`` holds the vectorised integer kernels, ``reference`` their plain-loop twins,
+``fixedpoint`` the integer rescaling both use, ``float_graph`` the float ops (on the
+package's float kernels), ``tflite_file`` the reader, ``metadata`` the file's TFLite metadata
+(normalization, labels file), ``opnames`` the schema's op names, ``graph`` TFLite's per-op
 preparation, ``model`` the runner behind ``load_tflite``, ``quantize`` and ``calibrate`` our
 post-training quantization of a float ``Network`` (``mnp.quantize``), and ``classify`` and
 ``summary`` what the command line shows of a .tflite file.
