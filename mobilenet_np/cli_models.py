@@ -44,10 +44,14 @@ def add_classify(commands: argparse._SubParsersAction) -> None:
                         help="a Keras (.h5, .weights.h5, .keras) or .npz weights file "
                              "(default: the official Keras file, downloaded once and cached)")
     parser.add_argument("--tflite", metavar="FILE", type=Path,
-                        help="instead of a float model: an int8 .tflite model, run by the NumPy "
-                             "integer kernels (needs the [tflite] extra); it fixes the model, "
-                             "so it takes no --weights, --arch, --alpha, --resolution or "
-                             "family option")
+                        help="instead of a float model: a .tflite classifier (int8, uint8 or "
+                             "float), run by the NumPy kernels (needs the [tflite] extra); it "
+                             "fixes the model, so it takes no --weights, --arch, --alpha, "
+                             "--resolution or family option")
+    parser.add_argument("--labels", metavar="FILE",
+                        help="with --tflite: the class names, one per line, for a file that "
+                             "packs none of its own; without it, 1000 or 1001 classes are "
+                             "ImageNet's and any other count is numbered")
     family_flags(parser, f"what --weights holds, else {DEFAULT_ARCH}")
     shape_flags(parser, f"what --weights holds, else {COMMON_OPTIONS['alpha']}")
     parser.add_argument("--top", type=top_labels, default=5,
@@ -73,9 +77,11 @@ def classify(args: argparse.Namespace) -> int:
         if refused:
             raise InputError(f"--tflite takes the model, weights and input size from the file: "
                              f"drop {', '.join(refused)}")
-        model = Int8Classifier(load_tflite(args.tflite), str(args.tflite))
+        model = Int8Classifier(load_tflite(args.tflite), str(args.tflite), args.labels)
         size = model.size
     else:
+        if args.labels:
+            raise InputError("--labels names the classes of a --tflite file: give --tflite too")
         model = classify_model(args)
         size = model.input_shape[:2]
     results = classify_images(model, args.images, size, args.top, args.interpolation, args.exif)

@@ -11,6 +11,7 @@ from .backends import build_steps, check_backend
 from .checks import PIXELS, SCALED, check_input, zero_channel_layer
 from .download import official_weights
 from .errors import InputError
+from .int8 import is_tflite, load_tflite
 from .interpreter import run_steps
 from .kinds import run_layer
 from .lanes import cpu_cores, run_in_lanes
@@ -170,8 +171,13 @@ def load(path: str | os.PathLike, **options) -> Network:
     """A model built from what a weights file holds: family and options read off the file.
 
     Works for every layout ``keras_files.py`` reads and for our ``.npz``; ``options`` (e.g.
-    ``resolution=160``) override or add to what the file tells.
+    ``resolution=160``) override or add to what the file tells. A .tflite file (by content)
+    is handed to ``load_tflite``.
     """
+    if is_tflite(path):  # the file fixes the model: no options apply
+        if options:
+            raise InputError(f"{path}: a .tflite file fixes its model: drop {', '.join(options)}")
+        return load_tflite(path)
     stored = read_weights_file(path)
     family, config = file_options(stored)
     return Network(family, stored, **{**config, **options})
