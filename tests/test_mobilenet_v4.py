@@ -32,6 +32,7 @@ import mobilenet_np as mnp
 from mobilenet_np import ops, reference, reference_v4
 from mobilenet_np.cost import network_cost
 from mobilenet_np.errors import WeightsError
+from mobilenet_np.families.v4 import ALPHAS
 from mobilenet_np.kinds import KINDS, run_layer
 from mobilenet_np.layers import Layer
 from mobilenet_np.safetensors import read_safetensors, write_safetensors
@@ -77,10 +78,34 @@ def roundoff_bounds(model, x: np.ndarray, block: str | None) -> dict[str, float]
             for name, value in runs[0].items()}
 
 
-def test_params_equal_timms_count(variant):
-    """Trainable parameters equal timm's sum(p.numel()); BN's running statistics come on top."""
-    layers = mnp.get_family(f"v4-{variant}").layers()
-    assert network_cost(layers)["trainable_params"] == int(timm_outputs(variant)["timm_params"])
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_params_equal_timms_count(variant, alpha):
+    """Trainable parameters equal timm's sum(p.numel()) at every width timm defines; BN's
+    running statistics come on top."""
+    counts = json.loads((FIXTURES / "timm_params.json").read_text())
+    layers = mnp.get_family(f"v4-{variant}").layers(alpha=alpha)
+    assert network_cost(layers)["trainable_params"] == counts[variant][str(alpha)]
+    if alpha == 1.0:
+        assert counts[variant]["1.0"] == int(timm_outputs(variant)["timm_params"])
+
+
+@pytest.mark.parametrize("name, alpha", [("conv-small", 0.5), ("hybrid-medium", 0.35),
+                                         ("conv-large", 1.0)])
+def test_load_recognises_variant_and_width(name, alpha, tmp_path):
+    """mnp.load reads the variant and alpha off a safetensors file's shapes; a file with a top
+    also loads without it."""
+    family = mnp.get_family(f"v4-{name}")
+    model = mnp.Network(family, None, alpha=alpha, classes=10, resolution=64)
+    path = tmp_path / "weights.safetensors"
+    write_safetensors(to_torch(model.params, model.layers), path)
+    loaded = mnp.load(path, resolution=64)
+    assert (loaded.family.name, loaded.config["alpha"], loaded.config["classes"]) == \
+        (f"v4-{name}", alpha, 10)
+    x = model.random_input(1)
+    probabilities, acts = model.forward(x, capture=True)
+    assert np.array_equal(loaded.forward(x), probabilities)
+    features = mnp.Network(family, path, alpha=alpha, include_top=False, resolution=64)
+    assert np.array_equal(features.forward(x), acts["blocks.4.0.bn1.act"])  # timm's forward_features
 
 
 def test_outputs_equal_timms(variant, tmp_path):
