@@ -59,7 +59,7 @@ def timm_outputs(variant: str) -> dict[str, np.ndarray]:
 
 def our_outputs(model, x: np.ndarray, block: str | None) -> dict[str, np.ndarray]:
     """Log-probabilities, pre-logits and the first attention block's output (image 0)."""
-    logits, acts = model.forward(x, output="logits", capture=True)
+    logits, acts = model.forward(x, output="logits", capture=True, check_range=False)
     outputs = {"logits": log_softmax(logits), "pre_logits": acts["flatten"]}
     if block is not None:
         outputs["attention"] = acts[f"{block}.add"][:1]
@@ -114,7 +114,7 @@ def test_outputs_equal_timms(variant, tmp_path):
     model = seeded_model(variant)
     path = tmp_path / "v4.safetensors"
     write_safetensors(to_torch(model.params, model.layers), path)
-    loaded = mnp.load(path, resolution=RESOLUTION)
+    loaded = mnp.load(path, resolution=RESOLUTION, include_preprocessing=False)
     assert loaded.family.name == f"v4-{variant}"
     x, block, gold = seeded_input(), first_attention(variant), timm_outputs(variant)
     ours = our_outputs(loaded, x, block)
@@ -177,12 +177,30 @@ def test_numba_backend_equals_forward(name):
     pytest.importorskip("numba", reason="the numba backend needs Numba: pip install -e '.[jit]'")
     model = seeded_model(name)
     fast = mnp.Network(model.family, as_stored(model.params), backend="numba",
-                       resolution=RESOLUTION)
+                       resolution=RESOLUTION, include_preprocessing=False)
     x = seeded_input()
     bound = roundoff_bounds(model, x, None)["logits"]
     error = np.abs(log_softmax(fast.predict(x, output="logits"))
                    - log_softmax(model.forward(x, output="logits"))).max()
     assert error <= bound
+
+
+def test_the_model_normalises_pixels_as_timm_does():
+    """With include_preprocessing (the default) the model takes 0-255 pixels and normalises
+    them by ImageNet's mean and std: the same as the model without it on (x / 255 - mean) / std,
+    within a few roundings of the normalised input carried through the network."""
+    normalised = seeded_model("conv-small")
+    pixels = mnp.Network(normalised.family, as_stored(normalised.params), resolution=RESOLUTION)
+    assert pixels.expects_pixels and not normalised.expects_pixels
+    x = np.random.default_rng(3).integers(0, 256, (2, RESOLUTION, RESOLUTION, 3)).astype(np.float32)
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    by_hand = ((x / 255 - mean) / std).astype(np.float32)
+    bound = roundoff_bounds(normalised, by_hand, None)["logits"]
+    error = np.abs(log_softmax(pixels.predict(x, output="logits"))
+                   - log_softmax(normalised.forward(by_hand, "logits", check_range=False))).max()
+    assert error <= 4 * bound  # the pixel path rounds its input 2-3 times, the bound allows 1
+    loops = run_layer(pixels.layers[0], x[:1, :4, :4], {}, twin=True)
+    assert np.array_equal(loops, run_layer(pixels.layers[0], x[:1, :4, :4], {}))
 
 
 # The loop twins of the new kinds, on small random problems.
@@ -329,7 +347,7 @@ def test_timm_live(name, tmp_path):
     gold.load_state_dict(state, strict=False)
     path = tmp_path / "model.safetensors"
     save_file(gold.state_dict(), str(path))
-    model, x = mnp.load(path, resolution=RESOLUTION), seeded_input()
+    model, x = mnp.load(path, resolution=RESOLUTION, include_preprocessing=False), seeded_input()
     with torch.no_grad():
         theirs = gold(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
     bound = roundoff_bounds(model, x, None)["logits"]
