@@ -30,6 +30,7 @@ from helpers.v4_weights import (
 
 import mobilenet_np as mnp
 from mobilenet_np import ops, reference, reference_v4
+from mobilenet_np.cli import main
 from mobilenet_np.cost import network_cost
 from mobilenet_np.errors import WeightsError
 from mobilenet_np.families.v4 import ALPHAS
@@ -201,6 +202,22 @@ def test_the_model_normalises_pixels_as_timm_does():
     assert error <= 4 * bound  # the pixel path rounds its input 2-3 times, the bound allows 1
     loops = run_layer(pixels.layers[0], x[:1, :4, :4], {}, twin=True)
     assert np.array_equal(loops, run_layer(pixels.layers[0], x[:1, :4, :4], {}))
+
+
+@pytest.mark.parametrize("command", ["summary", "compare", "profile"])
+def test_cli_reports_on_v4(command, capsys):
+    extra = ["--resolution", "64", "--repeats", "1"] if command == "profile" else []
+    code = main([command, "--arch", "v4-hybrid-medium", *extra])
+    out, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in err and out, err
+    if command == "summary":
+        assert "blocks.2.4.attn" in out and "mobile_mqa" in out and "ImageNet's mean" in out
+
+
+def test_cli_without_weights_says_where_to_get_them(capsys, tmp_path):
+    code = main(["classify", str(tmp_path / "any.png"), "--arch", "v4-conv-small"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "model.safetensors" in err and "--weights" in err
 
 
 # The loop twins of the new kinds, on small random problems.

@@ -268,11 +268,11 @@ def recognise(variant: str, stored: Stored) -> dict | None:
     return {"alpha": alpha, **top_options(stored, "classifier")}
 
 
-def file_name(variant: str, alpha: float, resolution: int, include_top: bool) -> str:
+def file_name(variant: str, alpha: float, resolution: int, include_top: bool, **options) -> str:
     """timm publishes these weights on the Hugging Face hub, not as Keras files."""
-    raise UnsupportedError(f"MobileNetV4 {variant}: no download yet; get timm's "
-                           f"{VARIANTS[variant].timm_name} model.safetensors from the Hugging Face "
-                           f"hub and pass its path as weights=")
+    raise UnsupportedError(f"no download yet: get timm's {VARIANTS[variant].timm_name} "
+                           f"model.safetensors from the Hugging Face hub and pass its path "
+                           f"(--weights, or weights= in Python)")
 
 
 FAMILIES_V4: dict[str, Family] = {}
