@@ -27,6 +27,8 @@ from helpers.v4_weights import (
     seeded_model,
     seeded_params,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mobilenet_np as mnp
 from mobilenet_np import ops, reference, reference_v4
@@ -338,6 +340,26 @@ def test_damaged_safetensors_is_one_line(tmp_path, case, header, buffer, length,
         mnp.load(path)
     assert message in str(error.value) and "\n" not in str(error.value), case
     assert str(path) in str(error.value)
+
+
+@settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flip=st.floats(0, 1), value=st.integers(0, 255), cut=st.floats(0.5, 1))
+def test_damaged_safetensors_fuzzed(tmp_path, flip, value, cut):
+    """sample.safetensors with one byte replaced, then cut short: read, or one WeightsError."""
+    data = bytearray((FIXTURES / "sample.safetensors").read_bytes())
+    data[int(flip * (len(data) - 1))] = value
+    path = tmp_path / "fuzzed.safetensors"
+    path.write_bytes(bytes(data[:max(1, int(cut * len(data)))]))
+    try:
+        read_safetensors(path)
+    except WeightsError as error:
+        assert str(path) in str(error) and "\n" not in str(error)
+
+
+def test_deeply_nested_header_is_one_line(tmp_path):
+    path = crafted(tmp_path, b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(WeightsError, match="not JSON"):
+        read_safetensors(path)
 
 
 @pytest.mark.parametrize("name", ["model.bin", "model.pth"])
