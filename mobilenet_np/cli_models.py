@@ -7,8 +7,10 @@ Each command is two functions: ``add_NAME`` builds its parser and points it at `
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from .cam import check_png_path, class_activation_maps, write_overlay
 from .classify import classify_images
 from .cli_options import (
     DEFAULT_ARCH,
@@ -25,7 +27,7 @@ from .cli_options import (
 )
 from .download import official_weights
 from .errors import InputError
-from .imagenet import printable
+from .imagenet import load_image, preprocess_input, printable
 from .int8 import Int8Classifier, load_tflite
 from .model import Network
 from .registry import COMMON_OPTIONS, FAMILIES, get_family
@@ -54,6 +56,9 @@ def add_classify(commands: argparse._SubParsersAction) -> None:
                         help="resize filter; nearest is what Keras's load_img uses "
                              "(default: %(default)s)")
     parser.add_argument("--exif", action="store_true", help="turn photos upright by EXIF")
+    parser.add_argument("--cam", metavar="OUT.png", type=Path,
+                        help="also draw where the model looks for the top class (its class "
+                             "activation map over the image) into OUT.png; one image file")
     json_flag(parser)
     backend_flag(parser)
     parser.set_defaults(func=classify)
@@ -61,6 +66,8 @@ def add_classify(commands: argparse._SubParsersAction) -> None:
 
 def classify(args: argparse.Namespace) -> int:
     """``classify``: labels per image (errors went to stderr as they came); 1 if any failed."""
+    if args.cam:
+        check_cam(args)
     if args.tflite:
         refused = given_flags(args, ("weights", "arch", "alpha", "resolution", *option_owners()))
         if refused:
@@ -75,7 +82,28 @@ def classify(args: argparse.Namespace) -> int:
     text = to_json(results) if args.json else results_table(results)
     if text:  # (no empty line when every image failed: the errors are on stderr)
         print(text)
+    if args.cam and "predictions" in results[0]:
+        write_cam(model, args, results[0]["predictions"][0])
     return 1 if any("error" in result for result in results) else 0
+
+
+def check_cam(args: argparse.Namespace) -> None:
+    """Refuse, before any work, what ``--cam`` cannot draw."""
+    if args.tflite:
+        raise InputError("--cam needs a float model: drop --tflite (or --cam)")
+    if len(args.images) != 1 or args.images[0] == "-" or Path(args.images[0]).is_dir():
+        raise InputError("--cam draws one image: give exactly one IMAGE file (not a folder or -)")
+    check_png_path(args.cam)
+
+
+def write_cam(model: Network, args: argparse.Namespace, best: dict) -> None:
+    """``--cam``: the map of the top class (``best``, as printed) over the image, as a PNG."""
+    pixels = load_image(args.images[0], model.input_shape[:2], args.interpolation, args.exif)
+    x = pixels if model.expects_pixels else preprocess_input(pixels)
+    maps, _, _ = class_activation_maps(model, x[None], [best["index"]], check_range=False)
+    write_overlay(args.cam, pixels, maps[0])
+    print(f"wrote {printable(str(args.cam))}: where the model looks for {best['label']}",
+          file=sys.stderr)
 
 
 def classify_model(args: argparse.Namespace) -> Network:

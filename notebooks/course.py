@@ -19,6 +19,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +34,11 @@ from mobilenet_np.layers import correct_pad
 from mobilenet_np.shapes import same_padding
 
 SOLUTIONS_SWITCH = "MOBILENET_NP_SOLUTIONS"
+PRETRAINED_SWITCH = "MOBILENET_NP_PRETRAINED"
+PRETRAINED_NAME = "mobilenet_2_5_224_tf.h5"  # the real MobileNet V1 0.25/224 ImageNet weights
+REPO = Path(__file__).resolve().parent.parent
+RANDOM_WEIGHTS = "ran on RANDOM weights (the real ones were not found), so they say nothing " \
+                 "about a trained MobileNet"
 
 
 class NotAnswered(Exception):
@@ -95,7 +101,8 @@ class Exercises:
             return
         except AssertionError as wrong:
             raise AssertionError(f"{label}: {wrong}\nHint: {check.hint}\n"
-                                 f"(Still stuck? ex.answer({number}) shows one answer.)") from None
+                                 f"(Still stuck? {answer_call(number, context)} shows one "
+                                 f"answer.)") from None
         print(f"{label}: correct." + (f" {remark}" if remark else ""))
 
     def hint(self, number: int) -> None:
@@ -104,8 +111,53 @@ class Exercises:
 
     def answer(self, number: int, **context) -> None:
         """Reveal the reference answer (source code for a code exercise)."""
+        import solutions  # beside this file; imported only when asked for
+
+        wanted = inspect.signature(solutions.SOLUTIONS[(self.notebook, number)]).parameters
+        missing = [name for name in wanted if name not in context]
+        if missing:  # an answer computed from this run's data (08.2: the profile)
+            print(f"This answer is computed from your run's data: call "
+                  f"{answer_call(number, dict.fromkeys(missing))}")
+            return
         value = reference_answer(self.notebook, number, **context)
         print(inspect.getsource(value) if callable(value) else repr(value))
+
+
+# The real weights, found where the tests find them -----------------------------------------
+
+def find_weights(root: Path = REPO) -> Path | None:
+    """The real V1 0.25/224 weights file, or None: ``$MOBILENET_NP_PRETRAINED`` (when set, it
+    alone is looked at), ``../shared/weights/`` beside the repository, our download cache
+    (``$MOBILENET_NP_HOME``, default ``~/.cache/mobilenet-np``), then Keras's
+    ``~/.keras/models``. Never downloads."""
+    if os.environ.get(PRETRAINED_SWITCH):
+        path = Path(os.environ[PRETRAINED_SWITCH])
+        return path if path.is_file() else None
+    cache = Path(os.environ.get("MOBILENET_NP_HOME") or Path.home() / ".cache" / "mobilenet-np")
+    folders = [root.parent / "shared" / "weights", cache, Path.home() / ".keras" / "models"]
+    return next((folder / PRETRAINED_NAME for folder in folders
+                 if (folder / PRETRAINED_NAME).is_file()), None)
+
+
+def real_or_random_v1(**options):
+    """MobileNet V1 0.25/224 on the real weights when ``find_weights`` finds them, else on
+    seeded random ones; prints which. Returns (model, True if the weights are real)."""
+    import mobilenet_np as mnp
+
+    path = find_weights()
+    if path is None:
+        print(f"The real weights ({PRETRAINED_NAME}) were not found: this notebook runs on "
+              f"seeded random weights, and says so at every conclusion that needs real ones. "
+              f"To use them: `mobilenet-np weights download --alpha 0.25` (needs internet), or "
+              f"set {PRETRAINED_SWITCH} to the file.")
+    else:
+        print(f"Using the real ImageNet weights: {path.name}")
+    return mnp.MobileNet(alpha=0.25, resolution=224, weights=path, **options), path is not None
+
+
+def answer_call(number: int, context: dict) -> str:
+    """How to ask for an answer: ``ex.answer(2)``, or ``ex.answer(2, profile=profile)``."""
+    return f"ex.answer({', '.join([str(number), *(f'{name}={name}' for name in context)])})"
 
 
 # Helpers for the tests ------------------------------------------------------------------------
@@ -265,8 +317,9 @@ def _02_5(answer):
 
 # 03 · MobileNet, forward ----------------------------------------------------------------------
 
-@register("03", 1, "number", "Follow the strides: 224 -> 112 -> 56 -> 28 by conv_pw_5, and alpha "
-                             "0.25 keeps a quarter of the table's 256 filters.")
+@register("03", 1, "number", "Each stride-2 layer halves H and W: count them in the table from "
+                             "conv1 down to conv_pw_5. alpha multiplies every layer's filter "
+                             "count in the table.")
 def _03_1(answer):
     layer = next(layer for layer in V1.layers(alpha=0.25) if layer.name == "conv_pw_5_relu")
     expect(as_tuple(answer) == layer.output_shape, f"{as_tuple(answer)} is not that shape")
@@ -312,14 +365,32 @@ def _04_1(answer):
     expect(mine == np.finfo(np.float32).eps, f"{mine!r} is not float32's epsilon")
 
 
-@register("04", 2, "number", "Compare activations[name] with changed[name] for every name, in "
-                             "order; give the first name where np.array_equal is False.")
+HIDDEN_CHANGE = ("conv_dw_7_bn/gamma", 3)  # the weight broken_model changes (not in the text)
+
+
+def broken_model():
+    """``ours`` from notebook 04 (V1 0.25/128, random weights, seed 1) with one weight changed,
+    somewhere the notebook does not say: exercise 04.2 finds where from the outputs alone."""
+    import mobilenet_np as mnp
+
+    model = mnp.MobileNet(alpha=0.25, resolution=128, weights=None, seed=1)
+    name, index = HIDDEN_CHANGE
+    model.params[name][index] += 1.0
+    return model
+
+
+@register("04", 2, "number", "Run broken.forward(x, capture=True) on the same x; compare "
+                             "activations[name] with its output for every name, in order, and "
+                             "give the first name where np.array_equal is False.")
 def _04_2(answer):
     expect(isinstance(answer, str), f"expected a layer name (a string), got {answer!r}")
     names = [layer.name for layer in V1.layers(alpha=0.25, resolution=128)]
     expect(answer in names, f"{answer!r} is not a layer of this model")
-    # A change to conv_dw_2's kernel first shows in conv_dw_2's own output.
-    expect(answer == "conv_dw_2", f"{answer!r} is not the first layer whose output changes")
+    # The changed gamma first shows in its own batch norm's output (the conv before is intact).
+    first = HIDDEN_CHANGE[0].split("/")[0]
+    expect(names.index(answer) >= names.index(first), f"{answer!r} still gives the same output "
+                                                      f"as in ours: look further down")
+    expect(answer == first, f"{answer!r} differs, but an earlier layer already does")
 
 
 # 05 · Width and resolution --------------------------------------------------------------------
@@ -335,12 +406,40 @@ def _05_1(answer):
             f"pooled vector and do not shrink with the resolution.")
 
 
-@register("05", 2, "number", "Compute slim top-1 / MACs for every row of `rows` and take the "
-                             "largest: max(rows, key=...).")
+def v1_grid() -> dict[tuple[float, int], tuple[int, float]]:
+    """The 16 published V1 models: (alpha, resolution) -> (exact MACs, TF-slim top-1 %)."""
+    return {key: (network_cost(V1.layers(alpha=key[0], resolution=key[1]))["total_macs"],
+                  SLIM[key][0]) for key in SLIM}
+
+
+def dominated_by(key: tuple[float, int], grid: dict) -> tuple[float, int] | None:
+    """A model with at most ``key``'s MACs and at least its top-1, better in one; else None."""
+    macs, top1 = grid[key]
+    return next((other for other, (m, t) in grid.items()
+                 if m <= macs and t >= top1 and (m, t) != (macs, top1)), None)
+
+
+@register("05", 2, "number", "For each model, look for another with no more MACs and no lower "
+                             "top-1 (better in one): if there is one, the model is off the "
+                             "frontier. Sorting by MACs and keeping each model more accurate than "
+                             "every cheaper one does the same.")
 def _05_2(answer):
-    best = max(SLIM, key=lambda key: SLIM[key][0] / network_cost(V1.layers(
-        alpha=key[0], resolution=key[1]))["total_macs"])
-    expect(as_tuple(answer) == best, f"{as_tuple(answer)} is not the best pair")
+    try:
+        mine = {(float(alpha), int(resolution)) for alpha, resolution in answer}  # type: ignore
+    except (TypeError, ValueError):
+        raise AssertionError(f"expected a set of (alpha, resolution) pairs, got {answer!r}") from None
+    grid = v1_grid()
+    unknown = mine - set(grid)
+    expect(not unknown, f"{sorted(unknown)} are not among the 16 published models")
+    for key in sorted(mine):
+        better = dominated_by(key, grid)
+        if better is not None:
+            raise AssertionError(f"{key} is off the frontier: {better} has "
+                                 f"{grid[better][0] / 1e6:.0f}M MACs (vs {grid[key][0] / 1e6:.0f}M) "
+                                 f"and {grid[better][1]}% top-1 (vs {grid[key][1]}%)")
+    missing = [key for key in grid if dominated_by(key, grid) is None and key not in mine]
+    expect(not missing, f"{len(missing)} model(s) on the frontier are missing from your set: "
+                        f"check every model against every other, the smallest ones too")
 
 
 @register("05", 3, "code", "Depthwise Dk*Dk*(aM)*(rDf)^2 plus pointwise (aM)*(aN)*(rDf)^2; "
@@ -501,10 +600,10 @@ def quantize_cases() -> list[tuple[np.ndarray, float, int]]:
     return cases
 
 
-@register("09", 1, "code", "TFLite's QUANTIZE multiplies by the float32 reciprocal "
-                           "(x * (np.float32(1) / np.float32(scale))), rounds half to even "
-                           "(np.rint), adds the zero point, clips to [-128, 127] and only then "
-                           "casts to np.int8 (a cast first would wrap around).")
+@register("09", 1, "code", "x * (np.float32(1) / np.float32(scale)) keeps float32; np.rint "
+                           "rounds halves to even (np.floor(v + 0.5) does not); add the zero "
+                           "point, np.clip to [-128, 127], then .astype(np.int8) (a cast first "
+                           "would wrap around).")
 def _09_1(answer):
     function = as_function(answer)
     for x, scale, zero_point in quantize_cases():
@@ -523,9 +622,9 @@ RELU6_CASES = [(float(np.float32(scale)), zero_point)
                for zero_point in (-128, -100, -1, 0, 50, 127)]  # 6 / 0.48 and 6 / 0.8: exact .5
 
 
-@register("09", 2, "code", "Real 0 is the code zero_point and real 6 is zero_point + round(6 / "
-                           "scale), with 6 / scale in float32 and C's round (half away from zero, "
-                           "not Python's round); then keep both inside [-128, 127].")
+@register("09", 2, "code", "np.float32(6) / np.float32(scale) keeps float32; half away from "
+                           "zero is np.sign(v) * np.floor(np.abs(v) + 0.5) (Python's round "
+                           "sends halves to even); then max(-128, ...) and min(127, ...).")
 def _09_2(answer):
     function = as_function(answer)
     for scale, zero_point in RELU6_CASES:
@@ -593,3 +692,51 @@ def _09_5(answer):
     expect(as_number(answer) == as_float32 - as_int8, f"{answer} bytes is not what int8 saves there")
     return (f"int8 stores this layer in {as_int8:,} B instead of {as_float32:,} B "
             f"({as_float32 / as_int8:.2f}x smaller).")
+
+
+# 11 · Where does it look? --------------------------------------------------------------------
+
+def cam_cases() -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Seeded (features (N, H, W, C) >= 0, kernel (C, K), class) cases, rectangular maps too."""
+    cases = []
+    for rng in random_cases(110, 3):
+        n, h, w, c, k = (int(v) for v in rng.integers((1, 2, 2, 3, 4), (3, 8, 8, 12, 9)))
+        features = rng.uniform(0, 6, (n, h, w, c)).astype(np.float32)  # after ReLU6
+        kernel = rng.standard_normal((c, k)).astype(np.float32)
+        cases.append((features, kernel, int(rng.integers(0, k))))
+    return cases
+
+
+@register("11", 1, "code", "For every cell (i, j), the dot product of the C features there with "
+                           "column c of the kernel: features @ kernel[:, c] does all cells at once.")
+def _11_1(answer):
+    function = as_function(answer)
+    for features, kernel, c in cam_cases():
+        mine = np.asarray(called(function, features, kernel, c))
+        expect(mine.shape == features.shape[:3], f"the map of features {features.shape} must be "
+               f"(N, H, W) = {features.shape[:3]}, one number per cell; yours is {mine.shape}")
+        pooled_logit = features.mean(axis=(1, 2)) @ kernel[:, c]  # (N,): what the classifier sees
+        same_array(mine.mean(axis=(1, 2)), pooled_logit, "the mean of your map (it must equal "
+                   "the pooled features times column c)")
+        same_array(mine, features @ kernel[:, c], f"the map for class {c}")
+
+
+@register("11", 2, "code", "The logit is mean(CAM) + bias, a mean over H*W cells: zeroing cell "
+                           "(i, j) removes its term, cam[i, j], from a sum divided by H*W.")
+def _11_2(answer):
+    function = as_function(answer)
+    for features, kernel, c in cam_cases():
+        one = features[0]  # (H, W, C)
+        height, width = one.shape[:2]
+        logit = one.mean(axis=(0, 1)) @ kernel[:, c]
+        drops = np.empty((height, width), np.float64)
+        for i in range(height):
+            for j in range(width):
+                zeroed = one.copy()
+                zeroed[i, j] = 0  # all C features of cell (i, j)
+                drops[i, j] = logit - zeroed.mean(axis=(0, 1)) @ kernel[:, c]
+        mine = np.asarray(called(function, one @ kernel[:, c]))
+        expect(mine.shape == (height, width), f"a ({height}, {width}) map needs "
+               f"({height}, {width}) drops, one per cell; yours is {mine.shape}")
+        same_array(mine, drops, f"the drops of a ({height}, {width}) map, measured by zeroing "
+                   f"each cell and running pool + classifier again", rtol=1e-4)

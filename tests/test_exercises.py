@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "notebooks"))
 import course  # noqa: E402
 import solutions  # noqa: E402
 
+from mobilenet_np.families.v1 import SLIM as SLIM_V1  # noqa: E402
 from mobilenet_np.int8.fixedpoint import Requantize  # noqa: E402
 
 PROFILE = [{"kind": "depthwise_conv2d", "seconds": 0.3}, {"kind": "pointwise_conv2d", "seconds": 0.6},
@@ -48,9 +49,12 @@ WRONG = {
                                        b - m * g / np.sqrt(v + 1e-3)),  # last axis: (3, 3, C, C)
                 lambda k, g, b, m, v: (k * (g / np.sqrt(v + 1e-3))[:, None], b)],  # bias forgotten
     ("04", 1): [lambda: 1e-7, lambda: np.finfo(np.float64).eps, lambda: np.float32(2.0**-24)],
-    ("04", 2): ["conv_pw_2", "conv_dw_2_bn", "conv_dw_3"],
+    ("04", 2): ["conv_dw_7", "conv_dw_7_relu", "conv_pw_7", "conv_dw_2"],  # before, after
     ("05", 1): [2.0, 1.75, 3.5],
-    ("05", 2): [(1.0, 224), (0.25, 224)],
+    ("05", 2): [(1.0, 224),  # one pair, not a set of them
+                {(0.25, 128)},  # the best top-1 per MAC: the smallest model alone
+                set(SLIM_V1),  # all 16: two of them are beaten on both axes
+                solutions.SOLUTIONS[("05", 2)]() - {(0.25, 128)}],  # the smallest one forgotten
     ("05", 3): [lambda dk, m, n, df, a, r: a * a * r * r * (dk * dk * m * df * df + m * n * df * df)],
     ("05", 4): [4253864, 1_342_536],
     ("06", 1): [lambda h, w, c, t, co, k, s: h * w * (c * t * c + k * k * c * t + c * t * co)],
@@ -82,6 +86,27 @@ WRONG = {
                 lambda a, m, s, z: Requantize(m, s, z, rounding="double").apply(a),  # ties away
                 lambda a, m, s, z: Requantize(m, s, 0, rounding="double_up").apply(a)],  # no zp
     ("09", 5): [196_608, 197_376, 67_584],
+    ("11", 1): [lambda f, k, c: f.mean(axis=(1, 2)) @ k[:, c],  # the pooled logit, not a map
+                lambda f, k, c: f @ k,  # every class at once
+                lambda f, k, c: f[..., c],  # channel c of the features
+                lambda f, k, c: f.sum(axis=-1) * k[:, c].sum()],  # right shape, wrong sum
+    ("11", 2): [lambda cam: cam,  # the cell's term, not divided by the H*W of the mean
+                lambda cam: cam - cam.mean(),  # relative to the average cell
+                lambda cam: cam / cam.shape[0]],  # divided by H only
+}
+
+# Answers that are right by the question's own statement, written another way: each must pass.
+RIGHT = {
+    ("09", 1): [lambda x, s, z: np.clip(np.round(x * (np.float32(1) / np.float32(s))) + z, -128,
+                                        127).astype(np.int8)],  # np.round: halves to even too
+    ("09", 2): [lambda s, z: (max(-128, z), min(127, z + math.floor(
+        float(np.float32(6) / np.float32(s)) + 0.5)))],  # floor(v + 0.5) in float64, v > 0
+    ("05", 2): [sorted(solutions.SOLUTIONS[("05", 2)]()),  # a list, in any order
+                [(int(a) if a == 1 else a, r) for a, r in solutions.SOLUTIONS[("05", 2)]()]],
+    ("11", 1): [lambda f, k, c: np.einsum("nhwc,c->nhw", f, k[:, c]),
+                lambda f, k, c: (f * k[:, c]).sum(axis=-1)],
+    ("11", 2): [lambda cam: cam / (cam.shape[0] * cam.shape[1]),
+                lambda cam: np.asarray(cam, np.float64) / np.size(cam)],
 }
 
 
@@ -132,6 +157,13 @@ def test_wrong_answers_raise_with_a_hint(key):
             assert repr(reference) not in str(raised.value).split("Hint: ")[0].split(": ", 1)[1]
 
 
+@pytest.mark.parametrize("key", sorted(RIGHT), ids=lambda key: f"{key[0]}.{key[1]}")
+def test_other_right_answers_pass(key, capsys):
+    for right in RIGHT[key]:
+        course.Exercises(key[0]).check(key[1], right, **CONTEXT.get(key, {}))
+        assert "correct" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("key", sorted(course.CHECKS), ids=lambda key: f"{key[0]}.{key[1]}")
 def test_unanswered_is_a_visible_note(key, capsys):
     answer = stub if course.CHECKS[key].kind == "code" else None
@@ -143,3 +175,58 @@ def test_solutions_switch_replaces_the_cell_answer(monkeypatch, capsys):
     monkeypatch.setenv(course.SOLUTIONS_SWITCH, "1")
     course.Exercises("01").check(1, None)
     assert "Exercise 01.1: correct." in capsys.readouterr().out
+
+
+def test_find_weights_looks_where_the_tests_look(tmp_path, monkeypatch):
+    """$MOBILENET_NP_PRETRAINED alone when set; else ../shared/weights, our cache, Keras's."""
+    name, root, home = course.PRETRAINED_NAME, tmp_path / "repo", tmp_path / "home"
+    monkeypatch.delenv(course.PRETRAINED_SWITCH, raising=False)
+    monkeypatch.setenv("MOBILENET_NP_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(home))
+    assert course.find_weights(root) is None
+    for folder in (home / ".keras" / "models", tmp_path / "cache", tmp_path / "shared" / "weights"):
+        folder.mkdir(parents=True)
+        (folder / name).write_bytes(b"")
+        assert course.find_weights(root) == folder / name  # each place beats the ones before
+    monkeypatch.setenv(course.PRETRAINED_SWITCH, str(tmp_path / "elsewhere.h5"))
+    assert course.find_weights(root) is None  # named and missing: random, never another file
+    (tmp_path / "elsewhere.h5").write_bytes(b"")
+    assert course.find_weights(root) == tmp_path / "elsewhere.h5"
+
+
+# What each notebook prints, without the real weights, at the conclusions that need them.
+RANDOM_NOTES = {
+    "03_mobilenet_forward.ipynb": 1,  # the notice; its figures' titles say RANDOM
+    "09_integer_only_inference.ipynb": 4,  # the notice, two agreements, the summary
+    "11_where_does_it_look.ipynb": 2,  # the notice, the maps
+}
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_NOTES))
+def test_without_real_weights_the_notebooks_say_so(name, tmp_path, monkeypatch):
+    """Run as committed with the weights pointed at a missing file: every weights-dependent
+    conclusion is labelled as random-weight (none printed as if trained), and no assert that
+    needs trained weights runs."""
+    nbformat = pytest.importorskip("nbformat", reason="runs notebooks: pip install -e '.[test]'")
+    nbclient = pytest.importorskip("nbclient", reason="runs notebooks: pip install -e '.[test]'")
+    pytest.importorskip("matplotlib", reason="the notebooks draw with matplotlib")
+    monkeypatch.setenv(course.PRETRAINED_SWITCH, str(tmp_path / "missing.h5"))
+    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                      for output in cell.outputs)
+    assert "Using the real ImageNet weights" not in printed
+    notes = printed.count("this notebook runs on seeded random") + printed.count(course.RANDOM_WEIGHTS)
+    assert notes == RANDOM_NOTES[name], printed
+
+
+def test_every_rejection_names_an_answer_call_that_works(capsys):
+    """08.2's answer needs the run's profile: the rejection names that call, and ex.answer(2)
+    without it says how to call it instead of failing."""
+    with pytest.raises(AssertionError, match=r"ex\.answer\(2, profile=profile\)"):
+        course.Exercises("08").check(2, 0.6, profile=PROFILE)
+    course.Exercises("08").answer(2)
+    assert "ex.answer(2, profile=profile)" in capsys.readouterr().out
+    course.Exercises("08").answer(2, profile=PROFILE)
+    assert float(capsys.readouterr().out) == pytest.approx(0.3)
