@@ -13,7 +13,7 @@ from .download import official_weights
 from .errors import InputError
 from .int8 import is_tflite, load_tflite
 from .interpreter import run_steps
-from .kinds import run_layer
+from .kinds import KINDS, run_layer
 from .lanes import cpu_cores, run_in_lanes
 from .layers import Block, Layer, Params
 from .plan import compile_plan
@@ -49,9 +49,10 @@ class Network:
         self.alpha = self.config["alpha"]
         self.input_shape = self.layers[0].input_shape  # (H, W, 3)
         self.include_top = self.layers[-1].kind == "softmax"
-        # MobileNetV3 rescales inside the model (Keras's include_preprocessing): it takes pixels
-        # in [0, 255]; the others take preprocess_input's [-1, 1].
-        self.expects_pixels = self.layers[0].kind == "rescaling"
+        # MobileNetV3 rescales inside the model (Keras's include_preprocessing), V4 normalises
+        # by ImageNet's mean and std: they take pixels in [0, 255]; V1, V2 preprocess_input's
+        # [-1, 1].
+        self.expects_pixels = KINDS[self.layers[0].kind].takes_pixels
         if weights is None:
             self.params: Params = calibrate_batch_norm(
                 self.steps("logits"), random_weights(self.layers, seed), self.random_input(2, seed))
