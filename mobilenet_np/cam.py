@@ -19,6 +19,7 @@ from PIL import Image
 
 from .errors import InputError, UnsupportedError
 from .files import atomic_output
+from .kinds import BN_EPSILON, BN_WEIGHTS
 from .layers import Layer
 
 LINEAR = ("classifier", "dense", "pointwise_conv2d")  # kernel (C, K) (or (1, 1, C, K)), bias
@@ -46,6 +47,13 @@ SLOPES = {"relu": _slope_relu, "relu6": _slope_relu6, "hard_sigmoid": _slope_har
           "hard_swish": _slope_hard_swish}  # activation kind -> its derivative
 
 
+def batch_norm_affine(layer: Layer, weights: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Inference batch norm as scale * x + shift, per channel, in float64: (C,), (C,)."""
+    gamma, beta, mean, variance = (weights[name].astype(np.float64) for name in BN_WEIGHTS)
+    scale = gamma / np.sqrt(variance + layer.options.get("epsilon", BN_EPSILON))
+    return scale, beta - mean * scale
+
+
 def split_head(model) -> tuple[Layer, list[Layer]]:
     """The layer whose output the global average pooling reads, and the layers after it up to
     the logits (V1: the classifier; V3: 1x1 conv, hard-swish, 1x1 conv, flatten)."""
@@ -63,8 +71,8 @@ def head_gradient(model, pooled: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """d logit[class] / d pooled, by the chain rule backwards through the head: (N, C).
 
     pooled (N, C) is the global average of the last feature map, classes (N,) one class per
-    image. A linear layer sends the gradient back through its kernel's transpose, an activation
-    multiplies it by its slope at the layer's input; float64 throughout.
+    image. A linear layer sends the gradient back through its kernel's transpose, batch norm
+    and an activation multiply it by their slope at the layer's input; float64 throughout.
     """
     _, head = split_head(model)
     h, saved = pooled.reshape(len(pooled), -1).astype(np.float64), []  # (N, C)
@@ -74,6 +82,10 @@ def head_gradient(model, pooled: np.ndarray, classes: np.ndarray) -> np.ndarray:
             kernel = weights["kernel"].reshape(-1, weights["kernel"].shape[-1])  # (C, K)
             saved.append(kernel.astype(np.float64))
             h = h @ saved[-1] + weights.get("bias", 0)
+        elif layer.kind == "batch_norm":  # MobileNetV4's head: an affine map per channel
+            scale, shift = batch_norm_affine(layer, weights)
+            saved.append(scale)
+            h = h * scale + shift
         elif layer.kind in SLOPES:
             saved.append(SLOPES[layer.kind](h))
             h = model.run_layer(layer, h.astype(np.float32), None).astype(np.float64)
@@ -87,7 +99,7 @@ def head_gradient(model, pooled: np.ndarray, classes: np.ndarray) -> np.ndarray:
     for layer, kept in zip(reversed(head), reversed(saved), strict=True):
         if layer.kind in LINEAR:
             grad = grad @ kept.T  # (N, K) @ (K, C) -> (N, C)
-        elif layer.kind in SLOPES:
+        elif kept is not None:  # an activation's slope, or batch norm's scale
             grad = grad * kept
     return grad
 

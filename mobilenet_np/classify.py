@@ -176,7 +176,8 @@ def classify_images(model, arguments: list[str], size: int | tuple[int, int], to
         if batch:
             probs = _predict(model, np.stack(batch))  # (n, 1000), the chunk in per-core lanes
             for index, row in zip(chunk, probs, strict=True):
-                results[index] = _labelled(results[index]["image"], row, top)
+                results[index] = _labelled(results[index]["image"], row, top,
+                                           getattr(model, "classes", None) or imagenet_classes())
         bar.update(min(start + step, len(items)))
     bar.close()
     if unrotated:
@@ -197,13 +198,13 @@ def _predict(model, x: np.ndarray) -> np.ndarray:
     return model.predict(x)
 
 
-def _labelled(name: str, probs: np.ndarray, top: int) -> dict:
-    """One image's result from its probabilities (1000,): the best ``top``, labelled; NaN
+def _labelled(name: str, probs: np.ndarray, top: int, classes: tuple[tuple[str, str], ...]) -> dict:
+    """One image's result from its probabilities (K,): the best ``top``, labelled by ``classes``
+    ((wnid, label) per output: ImageNet's, or a .tflite file's own); NaN
     (weights that pass every load check yet break) is this image's error, never printed."""
     if not np.isfinite(probs).all():
         return _kept(failed(name, f"{name}: the model answered NaN or infinity: its weights are "
                             f"invalid (a negative batch-norm variance?)"))
-    classes = imagenet_classes()
     return {"image": name, "predictions": [
         {"index": int(i), "wnid": classes[i][0], "label": classes[i][1],
          "probability": float(probs[i])} for i in top_k(probs[None], top)[0]]}

@@ -32,6 +32,7 @@ from .errors import InputError
 from .graph_model import PREPROCESSING, GraphModel, load_model, reads_as_graph
 from .imagenet import load_image, preprocess_input, printable
 from .int8 import Int8Classifier, load_tflite
+from .int8.classify import class_names, read_labels
 from .model import Network
 from .registry import COMMON_OPTIONS, FAMILIES, get_family
 from .weights import convert as convert_file
@@ -47,14 +48,14 @@ def add_classify(commands: argparse._SubParsersAction) -> None:
                         help="a Keras (.h5, .weights.h5, .keras) or .npz weights file "
                              "(default: the official Keras file, downloaded once and cached)")
     parser.add_argument("--tflite", metavar="FILE", type=Path,
-                        help="instead of a float model: an int8 .tflite model, run by the NumPy "
-                             "integer kernels (needs the [tflite] extra); it fixes the model, "
-                             "so it takes no --weights, --arch, --alpha, --resolution or "
-                             "family option")
-    parser.add_argument("--labels", metavar="FILE", type=Path,
-                        help="the class names of a model with its own classes (a fine-tuned "
-                             "Keras model), one per line (default: ImageNet's for the official "
-                             "models, else the class index)")
+                        help="instead of a float model: a .tflite classifier (int8, uint8 or "
+                             "float), run by the NumPy kernels (needs the [tflite] extra); it "
+                             "fixes the model, so it takes no --weights, --arch, --alpha, "
+                             "--resolution or family option")
+    parser.add_argument("--labels", metavar="FILE",
+                        help="the class names, one per line: of a fine-tuned Keras model, or of "
+                             "a .tflite file that packs none of its own; without it, 1000 or "
+                             "1001 classes are ImageNet's and any other count is numbered")
     parser.add_argument("--preprocessing", choices=list(PREPROCESSING),
                         help="what a saved Keras model takes, when its file does not say: "
                              "pixels in [0, 255], or preprocess_input's [-1, 1] (scaled)")
@@ -83,9 +84,9 @@ def classify(args: argparse.Namespace) -> int:
         if refused:
             raise InputError(f"--tflite takes the model, weights and input size from the file: "
                              f"drop {', '.join(refused)}")
-        if args.labels or args.preprocessing:
-            raise InputError("--labels and --preprocessing are for Keras models, not --tflite")
-        model = Int8Classifier(load_tflite(args.tflite), str(args.tflite))
+        if args.preprocessing:
+            raise InputError("--preprocessing is for saved Keras models, not --tflite")
+        model = Int8Classifier(load_tflite(args.tflite), str(args.tflite), args.labels)
         size, labels, top = model.size, None, args.top
     else:
         model = classify_model(args)
@@ -102,7 +103,7 @@ def classify(args: argparse.Namespace) -> int:
     results = classify_images(model, args.images, size, top, args.interpolation, args.exif)
     if labels is not None:
         for prediction in (p for result in results for p in result.get("predictions", [])):
-            prediction.update(wnid="", label=labels[prediction["index"]])
+            prediction["wnid"], prediction["label"] = labels[prediction["index"]]
     text = to_json(results) if args.json else results_table(results)
     if text:  # (no empty line when every image failed: the errors are on stderr)
         print(text)
@@ -159,22 +160,17 @@ def classify_model(args: argparse.Namespace) -> Network:
     return Network(family, weights, backend=args.backend, **options)
 
 
-def own_labels(model: Network, path: Path | None) -> list[str] | None:
-    """The class names ``--labels`` gives (one per line, as many as the model's outputs); the
-    class indices for a model with classes of its own; None: ImageNet's (the official models)."""
+def own_labels(model: Network, path: str | None) -> tuple[tuple[str, str], ...] | None:
+    """(wnid, label) per output from ``--labels`` (one per line, as many as the model's
+    outputs), or numbered for a model read by its graph; None: the official models' ImageNet."""
     count = model.layers[-1].output_shape[-1]
     if path is None:
-        return [str(index) for index in range(count)] if isinstance(model, GraphModel) else None
-    try:
-        labels = [line.strip() for line in path.read_text(encoding="utf8").splitlines()]
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"--labels {path}: cannot be read ({type(error).__name__})") from None
-    while labels and not labels[-1]:
-        labels.pop()
+        return class_names(count) if isinstance(model, GraphModel) else None
+    labels = read_labels(path)
     if len(labels) != count:
         raise InputError(f"--labels {path} holds {len(labels)} labels, but the model answers "
                          f"{count} classes: one label per line, one per class")
-    return labels
+    return class_names(count, labels)
 
 
 class Grayscale:

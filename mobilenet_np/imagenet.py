@@ -268,11 +268,14 @@ def top_k(probs: np.ndarray, top: int = 5) -> np.ndarray:
 
 def decode_predictions(probs: np.ndarray, top: int = 5) -> list[list[tuple[str, str, float]]]:
     """Keras's ``decode_predictions``: for each row of (N, 1000), the best ``top`` as
-    (wnid, label, probability), best first."""
+    (wnid, label, probability), best first. Rows of 1001 (TFLite's hosted and TF Hub files)
+    have "background" (wnid "") first, then ImageNet's 1000: column i is class i - 1."""
     probs = np.asarray(probs)
-    if probs.ndim != 2 or probs.shape[1] != 1000:
-        raise InputError(f"decode_predictions needs ImageNet scores (N, 1000), got shape "
-                         f"{probs.shape}")
+    if probs.ndim != 2 or probs.shape[1] not in (1000, 1001):
+        raise InputError(f"decode_predictions needs ImageNet scores (N, 1000) or (N, 1001), "
+                         f"got shape {probs.shape}")
     classes = imagenet_classes()
+    if probs.shape[1] == 1001:
+        classes = (("", "background"), *classes)
     return [[(*classes[i], float(row[i])) for i in best]
             for row, best in zip(probs, top_k(probs, top), strict=True)]

@@ -58,6 +58,8 @@ class Kind:
     fuses: str = ""
     keras_class: str | None = None  # the Keras class that stores its weights (Keras 3 files)
     joins: bool = False  # combines x with the earlier output named by ``layer.source``
+    # a model starting with it takes 0-255 pixels (it scales them itself): Keras's Rescaling
+    takes_pixels: bool = False
 
 
 def run_layer(layer: Layer, x: np.ndarray, weights: Weights, earlier: np.ndarray | None = None,
@@ -183,7 +185,8 @@ for _kind in (
          keras_class="batch_normalization"),
     *(_activation(name) for name in ("relu", "relu6", "hard_sigmoid", "hard_swish")),
     Kind("zero_pad", _zero_pad, _twin(_zero_pad), fuses="pad"),
-    Kind("rescaling", _elementwise(ops.rescale_pixels), _elementwise(reference.rescale_pixels)),
+    Kind("rescaling", _elementwise(ops.rescale_pixels), _elementwise(reference.rescale_pixels),
+         takes_pixels=True),
     Kind("global_average_pool", _global_pool(True, ops), _global_pool(True, reference)),
     Kind("global_max_pool", _global_pool(False, ops), _global_pool(False, reference)),
     Kind("flatten", _flatten, _flatten),

@@ -11,8 +11,9 @@ from .backends import build_steps, check_backend
 from .checks import PIXELS, SCALED, check_input, zero_channel_layer
 from .download import official_weights
 from .errors import InputError
+from .int8 import is_tflite, load_tflite
 from .interpreter import run_steps
-from .kinds import run_layer
+from .kinds import KINDS, run_layer
 from .lanes import cpu_cores, run_in_lanes
 from .layers import Block, Layer, Params
 from .plan import compile_plan
@@ -48,9 +49,10 @@ class Network:
         self.alpha = self.config["alpha"]
         self.input_shape = self.layers[0].input_shape  # (H, W, 3)
         self.include_top = self.layers[-1].kind == "softmax"
-        # MobileNetV3 rescales inside the model (Keras's include_preprocessing): it takes pixels
-        # in [0, 255]; the others take preprocess_input's [-1, 1].
-        self.expects_pixels = self.layers[0].kind == "rescaling"
+        # MobileNetV3 rescales inside the model (Keras's include_preprocessing), V4 normalises
+        # by ImageNet's mean and std: they take pixels in [0, 255]; V1, V2 preprocess_input's
+        # [-1, 1].
+        self.expects_pixels = KINDS[self.layers[0].kind].takes_pixels
         if weights is None:
             self.params: Params = calibrate_batch_norm(
                 self.steps("logits"), random_weights(self.layers, seed), self.random_input(2, seed))
@@ -170,12 +172,17 @@ def load(path: str | os.PathLike, **options) -> Network:
     """A model built from what a weights file holds: family and options read off the file.
 
     Works for every layout ``keras_files.py`` reads and for our ``.npz``; ``options`` (e.g.
-    ``resolution=160``) override or add to what the file tells. A saved Keras model that is
-    not a stock MobileNet (fine-tuned, nested, built layer by layer) is read by its graph:
-    a ``graph_model.GraphModel`` (``backend`` and ``preprocessing`` are its only options).
+    ``resolution=160``) override or add to what the file tells. A .tflite file (by content)
+    is handed to ``load_tflite``. A saved Keras model that is not a stock MobileNet
+    (fine-tuned, nested, built layer by layer) is read by its graph: a
+    ``graph_model.GraphModel`` (``backend`` and ``preprocessing`` are its only options).
     """
     from .graph_model import graph_input_size, load_model, reads_as_graph  # (builds on this)
 
+    if is_tflite(path):  # the file fixes the model: no options apply
+        if options:
+            raise InputError(f"{path}: a .tflite file fixes its model: drop {', '.join(options)}")
+        return load_tflite(path)
     if reads_as_graph(path):
         fixed = sorted(set(options) - {"backend", "preprocessing"})
         if fixed:

@@ -286,3 +286,11 @@ def multi_query_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: in
     scores = (q * np.float32(d**-0.5)) @ k[:, None].transpose(0, 1, 3, 2)  # (N, heads, L, S)
     out = softmax(scores, axis=-1) @ v[:, None]  # (N, heads, L, dv): one V for every head
     return out.transpose(0, 2, 1, 3).reshape(n, length, -1)  # (N, L, heads * dv)
+
+
+def normalize_pixels(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """timm's preprocessing inside the model: pixels [0, 255] -> (x / 255 - mean) / std per
+    channel, computed as x * (1 / (255 std)) - mean / std. x (..., C), mean and std (C,)."""
+    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    scale, offset = (1 / (255 * std)).astype(np.float32), (mean / std).astype(np.float32)
+    return as_float32("x", x, "normalize_pixels") * scale - offset

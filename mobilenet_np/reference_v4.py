@@ -14,6 +14,17 @@ import numpy as np
 from .shapes import as_float32, check_rank
 
 
+def normalize_pixels(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """out[..., c] = x[..., c] * (1 / (255 std[c])) - mean[c] / std[c], element by element."""
+    x = as_float32("x", x, "normalize_pixels")
+    scale = [np.float32(1 / (255 * float(s))) for s in std]
+    offset = [np.float32(float(m) / float(s)) for m, s in zip(mean, std, strict=True)]
+    out = np.empty_like(x)
+    for index in np.ndindex(x.shape):
+        out[index] = x[index] * scale[index[-1]] - offset[index[-1]]
+    return out
+
+
 def layer_scale(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """out[..., c] = x[..., c] * scale[c], element by element."""
     x, scale = as_float32("x", x, "layer_scale"), as_float32("scale", scale, "layer_scale")

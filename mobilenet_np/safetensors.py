@@ -10,6 +10,7 @@ hub. Everything the header declares is checked against the file before a byte is
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from pathlib import Path
@@ -53,7 +54,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
                            f"{len(data) - 8} after the length (truncated or not safetensors)")
     try:
         header = json.loads(data[8:8 + length])
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:  # nested too deep
         raise WeightsError(f"{path}: the safetensors header is not JSON ({error})") from None
     if not isinstance(header, dict):
         raise WeightsError(f"{path}: the safetensors header is not a JSON object")
@@ -77,7 +78,7 @@ def _tensor(path: Path, name: str, entry: object, buffer: memoryview) -> np.ndar
     if numbers is None or not all(type(v) is int and v >= 0 for v in numbers):
         raise WeightsError(f"{path}: tensor {name!r} has a bad shape {shape!r} or offsets")
     itemsize = np.dtype(DTYPES[dtype]).itemsize
-    if end > len(buffer) or end - begin != int(np.prod(shape, dtype=np.int64)) * itemsize:
+    if end > len(buffer) or end - begin != math.prod(shape) * itemsize:  # exact, no overflow
         raise WeightsError(f"{path}: tensor {name!r} ({dtype} {shape}) declares bytes "
                            f"[{begin}, {end}) of a {len(buffer)}-byte buffer: truncated or damaged")
     array = np.frombuffer(buffer[begin:end], DTYPES[dtype]).reshape(shape)

@@ -1,4 +1,5 @@
-"""MobileNetV4's layer kinds, one ``Kind`` record each: GELU, layer scale, mobile multi-query attention.
+"""MobileNetV4's layer kinds, one ``Kind`` record each: GELU, layer scale, mobile multi-query
+attention, and timm's ImageNet mean/std normalisation of pixels inside the model.
 
 Registered into ``kinds.KINDS`` on import (``families/v4.py`` imports this module), like any
 kind added from outside ``kinds.py`` (see ``docs/extending.md``). Kernels: ``ops.py``; loop
@@ -84,6 +85,10 @@ def _layer_scale(x, layer, w, kernels=ops):
     return kernels.layer_scale(x, w["scale"])
 
 
+def _normalize(x, layer, w, kernels=ops):
+    return kernels.normalize_pixels(x, layer.options["mean"], layer.options["std"])
+
+
 def _elementwise(function):
     return lambda x, layer, w: function(x)
 
@@ -94,6 +99,9 @@ LAYER_SCALE = register_kind(Kind(
     "layer_scale", _layer_scale, lambda x, layer, w: _layer_scale(x, layer, w, reference_v4),
     lambda layer: {"scale": (layer.input_shape[-1],)}))
 MOBILE_MQA = register_kind(Kind("mobile_mqa", _mqa, _mqa_twin, _mqa_weights, _mqa_macs))
+NORMALIZE = register_kind(Kind(
+    "normalize_pixels", _normalize, lambda x, layer, w: _normalize(x, layer, w, reference_v4),
+    takes_pixels=True))
 
 
 def attention_probabilities(x: np.ndarray, layer: Layer, w: dict[str, np.ndarray]) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,55 @@ def real_or_random_v1(**options):
     else:
         print(f"Using the real ImageNet weights: {path.name}")
     return mnp.MobileNet(alpha=0.25, resolution=224, weights=path, **options), path is not None
+
+
+# Lesson helpers: analysis the notebooks show, kept here so each reads as a lesson ------------
+
+def receptive_fields(layers) -> list[tuple[str, int, int]]:
+    """(layer name, receptive field, jump) after each layer with a kernel or a stride.
+
+    The receptive field is the width of the input window one output value depends on; the
+    jump is how many input pixels apart neighbouring outputs sit. A k x k layer widens the
+    window by (k - 1) x jump, and its stride multiplies the jump.
+    """
+    field, jump, rows = 1, 1, []
+    for layer in layers:
+        if layer.kernel > 1 or layer.stride > 1:
+            field += (layer.kernel - 1) * jump
+            jump *= layer.stride
+            rows.append((layer.name, field, jump))
+    return rows
+
+
+def peak_live_values(layers) -> tuple[int, str]:
+    """The most activation values alive at once, running the layers one by one (batch 1) as
+    the interpreter does: a layer's input and output, plus every saved output a later add or
+    multiply still needs. Returns (values, the layer where the peak is)."""
+    readers = Counter(layer.source for layer in layers if layer.source)
+    saved: dict[str, int] = {}
+    peak, where, previous = 0, "", ""
+    for layer in layers:
+        live = (int(np.prod(layer.input_shape)) + int(np.prod(layer.output_shape))
+                + sum(size for name, size in saved.items() if name != previous))
+        if live > peak:
+            peak, where = live, layer.name
+        if layer.source:
+            readers[layer.source] -= 1
+            if not readers[layer.source]:
+                del saved[layer.source]
+        if readers[layer.name]:
+            saved[layer.name] = int(np.prod(layer.output_shape))
+        previous = layer.name
+    return peak, where
+
+
+def peak_block_values(blocks) -> tuple[int, str]:
+    """The most values a block needs at once if only its input and output are ever whole: a
+    block that computes its wide middle a slice at a time (MobileNetV2's argument for narrow
+    bottlenecks). Returns (values, the block where the peak is)."""
+    sizes = [(int(np.prod(block.layers[0].input_shape)) + int(np.prod(block.layers[-1].output_shape)),
+              block.name) for block in blocks]
+    return max(sizes)
 
 
 def answer_call(number: int, context: dict) -> str:

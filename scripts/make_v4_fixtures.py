@@ -13,11 +13,14 @@ layout (``torch_layout.to_torch``), written with ``safetensors.torch.save_file``
 and first attention block's output for the seeded input, and its parameter count
 (``sum(p.numel())``), go to ``<variant>.npz``. Also
 ``sample.safetensors`` (a few tensors in F32, F16, BF16 and I64, written by safetensors) with
-the values PyTorch reads from it in ``sample.npz``, for the reader's tests.
+the values PyTorch reads from it in ``sample.npz``, for the reader's tests; and timm's
+parameter counts at every width (``timm_params.json``). ``make_v4_fixtures.py none`` writes
+only these two.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +32,7 @@ from safetensors.torch import load_file, save_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from mobilenet_np.families.v4 import ALPHAS  # noqa: E402
 from mobilenet_np.registry import get_family  # noqa: E402
 from mobilenet_np.torch_layout import to_torch  # noqa: E402
 from tests.helpers.v4_weights import (  # noqa: E402
@@ -79,6 +83,16 @@ def record(variant: str, folder: Path) -> None:
     print(variant, {name: tuple(value.shape) for name, value in arrays.items()})
 
 
+def parameter_counts() -> None:
+    """timm's sum(p.numel()) for every variant at the widths timm defines -> timm_params.json."""
+    from timm.models.mobilenetv3 import _gen_mobilenet_v4
+
+    counts = {variant: {str(alpha): sum(p.numel() for p in _gen_mobilenet_v4(
+        TIMM_NAMES[variant].split(".")[0], alpha).parameters()) for alpha in ALPHAS}
+        for variant in VARIANTS}
+    (OUT / "timm_params.json").write_text(json.dumps(counts, indent=1) + "\n")
+
+
 def sample() -> None:
     """A small safetensors file in every dtype the reader knows, and its values as float64."""
     rng = np.random.default_rng(0)
@@ -95,6 +109,8 @@ if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     sample()
+    parameter_counts()
     with tempfile.TemporaryDirectory() as folder:
         for name in sys.argv[1:] or VARIANTS:
-            record(name, Path(folder))
+            if name != "none":
+                record(name, Path(folder))

@@ -29,12 +29,13 @@ from mobilenet_np.torch_layout import to_torch  # noqa: E402
 REPEATS = 5
 
 
-def median_seconds(run) -> float:
-    run()
+def median_seconds(run, *args, **kwargs) -> float:
+    """The median wall time of run(*args, **kwargs) over REPEATS calls, after a warm-up."""
+    run(*args, **kwargs)
     times = []
     for _ in range(REPEATS):
         start = time.perf_counter()
-        run()
+        run(*args, **kwargs)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 
@@ -54,9 +55,9 @@ def main(variants: list[str]) -> None:
             x = np.random.default_rng(0).uniform(-1, 1, (batch, RESOLUTION, RESOLUTION, 3))
             x = x.astype(np.float32)
             nchw = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
-            ours_s = median_seconds(lambda: ours.predict(x, batch_size=batch, output="logits"))
+            ours_s = median_seconds(ours.predict, x, batch_size=batch, output="logits")
             with torch.no_grad():
-                timm_s = median_seconds(lambda: gold(nchw))
+                timm_s = median_seconds(gold, nchw)
             print(f"| {ours.family.title} | {batch} | {ours_s * 1e3:,.1f} | {timm_s * 1e3:,.1f} | "
                   f"{ours_s / timm_s:.1f}x |", flush=True)
 

@@ -119,6 +119,36 @@ def test_v3_head_gradient_equals_tensorflow_autograd(tf, arch, build, photos) ->
     assert np.all(np.abs(gradient - expected) <= rounding_bound(abs_sum, squeeze.shape[1]))
 
 
+def test_v4_head_gradient_equals_central_differences() -> None:
+    """MobileNetV4's head (1x1 conv, batch norm with epsilon 1e-5, ReLU, dense) is piecewise
+    linear: a float64 central difference of it, written here from the stored weights, equals the
+    gradient exactly up to float64 round-off (about 1e-16 / eps relative), away from ReLU's kink."""
+    model = mnp.Network(mnp.get_family("v4-conv-small"), weights=None, seed=6)
+    features_layer, head = split_head(model)
+    assert [layer.kind for layer in head] == ["pointwise_conv2d", "batch_norm", "relu", "flatten",
+                                              "dense"]
+    w = {layer.kind: model.layer_weights(layer) for layer in head}
+    bn = w["batch_norm"]
+    scale = bn["gamma"] / np.sqrt(bn["moving_variance"].astype(np.float64) + 1e-5)
+
+    def logits(pooled):  # (N, C) -> (N, K), float64
+        u = pooled @ w["pointwise_conv2d"]["kernel"].reshape(pooled.shape[1], -1)
+        u = (u - bn["moving_mean"]) * scale + bn["beta"]
+        return np.maximum(u, 0) @ w["dense"]["kernel"] + w["dense"]["bias"]
+
+    features = model.forward(model.random_input(2, seed=1), output="logits",
+                             capture=True)[1][features_layer.name]
+    pooled = features.mean(axis=(1, 2)).astype(np.float64)
+    assert np.ptp(logits(pooled)) > 1, "degenerate weights: logits that barely vary prove nothing"
+    classes, eps = np.array([3, 998]), 1e-6
+    gradient = head_gradient(model, pooled, classes)
+    for d in np.eye(pooled.shape[1])[:: pooled.shape[1] // 16]:  # 16 input directions
+        step = eps * np.tile(d, (2, 1))
+        numeric = (logits(pooled + step) - logits(pooled - step))[[0, 1], classes] / (2 * eps)
+        np.testing.assert_allclose(gradient @ d, numeric, rtol=1e-6,
+                                   atol=1e-6 * np.abs(gradient).max())
+
+
 def test_overlay_keeps_the_photo_where_the_map_is_not_positive() -> None:
     image = np.random.default_rng(0).uniform(0, 255, (64, 48, 3)).astype(np.float32)
     cam = -np.ones((7, 7), np.float32)

@@ -230,3 +230,42 @@ def test_every_rejection_names_an_answer_call_that_works(capsys):
     assert "ex.answer(2, profile=profile)" in capsys.readouterr().out
     course.Exercises("08").answer(2, profile=PROFILE)
     assert float(capsys.readouterr().out) == pytest.approx(0.3)
+
+
+def test_receptive_fields_match_what_perturbing_the_input_reaches():
+    """The counted field of conv_dw_3 (V1, rows 3x3 s2, 3x3, 3x3 s2, 3x3) equals the number of
+    input rows whose change reaches one output row in the middle, measured by running the model."""
+    import mobilenet_np as mnp
+
+    model = mnp.MobileNet(alpha=0.25, resolution=96, weights=None, seed=2)
+    rows = {name: (field, jump) for name, field, jump in course.receptive_fields(model.layers)}
+    assert [rows[name] for name in ("conv1", "conv_dw_1", "conv_dw_2", "conv_dw_3")] == [
+        (3, 2), (7, 2), (11, 4), (19, 4)]
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 96, 96, 3)).astype(np.float32)
+    base = model.forward(x, capture=True)[1]["conv_dw_3"][0, 12]  # output row 12 of 24
+    reached = []
+    for row in range(96):
+        nudged = x.copy()
+        nudged[0, row] = -nudged[0, row]
+        if not np.array_equal(model.forward(nudged, capture=True)[1]["conv_dw_3"][0, 12], base):
+            reached.append(row)
+    assert reached == list(range(reached[0], reached[0] + rows["conv_dw_3"][0]))
+
+
+def test_peak_live_values_counts_the_saved_residual():
+    """a -> b -> c -> add(a): while b and c run, a's output is kept for the add."""
+    from mobilenet_np.layers import Layer
+
+    layers = [Layer("a", "relu", (4, 4, 2), (4, 4, 2)), Layer("b", "relu", (4, 4, 2), (4, 4, 8)),
+              Layer("c", "relu", (4, 4, 8), (4, 4, 2)),
+              Layer("add", "add", (4, 4, 2), (4, 4, 2), source="a")]
+    # at b: its input (a's output, also the saved one: counted once) 32 + its output 128 = 160;
+    # at c: input 128 + output 32 + saved a 32 = 192
+    assert course.peak_live_values(layers) == (192, "c")
+    assert course.peak_block_values(mnp_blocks(layers)) == (64, "one")
+
+
+def mnp_blocks(layers):
+    from mobilenet_np.layers import Block
+
+    return [Block("one", "inverted_residual", tuple(layers))]

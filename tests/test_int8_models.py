@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers.int8_cases import RANDOM_MODELS, interpreter, quantize_by_formula
+from helpers.int8_cases import RANDOM_MODELS, interpreter, pixels_as_input, quantize_by_formula, to_pixels
 
 import mobilenet_np as mnp
 from mobilenet_np.int8 import load_tflite
@@ -58,14 +58,14 @@ def test_outputs_are_not_degenerate(int8_models, name) -> None:
     logits = tensors[model.graph.tensors[softmax.inputs[0]].name]
     assert len(np.unique(logits)) >= 20, "logits collapsed to a few values"
     assert not np.all(out == -128) and len(np.unique(out)) >= 2
-    probabilities = model.predict(tests)  # (N, 1000) floats
+    probabilities = model.predict(to_pixels(tests, name.startswith("v3")))  # (N, 1000) floats
     assert probabilities.shape == (len(tests), 1000)
     assert not np.array_equal(probabilities[0], probabilities[1])  # images are told apart
 
 
 def test_real_weights_int8_agree_with_float_on_the_photo(int8_models) -> None:
     blob, tests = int8_models("v1-real")
-    probabilities = load_tflite(blob).predict(tests[:1])[0]
+    probabilities = load_tflite(blob).predict(to_pixels(tests[:1], False))[0]
     top5 = [label for _, label, _ in mnp.decode_predictions(probabilities[None], top=5)[0]]
     print(f"int8 top-5 on grace_hopper.jpg: {top5}, top-1 p = {probabilities.max():.3f}")
     assert top5[0] in ("bow_tie", "military_uniform")  # the float model's top two (README)
@@ -73,16 +73,20 @@ def test_real_weights_int8_agree_with_float_on_the_photo(int8_models) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_predict_equals_tflite_on_float_input(tf, int8_models, name) -> None:
+def test_predict_equals_tflite_on_pixels(tf, int8_models, name) -> None:
+    """predict takes 0-255 pixels: scaled to the model's range, quantized, run, dequantized."""
     blob, tests = int8_models(name)
     model, gold = load_tflite(blob), interpreter(tf, blob)
     scale, zero = model.output_quantization
+    takes_pixels = name.startswith("v3")  # V3 rescales pixels itself
+    assert model.takes_pixels == takes_pixels
+    pixels = to_pixels(tests[:1], takes_pixels)
     gold.set_tensor(gold.get_input_details()[0]["index"],
-                    quantize_by_formula(tests[:1], *model.input_quantization))
+                    quantize_by_formula(pixels_as_input(pixels, takes_pixels), *model.input_quantization))
     gold.invoke()
     expected = np.float32(scale) * (gold.get_tensor(gold.get_output_details()[0]["index"]).astype(np.float32)
                                     - np.float32(zero))
-    assert np.array_equal(model.predict(tests[:1]), expected)
+    assert np.array_equal(model.predict(pixels), expected)
 
 
 @pytest.mark.parametrize("name", NAMES)

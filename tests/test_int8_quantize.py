@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 from helpers import photos
 from helpers.bounds import rounding_bound
-from helpers.int8_cases import calibration_images, float_model, interpreter, quantize_by_formula
+from helpers.int8_cases import (
+    calibration_images,
+    float_model,
+    interpreter,
+    pixels_as_input,
+    quantize_by_formula,
+    to_pixels,
+)
 from PIL import Image
 
 import mobilenet_np as mnp
@@ -236,7 +243,8 @@ def test_summary_counts_equal_the_converters_file_and_cost_py(models, name) -> N
     assert (ours["weight_bytes"], ours["float32_bytes"]) == (theirs["weight_bytes"], theirs["float32_bytes"])
     assert 3.5 < ours["float32_bytes"] / ours["weight_bytes"] < 4  # int8 kernels, int32 biases + scales
     table = tflite_summary_table(theirs).splitlines()
-    assert len(table) == len(theirs["layers"]) + 5 and f"{theirs['total_macs']:,} MACs" in table[-1]
+    assert len(table) == len(theirs["layers"]) + 7 and f"{theirs['total_macs']:,} MACs" in table[-1]
+    assert table[1].startswith("input: int8 (1, ") and table[2].startswith("classes: 1000 outputs")
 
 
 def test_quantized_model_runs_like_a_loaded_one(models) -> None:
@@ -247,8 +255,11 @@ def test_quantized_model_runs_like_a_loaded_one(models) -> None:
     assert out.dtype == np.int8 and out.shape == (2, 1000)
     assert {"block_2_add", "block_16_project_BN", "out_relu", "predictions_softmax"} <= set(tensors)
     assert np.array_equal(q_model.run_quantized(int8_ops.quantize(x, *q_model.input_quantization)), out)
-    probabilities = q_model.predict(x)  # dequantized at softmax's fixed (1/256, -128)
-    assert np.array_equal(probabilities, (out.astype(np.float32) + 128) / 256)
+    pixels = to_pixels(x, False)  # predict takes 0-255 pixels, as load_tflite's models
+    q_pixels = int8_ops.quantize(pixels_as_input(pixels, False), *q_model.input_quantization)
+    pixel_out = q_model.forward(q_pixels)
+    probabilities = q_model.predict(pixels)  # dequantized at softmax's fixed (1/256, -128)
+    assert np.array_equal(probabilities, (pixel_out.astype(np.float32) + 128) / 256)
     assert len(np.unique(tensors["predictions"])) >= 20  # the logits carry information
 
 
@@ -335,8 +346,9 @@ def test_the_command_line_runs_tflite_files(int8_models, tmp_path, capsys) -> No
 
 
 def test_files_the_int8_runtime_does_not_run_are_one_line(tf, tmp_path, capsys) -> None:
-    """uint8 in/out (the older scheme) is refused at load; float in/out is refused by classify
-    (it runs full-integer models); an op that cannot be prepared names itself."""
+    """uint8 or float in/out around an int8 body now runs (tests/test_tflite_files.py checks it
+    against TFLite); a dynamic-range file (int8 weights, float activations) is refused in one
+    line at load; an op that cannot be prepared names itself."""
     from helpers.gold import keras_mobilenet, set_keras_weights
     from helpers.int8_cases import convert as convert_keras
 
@@ -348,14 +360,18 @@ def test_files_the_int8_runtime_does_not_run_are_one_line(tf, tmp_path, capsys) 
     calibration = ours.random_input(4)
     image = tmp_path / "picture.png"
     Image.fromarray(np.full((96, 96, 3), 100, np.uint8)).save(image)
-    for io_type, message in ((tf.uint8, "uint8 tensors (the older asymmetric scheme) are not "
-                                        "supported"),
-                             (tf.float32, "takes float32 and gives float32; classify --tflite "
-                                          "runs full-integer models")):
+    for io_type in (tf.uint8, tf.float32):
         path = tmp_path / f"{io_type.name}.tflite"
         path.write_bytes(convert_keras(tf, keras_model, calibration, io_type))
-        assert main(["classify", "--tflite", str(path), str(image)]) == 2
-        assert message in capsys.readouterr().err
+        assert main(["classify", "--tflite", str(path), str(image)]) == 0
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: dynamic range
+    path = tmp_path / "dynamic.tflite"
+    path.write_bytes(converter.convert())
+    capsys.readouterr()
+    assert main(["classify", "--tflite", str(path), str(image)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "dynamic.tflite" in error and "dynamic-range" in error, error
     blob = bytearray(convert_keras(tf, keras_model, calibration))
     model = mnp.load_tflite(bytes(blob))
     conv = next(op for op in model.graph.operators if op.opcode == "CONV_2D")

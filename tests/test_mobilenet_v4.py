@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +29,13 @@ from helpers.v4_weights import (
 
 import mobilenet_np as mnp
 from mobilenet_np import ops, reference, reference_v4
+from mobilenet_np.cli import main
 from mobilenet_np.cost import network_cost
-from mobilenet_np.errors import WeightsError
+from mobilenet_np.families.v4 import ALPHAS
 from mobilenet_np.kinds import KINDS, run_layer
 from mobilenet_np.layers import Layer
-from mobilenet_np.safetensors import read_safetensors, write_safetensors
-from mobilenet_np.torch_layout import from_torch, to_torch
+from mobilenet_np.safetensors import write_safetensors
+from mobilenet_np.torch_layout import to_torch
 from mobilenet_np.v4_kinds import attention_probabilities
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v4"
@@ -58,7 +58,7 @@ def timm_outputs(variant: str) -> dict[str, np.ndarray]:
 
 def our_outputs(model, x: np.ndarray, block: str | None) -> dict[str, np.ndarray]:
     """Log-probabilities, pre-logits and the first attention block's output (image 0)."""
-    logits, acts = model.forward(x, output="logits", capture=True)
+    logits, acts = model.forward(x, output="logits", capture=True, check_range=False)
     outputs = {"logits": log_softmax(logits), "pre_logits": acts["flatten"]}
     if block is not None:
         outputs["attention"] = acts[f"{block}.add"][:1]
@@ -77,10 +77,34 @@ def roundoff_bounds(model, x: np.ndarray, block: str | None) -> dict[str, float]
             for name, value in runs[0].items()}
 
 
-def test_params_equal_timms_count(variant):
-    """Trainable parameters equal timm's sum(p.numel()); BN's running statistics come on top."""
-    layers = mnp.get_family(f"v4-{variant}").layers()
-    assert network_cost(layers)["trainable_params"] == int(timm_outputs(variant)["timm_params"])
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_params_equal_timms_count(variant, alpha):
+    """Trainable parameters equal timm's sum(p.numel()) at every width timm defines; BN's
+    running statistics come on top."""
+    counts = json.loads((FIXTURES / "timm_params.json").read_text())
+    layers = mnp.get_family(f"v4-{variant}").layers(alpha=alpha)
+    assert network_cost(layers)["trainable_params"] == counts[variant][str(alpha)]
+    if alpha == 1.0:
+        assert counts[variant]["1.0"] == int(timm_outputs(variant)["timm_params"])
+
+
+@pytest.mark.parametrize("name, alpha", [("conv-small", 0.5), ("hybrid-medium", 0.35),
+                                         ("conv-large", 1.0)])
+def test_load_recognises_variant_and_width(name, alpha, tmp_path):
+    """mnp.load reads the variant and alpha off a safetensors file's shapes; a file with a top
+    also loads without it."""
+    family = mnp.get_family(f"v4-{name}")
+    model = mnp.Network(family, None, alpha=alpha, classes=10, resolution=64)
+    path = tmp_path / "weights.safetensors"
+    write_safetensors(to_torch(model.params, model.layers), path)
+    loaded = mnp.load(path, resolution=64)
+    assert (loaded.family.name, loaded.config["alpha"], loaded.config["classes"]) == \
+        (f"v4-{name}", alpha, 10)
+    x = model.random_input(1)
+    probabilities, acts = model.forward(x, capture=True)
+    assert np.array_equal(loaded.forward(x), probabilities)
+    features = mnp.Network(family, path, alpha=alpha, include_top=False, resolution=64)
+    assert np.array_equal(features.forward(x), acts["blocks.4.0.bn1.act"])  # timm's forward_features
 
 
 def test_outputs_equal_timms(variant, tmp_path):
@@ -89,7 +113,7 @@ def test_outputs_equal_timms(variant, tmp_path):
     model = seeded_model(variant)
     path = tmp_path / "v4.safetensors"
     write_safetensors(to_torch(model.params, model.layers), path)
-    loaded = mnp.load(path, resolution=RESOLUTION)
+    loaded = mnp.load(path, resolution=RESOLUTION, include_preprocessing=False)
     assert loaded.family.name == f"v4-{variant}"
     x, block, gold = seeded_input(), first_attention(variant), timm_outputs(variant)
     ours = our_outputs(loaded, x, block)
@@ -152,12 +176,46 @@ def test_numba_backend_equals_forward(name):
     pytest.importorskip("numba", reason="the numba backend needs Numba: pip install -e '.[jit]'")
     model = seeded_model(name)
     fast = mnp.Network(model.family, as_stored(model.params), backend="numba",
-                       resolution=RESOLUTION)
+                       resolution=RESOLUTION, include_preprocessing=False)
     x = seeded_input()
     bound = roundoff_bounds(model, x, None)["logits"]
     error = np.abs(log_softmax(fast.predict(x, output="logits"))
                    - log_softmax(model.forward(x, output="logits"))).max()
     assert error <= bound
+
+
+def test_the_model_normalises_pixels_as_timm_does():
+    """With include_preprocessing (the default) the model takes 0-255 pixels and normalises
+    them by ImageNet's mean and std: the same as the model without it on (x / 255 - mean) / std,
+    within a few roundings of the normalised input carried through the network."""
+    normalised = seeded_model("conv-small")
+    pixels = mnp.Network(normalised.family, as_stored(normalised.params), resolution=RESOLUTION)
+    assert pixels.expects_pixels and not normalised.expects_pixels
+    x = np.random.default_rng(3).integers(0, 256, (2, RESOLUTION, RESOLUTION, 3)).astype(np.float32)
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    by_hand = ((x / 255 - mean) / std).astype(np.float32)
+    bound = roundoff_bounds(normalised, by_hand, None)["logits"]
+    error = np.abs(log_softmax(pixels.predict(x, output="logits"))
+                   - log_softmax(normalised.forward(by_hand, "logits", check_range=False))).max()
+    assert error <= 4 * bound  # the pixel path rounds its input 2-3 times, the bound allows 1
+    loops = run_layer(pixels.layers[0], x[:1, :4, :4], {}, twin=True)
+    assert np.array_equal(loops, run_layer(pixels.layers[0], x[:1, :4, :4], {}))
+
+
+@pytest.mark.parametrize("command", ["summary", "compare", "profile"])
+def test_cli_reports_on_v4(command, capsys):
+    extra = ["--resolution", "64", "--repeats", "1"] if command == "profile" else []
+    code = main([command, "--arch", "v4-hybrid-medium", *extra])
+    out, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in err and out, err
+    if command == "summary":
+        assert "blocks.2.4.attn" in out and "mobile_mqa" in out and "ImageNet's mean" in out
+
+
+def test_cli_without_weights_says_where_to_get_them(capsys, tmp_path):
+    code = main(["classify", str(tmp_path / "any.png"), "--arch", "v4-conv-small"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "model.safetensors" in err and "--weights" in err
 
 
 # The loop twins of the new kinds, on small random problems.
@@ -222,72 +280,6 @@ def test_gelu_and_layer_scale_twins():
     assert np.array_equal(reference_v4.layer_scale(x, scale), ops.layer_scale(x, scale))
 
 
-# safetensors
-def test_reads_a_file_written_by_safetensors():
-    """sample.safetensors was written by safetensors.torch.save_file: F32, F16, BF16, I64, a
-    scalar and metadata; the values PyTorch read from it are in sample.npz."""
-    tensors = read_safetensors(FIXTURES / "sample.safetensors")
-    expected = np.load(FIXTURES / "sample.npz")
-    assert sorted(tensors) == sorted(expected.files)
-    for name, array in tensors.items():
-        assert array.shape == expected[name].shape
-        assert np.array_equal(array.astype(np.float64), expected[name]), name
-    assert tensors["i64"].dtype == np.int64 and tensors["f16"].dtype == np.float32
-
-
-def test_round_trip_through_timm_layout():
-    """Params -> timm's names and OIHW -> safetensors -> back: the same arrays."""
-    layers = mnp.get_family("v4-hybrid-medium").layers()
-    params = {key: np.full(shape, i, np.float32) + np.arange(int(np.prod(shape))).reshape(shape)
-              for i, key, shape in ((i, f"{layer.name}/{w}", s)
-                                    for i, layer in enumerate(layers)
-                                    for w, s in layer.weights.items())}
-    tensors = to_torch(params, layers)
-    assert tensors["conv_stem.weight"].shape == (32, 3, 3, 3)  # OIHW
-    assert tensors["blocks.2.4.attn.key.down_conv.weight"].shape == (160, 1, 3, 3)
-    assert tensors["classifier.weight"].shape == (1000, 1280)
-    stored = from_torch(tensors)
-    for key, array in params.items():
-        layer, _, weight = key.rpartition("/")
-        assert np.array_equal(stored[layer][weight], array), key
-
-
-def crafted(tmp_path: Path, header: dict | bytes, buffer: bytes = b"", length: int | None = None):
-    text = header if isinstance(header, bytes) else json.dumps(header).encode()
-    path = tmp_path / "crafted.safetensors"
-    path.write_bytes(struct.pack("<Q", len(text) if length is None else length) + text + buffer)
-    return path
-
-
-F32_2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
-
-
-@pytest.mark.parametrize("case, header, buffer, length, message", [
-    ("truncated", {"w": F32_2}, b"\0" * 4, None, "truncated or damaged"),
-    ("header past the end", {"w": F32_2}, b"", 1 << 40, "header of"),
-    ("header not JSON", b"{not json", b"", None, "not JSON"),
-    ("unknown dtype", {"w": {**F32_2, "dtype": "F8_E4M3"}}, b"\0" * 8, None, "dtype 'F8_E4M3'"),
-    ("negative shape", {"w": {**F32_2, "shape": [-2]}}, b"\0" * 8, None, "bad shape"),
-    ("size mismatch", {"w": {**F32_2, "shape": [3]}}, b"\0" * 8, None, "declares bytes"),
-    ("overlap", {"a": F32_2, "b": {**F32_2, "data_offsets": [4, 12]}}, b"\0" * 12, None, "share"),
-    ("no offsets", {"w": {"dtype": "F32", "shape": [2]}}, b"\0" * 8, None, "lacks"),
-])
-def test_damaged_safetensors_is_one_line(tmp_path, case, header, buffer, length, message):
-    path = crafted(tmp_path, header, buffer, length)
-    with pytest.raises(WeightsError) as error:
-        mnp.load(path)
-    assert message in str(error.value) and "\n" not in str(error.value), case
-    assert str(path) in str(error.value)
-
-
-@pytest.mark.parametrize("name", ["model.bin", "model.pth"])
-def test_pytorch_pickles_are_refused(tmp_path, name):
-    path = tmp_path / name
-    path.write_bytes(b"\x80\x02}q\x00.")  # a pickle's first bytes
-    with pytest.raises(WeightsError, match="pickle.*safetensors"):
-        mnp.load(path)
-
-
 # timm live, when it is installed (not a test dependency)
 @pytest.mark.timm
 @pytest.mark.parametrize("name", ["conv-small", "hybrid-medium"])
@@ -304,7 +296,7 @@ def test_timm_live(name, tmp_path):
     gold.load_state_dict(state, strict=False)
     path = tmp_path / "model.safetensors"
     save_file(gold.state_dict(), str(path))
-    model, x = mnp.load(path, resolution=RESOLUTION), seeded_input()
+    model, x = mnp.load(path, resolution=RESOLUTION, include_preprocessing=False), seeded_input()
     with torch.no_grad():
         theirs = gold(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
     bound = roundoff_bounds(model, x, None)["logits"]

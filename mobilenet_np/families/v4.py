@@ -21,13 +21,15 @@ import re
 from dataclasses import dataclass
 
 from .. import v4_kinds  # noqa: F401  (registers gelu, layer_scale and mobile_mqa)
-from ..errors import UnsupportedError
+from ..errors import MobileNetError, UnsupportedError
 from ..layers import POOLING_KINDS, Block, LayerBuilder, check_options, make_divisible
-from ..registry import Family, WeightFiles, register
+from ..registry import Family, Option, WeightFiles, register
 from ..shapes import Pads, conv_output_hw
-from ..stored import Stored, kernel_shape, top_options
+from ..stored import Stored, kernel_shape, published_width, top_options
 
 EPSILON = 1e-5  # PyTorch's BatchNorm2d default (Keras: 1e-3)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's data config
+ALPHAS = (0.35, 0.5, 1.0)  # widths timm defines (conv-small 0.35 and 0.5, with weights for 0.5)
 HEAD_WIDTH = 1280  # conv_head, after pooling
 
 
@@ -203,22 +205,29 @@ BLOCKS = {"cn": ("conv", conv_block), "er": ("fused_ib", fused_ib),
 
 
 def build(variant: str, alpha: float, resolution: int | tuple[int, int], include_top: bool,
-          pooling: str | None, classes: int) -> list[Block]:
-    """Expand a variant's block strings into timm's layers, named by timm's module paths."""
+          pooling: str | None, classes: int, include_preprocessing: bool = True) -> list[Block]:
+    """Expand a variant's block strings into timm's layers, named by timm's module paths.
+
+    ``include_preprocessing`` starts with timm's normalisation (ImageNet mean and std): the
+    model then takes pixels in [0, 255]; without it, normalised images, as timm's model does.
+    """
     height, width = check_options(alpha, resolution, pooling, classes)
-    if alpha != 1.0:
-        raise UnsupportedError(f"MobileNetV4 has no width multiplier here (alpha={alpha}): "
-                               f"use alpha=1.0")
     spec = VARIANTS[variant]
     builder = LayerBuilder((height, width, 3))
-    with builder.block("stem", "stem"):
-        conv_bn(builder, "conv", "conv_stem", "bn1", 3, 2, spec.stem, spec.activation)
+    with builder.block("stem", "stem"):  # timm keeps the stem's width when alpha < 1
+        if include_preprocessing:
+            with builder.unit("normalize"):
+                builder.layer("normalize", "normalize_pixels",
+                              options={"mean": IMAGENET_MEAN, "std": IMAGENET_STD})
+        stem = spec.stem if alpha < 1 else make_divisible(spec.stem * alpha)
+        conv_bn(builder, "conv", "conv_stem", "bn1", 3, 2, stem, spec.activation)
     for stage, strings in enumerate(spec.stages):
         index = 0
         for string in strings:
             kind, repeats, options = decode(string)
             if kind not in BLOCKS:
                 raise UnsupportedError(f"block string {string!r}: unknown type {kind!r}")
+            options["c"] = make_divisible(options["c"] * alpha)  # timm's round_channels
             block_kind, add_block = BLOCKS[kind]
             for repeat in range(repeats):
                 prefix = f"blocks.{stage}.{index}."
@@ -241,22 +250,29 @@ def build(variant: str, alpha: float, resolution: int | tuple[int, int], include
 
 
 def recognise(variant: str, stored: Stored) -> dict | None:
-    """This variant if the file holds its stem width and exactly its blocks' weighted layers."""
-    stem = kernel_shape(stored, "conv_stem")
-    if stem is None or stem[-1] != VARIANTS[variant].stem:
+    """This variant if the file holds exactly its layers, at the alpha its last conv's width
+    tells (960 x alpha, rounded)."""
+    stages = VARIANTS[variant].stages
+    last = kernel_shape(stored, f"blocks.{len(stages) - 1}.0.conv")
+    if last is None:
         return None
-    own = {layer.name for layer in build(variant, 1.0, 224, False, None, 1000)
-           for layer in layer.layers if layer.weights}
-    if {name for name in stored if name.startswith("blocks.")} != own - {"conv_stem", "bn1"}:
+    alpha = published_width(last[-1], 960, ALPHAS, make_divisible)
+    try:
+        blocks = build(variant, alpha, 224, False, None, 1000)
+    except MobileNetError:
         return None
-    return top_options(stored, "classifier")
+    own = {layer.name: layer for block in blocks for layer in block.layers if layer.weights}
+    body = {name for name in stored if name.startswith("blocks.") or name in ("conv_stem", "bn1")}
+    if body != set(own) or kernel_shape(stored, "conv_stem") != own["conv_stem"].weights["kernel"]:
+        return None
+    return {"alpha": alpha, **top_options(stored, "classifier")}
 
 
-def file_name(variant: str, alpha: float, resolution: int, include_top: bool) -> str:
+def file_name(variant: str, alpha: float, resolution: int, include_top: bool, **options) -> str:
     """timm publishes these weights on the Hugging Face hub, not as Keras files."""
-    raise UnsupportedError(f"MobileNetV4 {variant}: no download yet; get timm's "
-                           f"{VARIANTS[variant].timm_name} model.safetensors from the Hugging Face "
-                           f"hub and pass its path as weights=")
+    raise UnsupportedError(f"no download yet: get timm's {VARIANTS[variant].timm_name} "
+                           f"model.safetensors from the Hugging Face hub and pass its path "
+                           f"(--weights, or weights= in Python)")
 
 
 FAMILIES_V4: dict[str, Family] = {}
@@ -264,11 +280,13 @@ for _variant, _spec in VARIANTS.items():
     _title = "MobileNetV4-" + "-".join(part.capitalize() for part in _variant.split("-"))
     FAMILIES_V4[_variant] = register(Family(
         name=f"v4-{_variant}", title=_title,
-        build=lambda _v=_variant, **options: build(_v, **options), options={},
+        build=lambda _v=_variant, **options: build(_v, **options),
+        options={"include_preprocessing": Option(True, "normalise pixels by ImageNet's mean "
+                                                       "and std inside the model")},
         weight_files=WeightFiles(
-            folder=f"https://huggingface.co/timm/{_spec.timm_name}/resolve/main/", alphas=(1.0,),
+            folder=f"https://huggingface.co/timm/{_spec.timm_name}/resolve/main/", alphas=ALPHAS,
             resolutions=None, name=lambda *args, _v=_variant, **kw: file_name(_v, *args, **kw)),
         recognise=lambda stored, _v=_variant: recognise(_v, stored),
-        preprocessing="ImageNet mean/std normalised RGB: (pixels / 255 - mean) / std, "
-                      "mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)"))
+        preprocessing="pixels in [0, 255]: the model normalises them by ImageNet's mean and std "
+                      "(include_preprocessing=True; timm's model takes them normalised)"))
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UnsupportedError
+
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
@@ -115,11 +117,12 @@ def multiply_by_quantized_multiplier(
 
 @dataclass(frozen=True)
 class Requantize:
-    """How an int32 accumulator becomes an int8 output: scale, add the zero point, clamp.
+    """How an int32 accumulator becomes an int8 (or uint8) output: scale, add the zero point, clamp.
 
     multiplier, shift: int64 scalars or (C,) arrays for per-channel weights; ``lo``/``hi``
     carry the fused activation (ReLU6 is a clamp to [zp, zp + round(6 / scale)] inside
-    [-128, 127]); rounding: "double", "double_up" or "single" (module docstring).
+    [-128, 127], or [0, 255] for uint8); rounding: "double", "double_up" or "single"
+    (module docstring); dtype: the output's, np.int8 or np.uint8 (the older asymmetric scheme).
     """
 
     multiplier: np.ndarray
@@ -128,14 +131,15 @@ class Requantize:
     lo: int = -128
     hi: int = 127
     rounding: str = "double"
+    dtype: type = np.int8
 
     def scaled(self, acc: np.ndarray) -> np.ndarray:
         """int32-valued accumulators times the real scale, rounded (no zero point, no clamp)."""
         return multiply_by_quantized_multiplier(acc, self.multiplier, self.shift, self.rounding)
 
     def apply(self, acc: np.ndarray) -> np.ndarray:
-        """int32-valued accumulators (..., C) -> int8 outputs (..., C)."""
-        return np.clip(self.scaled(acc) + self.zero_point, self.lo, self.hi).astype(np.int8)
+        """int32-valued accumulators (..., C) -> int8 (or uint8) outputs (..., C)."""
+        return np.clip(self.scaled(acc) + self.zero_point, self.lo, self.hi).astype(self.dtype)
 
 
 def round_half_away(value: np.ndarray) -> np.ndarray:
@@ -148,8 +152,10 @@ def round_half_away(value: np.ndarray) -> np.ndarray:
     return whole + np.sign(value) * (np.abs(value - whole) >= 0.5)
 
 
-def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
-    """TFLite's CalculateActivationRangeQuantized for int8: the fused activation as a clamp.
+def activation_range(activation: str, scale: float, zero_point: int,
+                     dtype: type = np.int8) -> tuple[int, int]:
+    """TFLite's CalculateActivationRangeQuantized: the fused activation as a clamp inside the
+    output type's range ([-128, 127] for int8, [0, 255] for uint8).
 
     ``quantize(f) = zero_point + round(f / scale)`` in float32 (``f / scale`` is a float
     division in TFLite, and rounding is half away from zero).
@@ -157,12 +163,13 @@ def activation_range(activation: str, scale: float, zero_point: int) -> tuple[in
     def quantize(value: float) -> int:
         return zero_point + int(round_half_away(np.float32(value) / np.float32(scale)))
 
+    low, high = int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)
     if activation == "NONE":
-        return -128, 127
+        return low, high
     if activation == "RELU":
-        return max(-128, quantize(0.0)), 127
+        return max(low, quantize(0.0)), high
     if activation == "RELU6":
-        return max(-128, quantize(0.0)), min(127, quantize(6.0))
+        return max(low, quantize(0.0)), min(high, quantize(6.0))
     if activation == "RELU_N1_TO_1":
-        return max(-128, quantize(-1.0)), min(127, quantize(1.0))
-    raise ValueError(f"fused activation {activation} is not supported for int8")
+        return max(low, quantize(-1.0)), min(high, quantize(1.0))
+    raise UnsupportedError(f"fused activation {activation} is not supported on integer tensors")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UnsupportedError
 from .fixedpoint import (
     Requantize,
     activation_range,
@@ -44,13 +45,14 @@ from .tflite_file import Graph, Operator, Tensor
 
 # Measured (module docstring): the vector kernels round ties up, the scalar ones away from 0.
 ROUNDING = {"CONV_2D": "double_up", "FULLY_CONNECTED": "double_up", "DEPTHWISE_CONV_2D": "double_up",
-            "ADD": "double", "MUL": "double", "MEAN": "double", "QUANTIZE": "double"}
+            "ADD": "double", "SUB": "double", "MUL": "double", "MEAN": "double", "QUANTIZE": "double"}
 ADD_LEFT_SHIFT = 20  # int8 ADD: inputs get 20 bits of headroom before rescaling
 
 
 @dataclass(frozen=True)
 class AddParams:
-    """Integer parameters of an int8 ADD (TFLite's PrepareGeneralSubOp / add.cc)."""
+    """Integer parameters of an int8 ADD or SUB (TFLite's PrepareGeneralSubOp / add.cc);
+    ``b_sign`` is -1 for SUB, which subtracts the second scaled input instead of adding it."""
 
     left_shift: int
     a_zero_point: int
@@ -60,6 +62,7 @@ class AddParams:
     b_multiplier: int
     b_shift: int
     out: Requantize
+    b_sign: int = 1
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,9 @@ def _in_out(graph: Graph, op: Operator) -> tuple[tuple[float, int], tuple[float,
 
 
 def _clamp(op: Operator, out: Tensor) -> tuple[int, int]:
-    return activation_range(op.options.get("fused_activation_function", "NONE"), *scale_and_zero(out))
+    """The fused activation as a clamp in the output's type (int8, or uint8)."""
+    return activation_range(op.options.get("fused_activation_function", "NONE"), *scale_and_zero(out),
+                            out.dtype)
 
 
 def _int16_multiplier(real: float) -> tuple[int, int]:
@@ -98,18 +103,31 @@ def _int16_multiplier(real: float) -> tuple[int, int]:
     return (multiplier + 2**15) >> 16, shift
 
 
+def centred_weights(w: Tensor) -> np.ndarray:
+    """The weights minus their zero point, as the kernels multiply them.
+
+    int8 weights are symmetric (zero point 0: TFLite requires it) and stay int8. uint8
+    weights (Jacob et al. 2018) have one nonzero zero point per tensor: TFLite's uint8
+    kernels add ``filter_offset = -zero_point`` to every weight; here that is done once, at
+    load, giving int32 values in [-255, 255].
+    """
+    if w.dtype == np.int8:
+        return w.data
+    return w.data.astype(np.int32) - int(w.quantization.zero_point[0])
+
+
 def _weighted_operands(graph: Graph, op: Operator):
-    """What CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED share: weights, output, the optional
-    int32 bias (int64 here, or None), the input's zero point, the output's, and the real
-    multipliers ``x_scale * w_scale / y_scale`` in double, as TFLite's kernel_util (per channel
-    or one)."""
+    """What CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED share: the centred weights, the
+    output, the optional int32 bias (int64 here, or None), the input's zero point, the
+    output's, and the real multipliers ``x_scale * w_scale / y_scale`` in double, as TFLite's
+    kernel_util (per channel or one)."""
     x, w, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     b = graph.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     x_scale, x_zero = scale_and_zero(x)
     y_scale, y_zero = scale_and_zero(y)
     real = np.float64(x_scale) * w.quantization.scale.astype(np.float64) / np.float64(y_scale)
     bias = None if b is None else b.data.astype(np.int64)
-    return w, y, bias, x_zero, y_zero, real
+    return centred_weights(w), y, bias, x_zero, y_zero, real
 
 
 def prepare_conv(graph: Graph, op: Operator, kernels) -> Callable:
@@ -117,15 +135,15 @@ def prepare_conv(graph: Graph, op: Operator, kernels) -> Callable:
     w, y, bias, x_zero, y_zero, real = _weighted_operands(graph, op)
     if len(real) == 1:
         real = np.repeat(real, y.shape[-1])
-    out = Requantize(*quantize_multipliers(real), y_zero, *_clamp(op, y), ROUNDING[op.opcode])
+    out = Requantize(*quantize_multipliers(real), y_zero, *_clamp(op, y), ROUNDING[op.opcode], y.dtype)
     o = op.options
     if (o["dilation_h_factor"], o["dilation_w_factor"]) != (1, 1):
-        raise ValueError(f"{op.opcode} with dilation is not supported (op {op.index})")
+        raise UnsupportedError(f"{op.opcode} with dilation is not supported (op {op.index})")
     stride = (o["stride_h"], o["stride_w"])
     bias = np.zeros(y.shape[-1], np.int64) if bias is None else bias  # the bias is optional
     if op.opcode == "CONV_2D":
-        return lambda q, *_: kernels.conv2d(q, x_zero, w.data, bias, out, stride, o["padding"])
-    return lambda q, *_: kernels.depthwise_conv2d(q, x_zero, w.data, bias, out, stride, o["padding"],
+        return lambda q, *_: kernels.conv2d(q, x_zero, w, bias, out, stride, o["padding"])
+    return lambda q, *_: kernels.depthwise_conv2d(q, x_zero, w, bias, out, stride, o["padding"],
                                               o["depth_multiplier"])
 
 
@@ -134,25 +152,27 @@ def prepare_fully_connected(graph: Graph, op: Operator, kernels) -> Callable:
     w, y, bias, x_zero, y_zero, real = _weighted_operands(graph, op)
     multiplier, shift = quantize_multipliers(real)
     out = Requantize(multiplier if len(real) > 1 else multiplier[0], shift if len(real) > 1 else shift[0],
-                     y_zero, *_clamp(op, y), ROUNDING["FULLY_CONNECTED"])
+                     y_zero, *_clamp(op, y), ROUNDING["FULLY_CONNECTED"], y.dtype)
     cin = w.shape[1]
 
     def run(q, *_):
         flat = q.reshape(-1, cin)  # (N, ..., Cin) -> (N', Cin)
-        result = kernels.fully_connected(flat, x_zero, w.data, bias, out)  # (N', Cout)
+        result = kernels.fully_connected(flat, x_zero, w, bias, out)  # (N', Cout)
         return result.reshape(*q.shape[:-1], -1) if op.options["keep_num_dims"] else result
     return run
 
 
 def prepare_add(graph: Graph, op: Operator, kernels) -> Callable:
-    """ADD: both inputs rescaled to twice the larger input scale, then to the output (double)."""
+    """ADD and SUB: both inputs rescaled to twice the larger input scale, then to the output."""
     (a_scale, a_zero), (b_scale, b_zero), (y_scale, y_zero) = (
         scale_and_zero(graph.tensors[i]) for i in (*op.inputs, op.outputs[0]))
     twice_max = 2 * float(max(a_scale, b_scale))
     pairs = [quantize_multiplier(float(a_scale) / twice_max), quantize_multiplier(float(b_scale) / twice_max),
              quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * float(y_scale)))]
-    out = Requantize(*pairs[2], y_zero, *_clamp(op, graph.tensors[op.outputs[0]]), ROUNDING["ADD"])
-    params = AddParams(ADD_LEFT_SHIFT, a_zero, *pairs[0], b_zero, *pairs[1], out)
+    y = graph.tensors[op.outputs[0]]
+    out = Requantize(*pairs[2], y_zero, *_clamp(op, y), ROUNDING["ADD"], y.dtype)
+    params = AddParams(ADD_LEFT_SHIFT, a_zero, *pairs[0], b_zero, *pairs[1], out,
+                       -1 if op.opcode == "SUB" else 1)
     return lambda a, b: kernels.add(a, b, params)
 
 
@@ -175,10 +195,13 @@ def prepare_mean(graph: Graph, op: Operator, kernels) -> Callable:
     """
     x, axis, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     if axis.data is None:
-        raise ValueError(f"MEAN needs constant axes (op {op.index})")
+        raise UnsupportedError(f"MEAN needs constant axes (op {op.index})")
     axes = tuple(sorted({int(a) % len(x.shape) for a in axis.data.ravel()}))
     (x_scale, x_zero), (y_scale, y_zero) = scale_and_zero(x), scale_and_zero(y)
     if op.options["keep_dims"] and len(x.shape) == 4 and axes == (1, 2):
+        if y.dtype != np.int8:
+            raise UnsupportedError(f"MEAN with keep_dims on {np.dtype(y.dtype).name} is not "
+                                   f"supported (op {op.index})")
         count = np.float32(x.shape[1] * x.shape[2])
         multiplier, shift = quantize_multiplier(float(x_scale / (count * y_scale)))
         bias = y_zero - int(round_half_away(np.float32(x_zero) * x_scale / y_scale))
@@ -186,7 +209,9 @@ def prepare_mean(graph: Graph, op: Operator, kernels) -> Callable:
     count = int(np.prod([x.shape[a] for a in axes]))
     multiplier, shift = quantize_multiplier(float(x_scale) / float(y_scale))
     k = min(count.bit_length() - 1, 32, 31 + shift)
-    out = Requantize((multiplier << k) // count, shift - k, y_zero, rounding=ROUNDING["MEAN"])
+    info = np.iinfo(y.dtype)
+    out = Requantize((multiplier << k) // count, shift - k, y_zero, int(info.min), int(info.max),
+                     ROUNDING["MEAN"], y.dtype)
     return lambda q, *_: kernels.mean(q, x_zero, axes, out, op.options["keep_dims"])
 
 
@@ -197,7 +222,7 @@ def prepare_hard_swish(graph: Graph, op: Operator, kernels) -> Callable:
     output = _int16_multiplier(float(hires_scale / y_scale))
     reluish = _int16_multiplier(float(hires_scale / np.float32(3.0 / 32768.0)))
     if output[1] > 0:
-        raise ValueError(f"HARD_SWISH output scale too small for TFLite's recipe (op {op.index})")
+        raise UnsupportedError(f"HARD_SWISH output scale too small for TFLite's recipe (op {op.index})")
     params = HardSwishParams(x_zero, y_zero, output[0], output[1], reluish[0], reluish[1])
     return lambda q, *_: kernels.hard_swish(q, params)
 
@@ -223,7 +248,27 @@ def prepare_softmax(graph: Graph, op: Operator, kernels) -> Callable:
     (x_scale, _), (y_scale, y_zero) = _in_out(graph, op)
     scale = -x_scale * np.float32(op.options["beta"])
     table = _expf(scale * np.arange(256, dtype=np.float32))
-    return lambda q, *_: kernels.softmax(q, table, y_scale, y_zero)
+    dtype = graph.tensors[op.outputs[0]].dtype
+    return lambda q, *_: kernels.softmax(q, table, y_scale, y_zero, dtype)
+
+
+def prepare_max_pool(graph: Graph, op: Operator, kernels) -> Callable:
+    """MAX_POOL_2D: input and output share scale and zero point; only the clamp is prepared."""
+    o, y = op.options, graph.tensors[op.outputs[0]]
+    lo, hi = _clamp(op, y)
+    return lambda q: kernels.max_pool2d(q, (o["filter_height"], o["filter_width"]),
+                                        (o["stride_h"], o["stride_w"]), o["padding"], lo, hi)
+
+
+def prepare_concatenation(graph: Graph, op: Operator, kernels) -> Callable:
+    """CONCATENATION: TFLite requires int8 inputs on the output's scale and zero point."""
+    y = graph.tensors[op.outputs[0]]
+    if any(scale_and_zero(graph.tensors[i]) != scale_and_zero(y) for i in op.inputs):
+        raise UnsupportedError(f"CONCATENATION of inputs on other scales than its output's "
+                               f"(op {op.index})")
+    if op.options["fused_activation_function"] != "NONE":
+        raise UnsupportedError(f"CONCATENATION with a fused activation (op {op.index})")
+    return lambda *parts: np.concatenate(parts, axis=op.options["axis"])
 
 
 def prepare_average_pool(graph: Graph, op: Operator, kernels) -> Callable:
@@ -231,4 +276,4 @@ def prepare_average_pool(graph: Graph, op: Operator, kernels) -> Callable:
     o, y = op.options, graph.tensors[op.outputs[0]]
     lo, hi = _clamp(op, y)
     return lambda q, *_: kernels.average_pool2d(q, (o["filter_height"], o["filter_width"]),
-                                            (o["stride_h"], o["stride_w"]), o["padding"], lo, hi)
+                                            (o["stride_h"], o["stride_w"]), o["padding"], lo, hi, y.dtype)

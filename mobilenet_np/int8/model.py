@@ -1,9 +1,14 @@
-"""``load_tflite``: run an int8 .tflite MobileNet with NumPy, bit for bit as TFLite's builtin kernels.
+"""``load_tflite``: run a .tflite MobileNet with NumPy, its integer ops bit for bit as TFLite's.
 
-    model = mnp.load_tflite("mobilenet_v1_int8.tflite")
-    q_out = model.run_quantized(q_in)            # raw int8 in, raw int8 out
-    probs = model.predict(x)                     # float in, quantized, dequantized out
-    q_out, tensors = model.forward(q_in, capture=True)   # every intermediate, by tensor name
+    model = mnp.load_tflite("mobilenet_v1_1.0_224_quant.tflite")
+    out = model.forward(x)                       # the input exactly as the file declares it
+    probs = model.predict(pixels)                # 0-255 pixels, the file's own preprocessing
+    out, tensors = model.forward(x, capture=True)   # every intermediate, by tensor name
+
+Each op runs on the tier its tensors ask for: int8 and uint8 ops on the integer kernels
+(``ops``, or the loop twins ``reference``), float32 ops on the package's float kernels
+(``float_graph``), shape ops on any type. Mixed files (a uint8 QUANTIZE around an int8 body,
+a float DEQUANTIZE at the end) run as the file says.
 """
 
 from __future__ import annotations
@@ -13,17 +18,25 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, UnsupportedError, WeightsError
+from ..checks import PIXELS, check_input
+from ..errors import InputError, MobileNetError, UnsupportedError, WeightsError
+from ..imagenet import preprocess_input
+from ..shapes import as_float32
 from . import graph as prep
 from . import ops
 from .fixedpoint import Requantize, quantize_multiplier
+from .float_graph import FLOAT_PREPARE
+from .metadata import file_metadata, packed_labels
 from .tflite_file import Graph, Operator, read_tflite
+
+PIXELS_ABOVE = 2.0  # an int8 input whose real range reaches past this takes pixels (MobileNetV3)
+SCALED_INPUT = (-1.0, 1.0)  # a float input without metadata: the MobileNet convention
 
 
 def _constant(graph: Graph, index: int, op: Operator) -> np.ndarray:
     data = graph.tensors[index].data
     if data is None:
-        raise ValueError(f"{op.opcode} (op {op.index}) needs a constant input {index}")
+        raise UnsupportedError(f"{op.opcode} (op {op.index}) needs a constant input {index}")
     return data
 
 
@@ -49,7 +62,8 @@ def _prepare_strided_slice(graph: Graph, op: Operator, kernels) -> Callable:
     """STRIDED_SLICE as converters leave it in shape arithmetic (begin/end masks, shrink axes)."""
     o = op.options
     if o["ellipsis_mask"] or o["new_axis_mask"]:
-        raise ValueError(f"STRIDED_SLICE with ellipsis or new-axis masks is not supported (op {op.index})")
+        raise UnsupportedError(f"STRIDED_SLICE with ellipsis or new-axis masks is not supported "
+                               f"(op {op.index})")
 
     def run(q, begin, end, strides):
         index = []
@@ -64,41 +78,88 @@ def _prepare_strided_slice(graph: Graph, op: Operator, kernels) -> Callable:
 
 
 def _prepare_quantize(graph: Graph, op: Operator, kernels) -> Callable:
+    """float32 -> int8/uint8, or a requantization between int8 and uint8 (the wrappers of TF2
+    post-training quantized files: uint8 in, int8 body, uint8 out)."""
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     y_scale, y_zero = prep.scale_and_zero(y)
     if x.dtype == np.float32:
         return lambda q: kernels.quantize(q, y_scale, y_zero, y.dtype)
-    x_scale, x_zero = prep.scale_and_zero(x)  # int8 -> int8: requantize
-    out = Requantize(*quantize_multiplier(float(x_scale) / float(y_scale)), y_zero,
-                     rounding=prep.ROUNDING["QUANTIZE"])
+    x_scale, x_zero = prep.scale_and_zero(x)
+    info = np.iinfo(y.dtype)
+    out = Requantize(*quantize_multiplier(float(x_scale) / float(y_scale)), y_zero, int(info.min),
+                     int(info.max), prep.ROUNDING["QUANTIZE"], y.dtype)
     return lambda q: out.apply(q.astype(np.int64) - x_zero)
 
 
 def _prepare_dequantize(graph: Graph, op: Operator, kernels) -> Callable:
-    scale, zero = prep.scale_and_zero(graph.tensors[op.inputs[0]])
+    """int8/uint8 -> float32; a float16 constant (float16-weights files) is widened exactly."""
+    x = graph.tensors[op.inputs[0]]
+    if x.dtype == np.float16:
+        return lambda q: q.astype(np.float32)
+    if x.quantization is not None and len(x.quantization.scale) > 1:
+        raise UnsupportedError(f"DEQUANTIZE of a per-channel tensor ({x.name!r}) is not supported")
+    scale, zero = prep.scale_and_zero(x)
     return lambda q: kernels.dequantize(q, scale, zero)
 
 
-PREPARE = {
+# Integer ops (int8; uint8 for those in UINT8_OPS) and the ops that only move values (any type).
+INTEGER_PREPARE = {
     "CONV_2D": prep.prepare_conv, "DEPTHWISE_CONV_2D": prep.prepare_conv,
-    "FULLY_CONNECTED": prep.prepare_fully_connected, "ADD": prep.prepare_add, "MUL": prep.prepare_mul,
+    "FULLY_CONNECTED": prep.prepare_fully_connected, "ADD": prep.prepare_add, "SUB": prep.prepare_add,
+    "MUL": prep.prepare_mul, "MAX_POOL_2D": prep.prepare_max_pool,
+    "CONCATENATION": prep.prepare_concatenation,
     "MEAN": prep.prepare_mean, "AVERAGE_POOL_2D": prep.prepare_average_pool,
     "HARD_SWISH": prep.prepare_hard_swish, "LOGISTIC": prep.prepare_logistic,
-    "SOFTMAX": prep.prepare_softmax, "PAD": _prepare_pad, "PADV2": _prepare_pad,
+    "SOFTMAX": prep.prepare_softmax,
+}
+ANY_TYPE_PREPARE = {
+    "PAD": _prepare_pad, "PADV2": _prepare_pad,
     "RESHAPE": _prepare_reshape, "STRIDED_SLICE": _prepare_strided_slice,
+    "TRANSPOSE": lambda g, op, k: lambda q, perm: np.transpose(q, perm),
     "SHAPE": lambda g, op, k: lambda q: np.array(q.shape, np.int32),
     "PACK": lambda g, op, k: lambda *values: np.stack(values, axis=op.options["axis"]),
     "SQUEEZE": lambda g, op, k: lambda q: np.squeeze(q, axis=op.options["squeeze_dims"] or None),
     "QUANTIZE": _prepare_quantize, "DEQUANTIZE": _prepare_dequantize,
 }
+PREPARE = {**INTEGER_PREPARE, **ANY_TYPE_PREPARE}  # every op name this runtime runs
+# uint8 kernels checked bit for bit against TFLite (tests/test_tflite_files.py); the other
+# integer ops are refused on uint8 rather than run unchecked.
+UINT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MEAN", "AVERAGE_POOL_2D",
+             "SOFTMAX"}
+WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+EDGE_TPU_OP = "edgetpu-custom-op"
+
+
+def _step(graph: Graph, op: Operator, kernels) -> Callable:
+    """The function that runs one op, on the tier its output's type asks for."""
+    if op.opcode in ANY_TYPE_PREPARE:
+        return ANY_TYPE_PREPARE[op.opcode](graph, op, kernels)
+    out = graph.tensors[op.outputs[0]].dtype
+    if out == np.float32:
+        weights = graph.tensors[op.inputs[1]] if op.opcode in WEIGHTED else None
+        if weights is not None and weights.dtype in (np.int8, np.uint8):
+            raise UnsupportedError(f"{op.opcode} with {np.dtype(weights.dtype).name} weights on float "
+                                   f"activations (a dynamic-range file, Optimize.DEFAULT without a "
+                                   f"representative dataset) is not supported: convert with "
+                                   f"full-integer quantization, or keep the float file")
+        if op.opcode not in FLOAT_PREPARE:
+            raise UnsupportedError(f"{op.opcode} on float32 tensors is not supported")
+        return FLOAT_PREPARE[op.opcode](graph, op)
+    if out == np.uint8 and op.opcode not in UINT8_OPS:
+        raise UnsupportedError(f"{op.opcode} on uint8 tensors is not supported (uint8 runs "
+                               f"{', '.join(sorted(UINT8_OPS))}): convert to full int8 "
+                               f"(TFLITE_BUILTINS_INT8)")
+    if out not in (np.int8, np.uint8):
+        raise UnsupportedError(f"{op.opcode} giving {np.dtype(out).name} is not supported")
+    return INTEGER_PREPARE[op.opcode](graph, op, kernels)
 
 
 def _prepared(graph: Graph, op: Operator, kernels, name: str) -> Callable:
-    """One op made ready to run; a file whose op cannot be (damaged, unusual) is one WeightsError."""
+    """One op made ready to run; a file whose op cannot be (damaged, unusual) is one line."""
     try:
-        return PREPARE[op.opcode](graph, op, kernels)
-    except ValueError:
-        raise
+        return _step(graph, op, kernels)
+    except MobileNetError as error:
+        raise type(error)(f"{name}: op {op.index} ({op.opcode}): {error}") from None
     except Exception as error:  # noqa: BLE001
         # A damaged file reaches here with any shape of nonsense (an index out of range, a
         # zero scale, a missing option): every failure means "this op cannot run".
@@ -106,23 +167,32 @@ def _prepared(graph: Graph, op: Operator, kernels, name: str) -> Callable:
                            f"or unusual file ({type(error).__name__}: {error})") from None
 
 
+def _check_ops(graph: Graph, name: str) -> None:
+    """One line for a file with ops this runtime does not run, named as the schema names them."""
+    opcodes = {op.opcode for op in graph.operators}
+    if EDGE_TPU_OP in opcodes:
+        raise UnsupportedError(f"{name}: compiled for the Edge TPU ({EDGE_TPU_OP}): it runs only on a "
+                               f"Coral Edge TPU; give the .tflite file from before edgetpu_compiler")
+    unknown = sorted(opcodes - set(PREPARE) - set(FLOAT_PREPARE))
+    if unknown:
+        raise UnsupportedError(f"{name}: unsupported op(s) {', '.join(unknown)}; mobilenet-np runs "
+                               f"{', '.join(sorted(set(PREPARE) | set(FLOAT_PREPARE)))}")
+
+
 class TFLiteModel:
     """A .tflite graph compiled to NumPy steps (NHWC, the file's dtypes)."""
 
     def __init__(self, graph: Graph, name: str = "<model>", kernels=ops) -> None:
         self.graph, self.name = graph, name
-        unknown = sorted({op.opcode for op in graph.operators if op.opcode not in PREPARE})
-        if unknown:
-            raise UnsupportedError(f"{name}: unsupported op(s) {', '.join(unknown)}; mobilenet-np runs "
-                                   f"{', '.join(sorted(PREPARE))}")
-        if any(tensor.dtype == np.uint8 for tensor in graph.tensors):
-            raise UnsupportedError(f"{name}: uint8 tensors (the older asymmetric scheme) are not "
-                                   f"supported: convert to full int8 (TFLITE_BUILTINS_INT8)")
-        self.steps = [(op, _prepared(graph, op, kernels, name)) for op in graph.operators]
+        _check_ops(graph, name)
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
             raise UnsupportedError(f"{name}: expected one input and one output, got "
                                    f"{len(graph.inputs)} and {len(graph.outputs)}")
+        self.steps = [(op, _prepared(graph, op, kernels, name)) for op in graph.operators]
         self.input, self.output = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+        self.metadata = file_metadata(graph, name)
+        named = self.metadata.labels_file if self.metadata else None
+        self.labels = packed_labels(graph, self.output.shape[-1], named) if self.output.shape else None
 
     @property
     def input_quantization(self) -> tuple[float, int]:
@@ -134,11 +204,34 @@ class TFLiteModel:
         """(scale, zero_point) of the output tensor."""
         return tuple(prep.scale_and_zero(self.output))
 
-    def forward(self, q: np.ndarray, capture: bool = False):
-        """Run the graph on raw input values (N, H, W, C) of the input's dtype.
+    @property
+    def takes_pixels(self) -> bool:
+        """Whether the network wants [0, 255] pixels (V3 rescales itself) rather than [-1, 1].
 
-        Returns the raw output, or with ``capture`` (output, {tensor name: array}) holding
-        the input and every tensor an op computed.
+        A uint8 input is an 8-bit image: always pixels. An int8 input's largest real value,
+        ``scale * (127 - zero_point)``, is ~1 when calibrated on [-1, 1], ~255 on pixels. A
+        float input takes what its metadata's normalization gives (``normalization``), else
+        [-1, 1], the MobileNet convention.
+        """
+        if self.input.dtype == np.uint8:
+            return True
+        if self.input.dtype == np.float32 or self.input.quantization is None:
+            return False
+        scale, zero_point = self.input_quantization
+        return float(scale) * (127 - zero_point) > PIXELS_ABOVE
+
+    @property
+    def normalization(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(mean, std) from the file's metadata, for a float input: it takes (pixels - mean) / std."""
+        if self.metadata is None or self.metadata.mean is None:
+            return None
+        return self.metadata.mean, self.metadata.std
+
+    def forward(self, q: np.ndarray, capture: bool = False):
+        """Run the graph on the input exactly as the file declares it: (N, H, W, C) of its dtype.
+
+        Returns the output exactly as TFLite's interpreter gives it, or with ``capture``
+        (output, {tensor name: array}) holding the input and every tensor an op computed.
         """
         q = np.asarray(q)
         if q.dtype != self.input.dtype or q.shape[1:] != self.input.shape[1:]:
@@ -155,15 +248,34 @@ class TFLiteModel:
         return out
 
     def run_quantized(self, q: np.ndarray) -> np.ndarray:
-        """Raw integer input -> raw integer output, in the file's dtypes."""
+        """Raw input -> raw output, in the file's dtypes (``forward`` without capture)."""
         return self.forward(q)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Float input -> quantized with the input's (scale, zero point) -> run -> dequantized float32."""
-        if self.input.quantization is not None and self.input.dtype != np.float32:
-            x = ops.quantize(x, *self.input_quantization, self.input.dtype)
-        out = self.forward(np.asarray(x, self.input.dtype))
-        if self.output.quantization is not None and self.output.dtype != np.float32:
+    def preprocess(self, pixels: np.ndarray, check_range: bool = True) -> np.ndarray:
+        """(N, H, W, C) pixels in [0, 255] -> the input tensor, as the file takes it.
+
+        uint8: the pixels as they are (an 8-bit image, what TFLite's apps feed). int8: the
+        real values (pixels, or preprocess_input's [-1, 1]) quantized by the input's scale
+        and zero point. float32: ``(pixels - mean) / std`` as the file's metadata says, else
+        [-1, 1]. NaN, and values outside [0, 255], are refused.
+        """
+        x = as_float32("pixels", pixels, "TFLiteModel.predict")
+        check_input(x, PIXELS, check_range)
+        if self.input.dtype == np.uint8:
+            return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        if self.input.dtype == np.float32 and self.normalization is not None:
+            mean, std = self.normalization
+            return (x - mean) / std  # float32, per channel when the metadata gives C values
+        real = x if self.takes_pixels else preprocess_input(x)
+        if self.input.dtype == np.float32:
+            return real
+        return ops.quantize(real, *self.input_quantization, self.input.dtype)
+
+    def predict(self, pixels: np.ndarray, check_range: bool = True) -> np.ndarray:
+        """0-255 pixels (N, H, W, C) -> the file's preprocessing -> run -> float32 output
+        (dequantized when the file's output is integer)."""
+        out = self.forward(self.preprocess(pixels, check_range))
+        if self.output.dtype in (np.int8, np.uint8):
             return ops.dequantize(out, *self.output_quantization)
         return out
 

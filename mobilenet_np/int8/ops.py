@@ -1,16 +1,19 @@
 """Vectorised int8 kernels, bit for bit TensorFlow Lite's builtin integer kernels.
 
-Loop twins live in ``reference.py``. Layouts are TFLite's: activations NHWC int8, CONV_2D
-kernels ``(Cout, kh, kw, Cin)``, DEPTHWISE_CONV_2D kernels ``(1, kh, kw, C * M)``,
-FULLY_CONNECTED weights ``(Cout, Cin)``, biases int32. Every kernel returns int8.
+Loop twins live in ``reference.py``. Layouts are TFLite's: activations NHWC int8 (or uint8,
+the asymmetric scheme of Jacob et al. 2018, whose kernels are the same integer arithmetic
+with other zero points and a [0, 255] clamp), CONV_2D kernels ``(Cout, kh, kw, Cin)``,
+DEPTHWISE_CONV_2D kernels ``(1, kh, kw, C * M)``, FULLY_CONNECTED weights ``(Cout, Cin)``,
+biases int32. Weights come centred (``graph.centred_weights``): int8 as stored, uint8 minus
+their zero point (int32 in [-255, 255]). Kernels return their ``Requantize``'s dtype.
 
 Float hardware doing integer work exactly: convolutions here run as float64 matrix
 products (BLAS), and that is exact, not approximate. A float64 holds every integer below
 2^53. Each product is ``(x - x_zero_point) * w`` with |x - zp| <= 255 and |w| <= 128, so
-below 2^15 (raw int8 x int8 products are at most 128 * 128 = 2^14); a sum of K such
-products, and every partial sum on the way in any order, stays below K * 2^15, which is
-< 2^53 for any K < 2^38. No rounding can happen, so the float64 result *is* the integer
-sum; tests check it equals an int64 computation.
+below 2^15 (raw int8 x int8 products are at most 128 * 128 = 2^14; centred uint8 weights,
+|w - zp| <= 255, below 2^16); a sum of K such products, and every partial sum on the way in
+any order, stays below K * 2^16, which is < 2^53 for any K < 2^37. No rounding can happen,
+so the float64 result *is* the integer sum; tests check it equals an int64 computation.
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ def depthwise_conv2d(x: np.ndarray, x_zero_point: int, kernel: np.ndarray, bias:
     if depth_multiplier > 1:
         centred = centred.repeat(depth_multiplier, axis=3)  # (N, H, W, C * M): channel c*M + m
     windows = _windows(centred, (kh, kw), stride, pads, 0)  # (N, Ho, Wo, C*M, kh, kw)
-    acc = np.zeros(windows.shape[:4], np.int32)  # |sum| <= kh * kw * 255 * 128: fits int32
+    acc = np.zeros(windows.shape[:4], np.int32)  # |sum| <= kh * kw * 255 * 255: fits int32
     for i in range(kh):
         for j in range(kw):
             acc += windows[..., i, j] * kernel[0, i, j].astype(np.int32)
@@ -105,15 +108,16 @@ def fully_connected(x: np.ndarray, x_zero_point: int, weights: np.ndarray, bias:
 
 
 def add(a: np.ndarray, b: np.ndarray, params) -> np.ndarray:
-    """ADD, int8, broadcasting: both inputs moved to a shared scale with 20 bits of headroom.
+    """ADD (or SUB), int8, broadcasting: both inputs moved to a shared scale with 20 bits of headroom.
 
     Each input ``(q - zp) << 20`` is scaled by its multiplier (< 1, double rounding), the two
-    are summed, and the sum is requantized to the output (``params``: see graph.AddParams).
+    are summed (SUB: subtracted, ``params.b_sign``), and the result is requantized to the
+    output (``params``: see graph.AddParams).
     """
     scaled = [_scale_pot(((q.astype(np.int64) - zp) << params.left_shift), m, s)
               for q, zp, m, s in ((a, params.a_zero_point, params.a_multiplier, params.a_shift),
                                   (b, params.b_zero_point, params.b_multiplier, params.b_shift))]
-    return params.out.apply(scaled[0] + scaled[1])
+    return params.out.apply(scaled[0] + params.b_sign * scaled[1])
 
 
 def _scale_pot(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
@@ -158,8 +162,8 @@ def mean(x: np.ndarray, x_zero_point: int, axes: tuple[int, ...], out: Requantiz
 
 
 def average_pool2d(x: np.ndarray, filter_hw: tuple[int, int], stride: tuple[int, int],
-                   padding: str, lo: int = -128, hi: int = 127) -> np.ndarray:
-    """AVERAGE_POOL_2D, int8 (same scale in and out): window sum / taps inside the image.
+                   padding: str, lo: int = -128, hi: int = 127, dtype: type = np.int8) -> np.ndarray:
+    """AVERAGE_POOL_2D, int8 or uint8 (same scale in and out): window sum / taps inside the image.
 
     Padded taps are not counted; the division rounds half away from zero, in integers.
     (N, H, W, C) -> (N, Ho, Wo, C).
@@ -169,7 +173,19 @@ def average_pool2d(x: np.ndarray, filter_hw: tuple[int, int], stride: tuple[int,
     count = inside.sum(axis=(4, 5))  # (1, Ho, Wo, 1): taps that fall on the image
     total = _windows(x.astype(np.int64), filter_hw, stride, pads, 0).sum(axis=(4, 5))
     rounded = np.where(total > 0, (total + count // 2) // count, -((-total + count // 2) // count))
-    return np.clip(rounded, lo, hi).astype(np.int8)
+    return np.clip(rounded, lo, hi).astype(dtype)
+
+
+def max_pool2d(x: np.ndarray, filter_hw: tuple[int, int], stride: tuple[int, int],
+               padding: str, lo: int = -128, hi: int = 127) -> np.ndarray:
+    """MAX_POOL_2D, any dtype (a max is exact): the largest tap inside the image, clamped.
+
+    Padded taps hold the dtype's lowest value, so they never win. (N, H, W, C) -> (N, Ho, Wo, C).
+    """
+    pads = resolve_padding(padding, x.shape[1:3], filter_hw, stride, "int8")
+    lowest = np.iinfo(x.dtype).min if x.dtype.kind in "iu" else -np.inf
+    windows = _windows(x, filter_hw, stride, pads, lowest)  # (N, Ho, Wo, C, kh, kw)
+    return np.clip(windows.max(axis=(4, 5)), lo, hi).astype(x.dtype)
 
 
 def pad(x: np.ndarray, paddings: np.ndarray, value: int) -> np.ndarray:
@@ -219,13 +235,14 @@ def lookup(x: np.ndarray, table: np.ndarray) -> np.ndarray:
     return table[x.astype(np.int64) + 128]
 
 
-def softmax(x: np.ndarray, exp_table: np.ndarray, output_scale: float, output_zero_point: int) -> np.ndarray:
-    """SOFTMAX, int8, over the last axis, as TFLite's builtin kernel on x86: a float32 table.
+def softmax(x: np.ndarray, exp_table: np.ndarray, output_scale: float, output_zero_point: int,
+            dtype: type = np.int8) -> np.ndarray:
+    """SOFTMAX, int8 or uint8, over the last axis, as TFLite's builtin kernel on x86: a float32 table.
 
     ``exp_table[d]`` = expf(-input_scale * beta * d) for d = max - q in [0, 255]; the sum
     runs in float32 left to right (the order matters for the last bit), then each
     probability is ``round(e * 1 / (sum * output_scale))`` + zero point.
-    x (..., K) int8 -> (..., K) int8.
+    x (..., K) int8 -> (..., K) ``dtype``.
     """
     q = x.astype(np.int64)
     e = exp_table[q.max(axis=-1, keepdims=True) - q]  # (..., K) float32
@@ -233,7 +250,8 @@ def softmax(x: np.ndarray, exp_table: np.ndarray, output_scale: float, output_ze
     inverse = np.float32(1.0) / (total * np.float32(output_scale))
     scaled = e * inverse  # float32
     rounded = round_half_away(scaled)  # std::round
-    return np.clip(rounded.astype(np.int64) + output_zero_point, -128, 127).astype(np.int8)
+    info = np.iinfo(dtype)
+    return np.clip(rounded.astype(np.int64) + output_zero_point, info.min, info.max).astype(dtype)
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) -> np.ndarray:
@@ -248,5 +266,5 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) -> np.
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """DEQUANTIZE, int8 -> float32: ``scale * (q - zero_point)`` in float32."""
+    """DEQUANTIZE, int8 or uint8 -> float32: ``scale * (q - zero_point)`` in float32."""
     return np.float32(scale) * (np.asarray(q, np.int64) - zero_point).astype(np.float32)

@@ -69,11 +69,14 @@ def _geometry(in_hw: tuple[int, int], kernel_hw: tuple[int, int], stride: tuple[
 
 
 def conv2d(x, x_zero_point, kernel, bias, out, stride=(1, 1), padding="SAME"):
-    """CONV_2D by loops: out[n, oy, ox, o] = requant(bias[o] + sum (x - zp) * kernel[o, ky, kx, i])."""
+    """CONV_2D by loops: out[n, oy, ox, o] = requant(bias[o] + sum (x - zp) * kernel[o, ky, kx, i]).
+
+    ``kernel`` comes centred (uint8 weights minus their zero point), as in ``ops``.
+    """
     n_images, height, width, cin = x.shape
     cout, kh, kw, _ = kernel.shape
     top, left, out_h, out_w = _geometry((height, width), (kh, kw), stride, padding)
-    y = np.zeros((n_images, out_h, out_w, cout), np.int8)
+    y = np.zeros((n_images, out_h, out_w, cout), out.dtype)
     for n in range(n_images):
         for oy in range(out_h):
             for ox in range(out_w):
@@ -95,7 +98,7 @@ def depthwise_conv2d(x, x_zero_point, kernel, bias, out, stride=(1, 1), padding=
     n_images, height, width, channels = x.shape
     _, kh, kw, channels_out = kernel.shape
     top, left, out_h, out_w = _geometry((height, width), (kh, kw), stride, padding)
-    y = np.zeros((n_images, out_h, out_w, channels_out), np.int8)
+    y = np.zeros((n_images, out_h, out_w, channels_out), out.dtype)
     for n in range(n_images):
         for oy in range(out_h):
             for ox in range(out_w):
@@ -113,7 +116,7 @@ def depthwise_conv2d(x, x_zero_point, kernel, bias, out, stride=(1, 1), padding=
 
 def fully_connected(x, x_zero_point, weights, bias, out):
     """FULLY_CONNECTED by loops: y[n, o] = requant(bias[o] + sum_i (x[n, i] - zp) * w[o, i])."""
-    y = np.zeros((x.shape[0], weights.shape[0]), np.int8)
+    y = np.zeros((x.shape[0], weights.shape[0]), out.dtype)
     for n in range(x.shape[0]):
         for o in range(weights.shape[0]):
             acc = 0 if bias is None else int(bias[o])
@@ -124,14 +127,15 @@ def fully_connected(x, x_zero_point, weights, bias, out):
 
 
 def add(a, b, params):
-    """ADD by elements: each input << 20, scaled (double rounding), summed, requantized."""
+    """ADD (SUB) by elements: each input << 20, scaled (double rounding), summed (subtracted), requantized."""
     a, b = np.broadcast_arrays(a, b)
-    y = np.zeros(a.shape, np.int8)
+    y = np.zeros(a.shape, params.out.dtype)
     for index in np.ndindex(a.shape):
         total = 0
-        for value, zp, m, s in ((a[index], params.a_zero_point, params.a_multiplier, params.a_shift),
-                                (b[index], params.b_zero_point, params.b_multiplier, params.b_shift)):
-            total += mbqm((int(value) - zp) * (1 << params.left_shift), m, s, "double")
+        for value, zp, m, s, sign in (
+                (a[index], params.a_zero_point, params.a_multiplier, params.a_shift, 1),
+                (b[index], params.b_zero_point, params.b_multiplier, params.b_shift, params.b_sign)):
+            total += sign * mbqm((int(value) - zp) * (1 << params.left_shift), m, s, "double")
         y[index] = _requantize(total, params.out, 0)
     return y
 
@@ -139,7 +143,7 @@ def add(a, b, params):
 def mul(a, a_zero_point, b, b_zero_point, out):
     """MUL by elements: requant((a - za) * (b - zb))."""
     a, b = np.broadcast_arrays(a, b)
-    y = np.zeros(a.shape, np.int8)
+    y = np.zeros(a.shape, out.dtype)
     for index in np.ndindex(a.shape):
         y[index] = _requantize((int(a[index]) - a_zero_point) * (int(b[index]) - b_zero_point), out, 0)
     return y
@@ -166,17 +170,17 @@ def mean(x, x_zero_point, axes, out, keep_dims):
     for index in np.ndindex(x.shape):
         key = tuple(index[a] for a in kept)
         totals[key] = totals.get(key, 0) + int(x[index]) - x_zero_point
-    y = np.zeros([x.shape[a] for a in kept], np.int8)
+    y = np.zeros([x.shape[a] for a in kept], out.dtype)
     for key, total in totals.items():
         y[key] = _requantize(total, out, 0)
     return y.reshape(shape) if keep_dims else y
 
 
-def average_pool2d(x, filter_hw, stride, padding, lo=-128, hi=127):
+def average_pool2d(x, filter_hw, stride, padding, lo=-128, hi=127, dtype=np.int8):
     """AVERAGE_POOL_2D by loops: sum over the taps inside the image / their count, rounded."""
     n_images, height, width, channels = x.shape
     top, left, out_h, out_w = _geometry((height, width), filter_hw, stride, padding)
-    y = np.zeros((n_images, out_h, out_w, channels), np.int8)
+    y = np.zeros((n_images, out_h, out_w, channels), dtype)
     for n, oy, ox, c in np.ndindex(y.shape):
         values = [int(x[n, iy, ix, c])
                   for iy in range(oy * stride[0] - top, oy * stride[0] - top + filter_hw[0])
@@ -185,6 +189,20 @@ def average_pool2d(x, filter_hw, stride, padding, lo=-128, hi=127):
         total, count = sum(values), len(values)
         rounded = _c_div(total + count // 2, count) if total > 0 else _c_div(total - count // 2, count)
         y[n, oy, ox, c] = min(max(rounded, lo), hi)
+    return y
+
+
+def max_pool2d(x, filter_hw, stride, padding, lo=-128, hi=127):
+    """MAX_POOL_2D by loops: the largest tap inside the image, clamped."""
+    n_images, height, width, channels = x.shape
+    top, left, out_h, out_w = _geometry((height, width), filter_hw, stride, padding)
+    y = np.zeros((n_images, out_h, out_w, channels), x.dtype)
+    for n, oy, ox, c in np.ndindex(y.shape):
+        y[n, oy, ox, c] = min(max(max(
+            x[n, iy, ix, c]
+            for iy in range(oy * stride[0] - top, oy * stride[0] - top + filter_hw[0])
+            for ix in range(ox * stride[1] - left, ox * stride[1] - left + filter_hw[1])
+            if 0 <= iy < height and 0 <= ix < width), lo), hi)
     return y
 
 
@@ -227,9 +245,10 @@ def lookup(x, table):
     return y
 
 
-def softmax(x, exp_table, output_scale, output_zero_point):
+def softmax(x, exp_table, output_scale, output_zero_point, dtype=np.int8):
     """SOFTMAX by loops over the last axis, in float32 scalars, summing left to right."""
-    y = np.zeros(x.shape, np.int8)
+    info = np.iinfo(dtype)
+    y = np.zeros(x.shape, dtype)
     for row in np.ndindex(x.shape[:-1]):
         values = [int(v) for v in x[row]]
         top = max(values)
@@ -240,7 +259,7 @@ def softmax(x, exp_table, output_scale, output_zero_point):
         for k, v in enumerate(values):
             scaled = float(np.float32(exp_table[top - v] * inverse))
             rounded = int(np.trunc(scaled)) + (1 if scaled - np.trunc(scaled) >= 0.5 else 0)
-            y[(*row, k)] = min(max(rounded + output_zero_point, -128), 127)
+            y[(*row, k)] = min(max(rounded + output_zero_point, int(info.min)), int(info.max))
     return y
 
 

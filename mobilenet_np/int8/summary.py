@@ -57,7 +57,9 @@ def _quantization(graph: Graph, index: int) -> dict:
 def tflite_summary(model: str | Path | bytes | TFLiteModel) -> dict:
     """Per op: name, op, output shape, weight bytes (stored, float32), MACs, scales in and out.
 
-    Returns ``{"model", "layers": [...], "total_macs", "weight_bytes", "float32_bytes"}``;
+    Returns ``{"model", "input", "classes", "layers": [...], "total_macs", "weight_bytes",
+    "float32_bytes"}``; ``input`` says what ``predict``'s pixels become, ``classes`` the
+    outputs and where their labels come from;
     each layer ``{"name", "op", "output_shape", "weight_bytes", "float32_bytes", "macs",
     "input_scale", "input_zero_point", "output_scale", "output_zero_point"}`` (scales and
     zero points None where the tensor is not quantized, e.g. shape arithmetic).
@@ -73,10 +75,35 @@ def tflite_summary(model: str | Path | bytes | TFLiteModel) -> dict:
                        "weight_bytes": stored, "float32_bytes": float32, "macs": op_macs(graph, op),
                        "input_scale": given.get("scale"), "input_zero_point": given.get("zero_point"),
                        "output_scale": out["scale"], "output_zero_point": out["zero_point"]})
-    return {"model": model.name, "layers": layers,
+    return {"model": model.name, "input": input_convention(model), "classes": classes_line(model),
+            "layers": layers,
             "total_macs": sum(layer["macs"] for layer in layers),
             "weight_bytes": sum(layer["weight_bytes"] for layer in layers),
             "float32_bytes": sum(layer["float32_bytes"] for layer in layers)}
+
+
+def input_convention(model: TFLiteModel) -> str:
+    """What the input takes and how ``predict`` fills it from 0-255 pixels, in one line."""
+    kind = f"{np.dtype(model.input.dtype).name} {tuple(model.input.shape)}"
+    if model.input.dtype == np.uint8:
+        return f"{kind}: 0-255 pixels as they are (an 8-bit image)"
+    if model.input.dtype == np.float32 and model.normalization is not None:
+        mean, std = (", ".join(f"{v:g}" for v in values) for values in model.normalization)
+        return f"{kind}: (pixels - mean) / std, mean {mean}, std {std} (the file's metadata)"
+    real = "0-255 pixels" if model.takes_pixels else "[-1, 1] (pixels / 127.5 - 1)"
+    if model.input.dtype == np.float32:
+        return f"{kind}: {real}, the MobileNet convention (the file declares no range)"
+    scale, zero_point = model.input_quantization
+    return f"{kind}: {real}, quantized at scale {scale:.6g}, zero point {zero_point}"
+
+
+def classes_line(model: TFLiteModel) -> str:
+    """How many outputs, and the labels ``classify --tflite`` gives them."""
+    count = model.output.shape[-1] if model.output.shape else 0
+    if model.labels:
+        return f"{count} outputs, labelled by the labels file packed in the .tflite"
+    known = {1000: "ImageNet", 1001: "ImageNet after class 0, background"}
+    return f"{count} outputs, labelled as {known.get(count, 'class i (or --labels FILE)')}"
 
 
 def _scale(scale: float | None, zero_point: int | None) -> str:
@@ -87,7 +114,8 @@ def tflite_summary_table(summary: dict, name_width: int = 36) -> str:
     """The summary as text: one row per op, then the totals and the bytes saved."""
     header = (f"{'op / output tensor':<{name_width}} {'op':<18} {'output shape':<18} {'int8 B':>9} "
               f"{'float32 B':>10} {'MACs':>12}  {'in scale @ zp':<20} {'out scale @ zp':<20}")
-    lines = [summary["model"], header, "-" * len(header)]
+    lines = [summary["model"], f"input: {summary['input']}", f"classes: {summary['classes']}",
+             header, "-" * len(header)]
     for layer in summary["layers"]:
         name = layer["name"].split(";")[0]  # converters join fused ops' names with ";"
         name = name if len(name) <= name_width else "..." + name[3 - name_width:]

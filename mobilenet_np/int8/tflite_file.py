@@ -14,27 +14,34 @@ PyPI package. Why:
 
 ``flatbuffers`` is an optional extra (``pip install "mobilenet-np[tflite]"``); the float
 models do not need it. A file that is not a TFLite flatbuffer, or is cut short, raises one
-``WeightsError`` line naming the file.
+``WeightsError`` line naming the file; a tensor type this package has no NumPy type for, an
+``UnsupportedError``.
+
+TFLite model metadata (the labels file, the normalization) is often packed as a zip archive
+appended to the flatbuffer: ``packed_files`` reads its small text members, in memory.
 """
 
 from __future__ import annotations
 
+import io
 import struct
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import WeightsError
+from ..errors import MissingDependencyError, UnsupportedError, WeightsError
+from .opnames import builtin_name
 
-# BuiltinOperator codes (schema.fbs) for the ops this package runs.
-OPCODES = {0: "ADD", 1: "AVERAGE_POOL_2D", 2: "CONCATENATION", 3: "CONV_2D",
-           4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE", 9: "FULLY_CONNECTED", 14: "LOGISTIC",
-           18: "MUL", 22: "RESHAPE", 25: "SOFTMAX", 34: "PAD", 40: "MEAN", 43: "SQUEEZE",
-           45: "STRIDED_SLICE", 60: "PADV2", 77: "SHAPE", 83: "PACK", 114: "QUANTIZE",
-           117: "HARD_SWISH"}
-DTYPES = {0: np.float32, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16, 9: np.int8,
-          10: np.float64, 6: np.bool_}
+# TensorType codes (schema.fbs) that have a NumPy type; the rest (strings, complex, int4, ...)
+# are refused by name.
+DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16,
+          9: np.int8, 10: np.float64, 6: np.bool_}
+TENSOR_TYPES = ("FLOAT32 FLOAT16 INT32 UINT8 INT64 STRING BOOL INT16 COMPLEX64 INT8 FLOAT64 "
+                "COMPLEX128 UINT64 RESOURCE VARIANT UINT32 UINT16 INT4 BFLOAT16").split()
+IDENTIFIER = b"TFL3"  # the FlatBuffer file identifier, bytes 4-8 of every .tflite file
+PACKED_FILE_BYTES = 1 << 20  # a packed labels file larger than this is not read
 PADDING = {0: "SAME", 1: "VALID"}
 ACTIVATION = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 
@@ -42,14 +49,17 @@ ACTIVATION = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5:
 _CONV = [("padding", "b", 0), ("stride_w", "i", 0), ("stride_h", "i", 0),
          ("fused_activation_function", "b", 0), ("dilation_w_factor", "i", 1),
          ("dilation_h_factor", "i", 1)]
+_POOL = [*_CONV[:3], ("filter_width", "i", 0), ("filter_height", "i", 0),
+         ("fused_activation_function", "b", 0)]
 OPTIONS = {
     "CONV_2D": _CONV,
     "DEPTHWISE_CONV_2D": [*_CONV[:3], ("depth_multiplier", "i", 0), *_CONV[3:]],
-    "AVERAGE_POOL_2D": [*_CONV[:3], ("filter_width", "i", 0), ("filter_height", "i", 0),
-                        ("fused_activation_function", "b", 0)],
+    "AVERAGE_POOL_2D": _POOL,
+    "MAX_POOL_2D": _POOL,
     "FULLY_CONNECTED": [("fused_activation_function", "b", 0), ("weights_format", "b", 0),
                         ("keep_num_dims", "?", False)],
     "ADD": [("fused_activation_function", "b", 0)],
+    "SUB": [("fused_activation_function", "b", 0)],
     "MUL": [("fused_activation_function", "b", 0)],
     "MEAN": [("keep_dims", "?", False)],
     "SOFTMAX": [("beta", "f", 0.0)],
@@ -96,12 +106,15 @@ class Operator:
 
 @dataclass
 class Graph:
-    """Subgraph 0 of a .tflite file: tensors, operators in execution order, inputs, outputs."""
+    """Subgraph 0 of a .tflite file: tensors, operators in execution order, inputs, outputs,
+    and the small text files packed in its metadata zip ({name: bytes}, often a labels file)."""
 
     tensors: list[Tensor]
     operators: list[Operator]
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
+    packed: dict[str, bytes] = field(default_factory=dict)
+    metadata: bytes | None = None  # the TFLITE_METADATA buffer (``metadata.read_metadata``)
 
 
 def _flatbuffers():
@@ -109,7 +122,7 @@ def _flatbuffers():
     try:
         from flatbuffers.table import Table
     except ImportError:
-        raise ImportError('reading .tflite files needs the flatbuffers package: '
+        raise MissingDependencyError('reading .tflite files needs the flatbuffers package: '
                           'pip install "mobilenet-np[tflite]"') from None
     return Table
 
@@ -181,7 +194,9 @@ def _options(op: _Reader, opcode: str) -> dict:
 def _tensor(index: int, tensor: _Reader, buffers: list[_Reader], source: bytes) -> Tensor:
     type_code = tensor.scalar(1, "b", 0)
     if type_code not in DTYPES:
-        raise ValueError(f"tensor {index} has TensorType {type_code}, which is not supported")
+        kind = TENSOR_TYPES[type_code] if 0 <= type_code < len(TENSOR_TYPES) else f"code {type_code}"
+        raise UnsupportedError(f"tensor {index} ({tensor.string(3)!r}) is {kind}, a tensor type "
+                               f"mobilenet-np does not run")
     dtype = DTYPES[type_code]
     shape_array = tensor.array(0, "<i4")
     shape = () if shape_array is None else tuple(int(d) for d in shape_array)
@@ -205,6 +220,55 @@ def _tensor(index: int, tensor: _Reader, buffers: list[_Reader], source: bytes) 
     return Tensor(index, tensor.string(3), shape, dtype, quantization, data)
 
 
+def is_tflite(path: str | Path | bytes) -> bool:
+    """Whether a file (path or bytes) is a TFLite flatbuffer: the "TFL3" identifier at byte 4."""
+    if isinstance(path, (bytes, bytearray)):
+        return bytes(path[4:8]) == IDENTIFIER
+    try:
+        with open(path, "rb") as file:
+            return file.read(8)[4:8] == IDENTIFIER
+    except (OSError, ValueError):
+        return False
+
+
+def packed_files(data: bytes) -> dict[str, bytes]:
+    """The small text files of a metadata zip appended to the flatbuffer, read in memory.
+
+    ``zipfile`` finds the archive from its end, whatever precedes it. Members other than
+    ``.txt`` files, or larger than ``PACKED_FILE_BYTES``, are left unread; no zip: {}.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return {info.filename: archive.read(info) for info in archive.infolist()
+                    if info.filename.endswith(".txt") and info.file_size <= PACKED_FILE_BYTES}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+        return {}
+
+
+def _read_bytes(source: str | Path | bytes, name: str) -> bytes:
+    """The file's bytes; a missing or unreadable path is one line without the OS's errno."""
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source)
+    try:
+        return Path(source).read_bytes()
+    except FileNotFoundError:
+        raise WeightsError(f"{name}: no such .tflite file") from None
+    except IsADirectoryError:
+        raise WeightsError(f"{name}: a folder, not a .tflite file") from None
+    except OSError as error:
+        raise WeightsError(f"{name}: cannot read it ({(error.strerror or str(error)).lower()})") from None
+
+
+def _metadata_buffer(model: _Reader, buffers: list[_Reader]) -> bytes | None:
+    """The bytes of the buffer the model's metadata list names TFLITE_METADATA, if any."""
+    for entry in model.children(6):  # Model.metadata: [Metadata {name 0, buffer 1}]
+        index = entry.scalar(1, "I", 0)
+        if entry.string(0) == "TFLITE_METADATA" and index < len(buffers):
+            raw = buffers[index].array(0, "u1")
+            return None if raw is None else raw.tobytes()
+    return None
+
+
 def read_tflite(source: str | Path | bytes) -> Graph:
     """Parse a .tflite file (path or bytes) into a ``Graph`` (subgraph 0, the model itself).
 
@@ -212,9 +276,10 @@ def read_tflite(source: str | Path | bytes) -> Graph:
     """
     table_type = _flatbuffers()
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
-    data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise WeightsError(f"{name}: not a TensorFlow Lite model (no 'TFL3' file identifier)")
+    data = _read_bytes(source, name)
+    if len(data) < 8 or data[4:8] != IDENTIFIER:
+        raise WeightsError(f"{name}: not a .tflite file (no 'TFL3' file identifier at byte 4): "
+                           f"give a TensorFlow Lite model")
     try:
         model = _Reader(table_type(data, struct.unpack_from("<I", data, 0)[0]))
         version = model.scalar(0, "I", 0)
@@ -223,8 +288,8 @@ def read_tflite(source: str | Path | bytes) -> Graph:
         opcodes = []
         for code in model.children(1):
             # Codes below 127 live in the deprecated int8 field; newer ones in the int32 one.
-            builtin = max(code.scalar(0, "b", 0), code.scalar(3, "i", 0))
-            opcodes.append(OPCODES.get(builtin, code.string(1) or f"builtin operator {builtin}"))
+            builtin = builtin_name(max(code.scalar(0, "b", 0), code.scalar(3, "i", 0)))
+            opcodes.append(code.string(1) or builtin if builtin == "CUSTOM" else builtin)
         buffers = model.children(4)
         subgraphs = model.children(2)
         if not subgraphs:
@@ -238,9 +303,12 @@ def read_tflite(source: str | Path | bytes) -> Graph:
             operators.append(Operator(i, opcode, *(tuple(int(t) for t in (a if a is not None else ()))
                                                    for a in ints), _options(op, opcode)))
         inputs, outputs = (tuple(int(t) for t in graph.array(slot, "<i4")) for slot in (1, 2))
+        metadata = _metadata_buffer(model, buffers)
+    except UnsupportedError as error:
+        raise UnsupportedError(f"{name}: {error}") from None
     except ValueError as error:
         raise WeightsError(f"{name}: bad .tflite file: {error}") from None
     except (struct.error, IndexError, TypeError, KeyError, OverflowError) as error:
         raise WeightsError(f"{name}: corrupt or truncated .tflite file "
                            f"({type(error).__name__}: {error})") from None
-    return Graph(tensors, operators, inputs, outputs)
+    return Graph(tensors, operators, inputs, outputs, packed_files(data), metadata)

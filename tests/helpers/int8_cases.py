@@ -40,6 +40,18 @@ def convert(tf, keras_model, calibration: np.ndarray, io_type=None) -> bytes:
     return converter.convert()
 
 
+def to_pixels(tests: np.ndarray, takes_pixels: bool) -> np.ndarray:
+    """Test images as the 0-255 pixels ``TFLiteModel.predict`` takes: [-1, 1] images mapped
+    back (``(x + 1) * 127.5``) and rounded to whole pixels, as photos are."""
+    pixels = tests if takes_pixels else (tests + 1) * 127.5
+    return np.clip(np.rint(pixels), 0, 255).astype(np.float32)
+
+
+def pixels_as_input(pixels: np.ndarray, takes_pixels: bool) -> np.ndarray:
+    """The real input a model sees for 0-255 pixels: themselves, or pixels / 127.5 - 1 in float32."""
+    return pixels if takes_pixels else pixels / np.float32(127.5) - np.float32(1.0)
+
+
 def interpreter(tf, blob: bytes, builtin: bool = True):
     """TFLite's builtin kernels (the gold model), or the default (XNNPACK-delegated) interpreter."""
     options = {"experimental_op_resolver_type":

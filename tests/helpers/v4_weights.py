@@ -37,7 +37,7 @@ def seeded_input(seed: int = SEED + 1) -> np.ndarray:
 def seeded_params(variant: str) -> dict[str, np.ndarray]:
     """The seeded, calibrated weights of one variant: ``Params``."""
     family = get_family(f"v4-{variant}")
-    layers = family.layers(resolution=RESOLUTION)
+    layers = family.layers(resolution=RESOLUTION, include_preprocessing=False)
     params = random_weights(layers, SEED)
     # Four calibration images: with two, conv-large (no layer scale) measured variances that
     # let one test image grow 50x through its residual stream (logits ~1000).
@@ -55,9 +55,10 @@ def as_stored(params: dict[str, np.ndarray]) -> Stored:
 
 
 def seeded_model(variant: str, **options) -> Network:
-    """The variant with ``seeded_params``."""
+    """The variant with ``seeded_params``, taking normalised images as timm's model does."""
     family = get_family(f"v4-{variant}")
-    return Network(family, as_stored(seeded_params(variant)), resolution=RESOLUTION, **options)
+    return Network(family, as_stored(seeded_params(variant)), resolution=RESOLUTION,
+                   include_preprocessing=False, **options)
 
 
 def first_attention(variant: str) -> str | None:

@@ -1,0 +1,117 @@
+"""The float32 ops of a .tflite graph, run on the package's float kernels (``mobilenet_np.ops``).
+
+A float .tflite file (TF Hub, Model Maker, or a float16-weights file whose DEQUANTIZE ops
+widen the weights at run time) is the float network of the rest of the package in TFLite's
+layouts: CONV_2D kernels ``(Cout, kh, kw, Cin)`` become ``(kh, kw, Cin, Cout)``,
+DEPTHWISE_CONV_2D kernels ``(1, kh, kw, C * M)`` become ``(kh, kw, C, M)`` (TFLite's channel
+``c * M + m`` is ours). Results equal TFLite's up to float32 round-off: both sum the same
+products in a different order (docs/int8.md gives the bound).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .. import ops as float_ops
+from ..errors import UnsupportedError
+from . import ops as int8_ops
+from .tflite_file import Graph, Operator
+
+FUSED = {"NONE": lambda y: y, "RELU": float_ops.relu, "RELU6": float_ops.relu6,
+         "RELU_N1_TO_1": lambda y: np.clip(y, -1.0, 1.0)}
+
+
+def _activation(op: Operator) -> Callable:
+    """The op's fused activation as a float function."""
+    name = op.options.get("fused_activation_function", "NONE")
+    if name not in FUSED:
+        raise UnsupportedError(f"fused activation {name} is not supported")
+    return FUSED[name]
+
+
+def _pads(op: Operator) -> str:
+    return op.options["padding"].lower()  # "same" (TensorFlow's rule, TFLite's) or "valid"
+
+
+def prepare_conv(graph: Graph, op: Operator) -> Callable:
+    """CONV_2D / DEPTHWISE_CONV_2D: the weights (maybe computed by a DEQUANTIZE) in our layout."""
+    o, activate = op.options, _activation(op)
+    if (o["dilation_h_factor"], o["dilation_w_factor"]) != (1, 1):
+        raise UnsupportedError(f"{op.opcode} with dilation is not supported (op {op.index})")
+    stride = (o["stride_h"], o["stride_w"])
+
+    def conv(x, w, b=None):
+        kernel = np.transpose(w, (1, 2, 3, 0))  # (Cout, kh, kw, Cin) -> (kh, kw, Cin, Cout)
+        return activate(float_ops.conv2d(x, kernel, b, stride, _pads(op)))
+
+    def depthwise(x, w, b=None):
+        _, kh, kw, channels_out = w.shape
+        kernel = w.reshape(kh, kw, x.shape[-1], channels_out // x.shape[-1])  # (kh, kw, C, M)
+        return activate(float_ops.depthwise_conv2d(x, kernel, b, stride, _pads(op)))
+    return conv if op.opcode == "CONV_2D" else depthwise
+
+
+def prepare_fully_connected(graph: Graph, op: Operator) -> Callable:
+    """FULLY_CONNECTED: weights (Cout, Cin); the input flattened to (N', Cin)."""
+    activate = _activation(op)
+
+    def run(x, w, b=None):
+        out = activate(float_ops.dense(x.reshape(-1, w.shape[1]), w.T, b))  # (N', Cout)
+        return out.reshape(*x.shape[:-1], -1) if op.options["keep_num_dims"] else out
+    return run
+
+
+def prepare_average_pool(graph: Graph, op: Operator) -> Callable:
+    """AVERAGE_POOL_2D over the whole image (MobileNet's only use), as global average pooling."""
+    o, (_, height, width, _) = op.options, graph.tensors[op.inputs[0]].shape
+    if (o["filter_height"], o["filter_width"]) != (height, width) or o["padding"] != "VALID":
+        raise UnsupportedError(f"float AVERAGE_POOL_2D only over the whole image (op {op.index}: "
+                               f"{o['filter_height']}x{o['filter_width']} on {height}x{width})")
+    activate = _activation(op)
+    return lambda x: activate(float_ops.global_average_pool(x, keepdims=True))  # (N, 1, 1, C)
+
+
+def prepare_mean(graph: Graph, op: Operator) -> Callable:
+    """MEAN over constant axes, in float32."""
+    axes = graph.tensors[op.inputs[1]].data
+    if axes is None:
+        raise UnsupportedError(f"MEAN needs constant axes (op {op.index})")
+    axes = tuple(sorted({int(a) % len(graph.tensors[op.inputs[0]].shape) for a in axes.ravel()}))
+    return lambda x, *_: x.mean(axis=axes, keepdims=op.options["keep_dims"], dtype=np.float32)
+
+
+def prepare_softmax(graph: Graph, op: Operator) -> Callable:
+    """SOFTMAX of ``beta * x`` over the last axis."""
+    beta = np.float32(op.options["beta"])
+    return lambda x: float_ops.softmax(x * beta if beta != 1 else x)
+
+
+BINARY = {"ADD": np.add, "SUB": np.subtract, "MUL": np.multiply}
+
+
+def prepare_binary(graph: Graph, op: Operator) -> Callable:
+    """ADD, SUB and MUL, broadcasting, then the fused activation."""
+    activate, combine = _activation(op), BINARY[op.opcode]
+    return lambda a, b: activate(combine(a, b, dtype=np.float32))
+
+
+def prepare_max_pool(graph: Graph, op: Operator) -> Callable:
+    """MAX_POOL_2D: the integer kernel's max, exact in any type (padded taps are -inf)."""
+    o, activate = op.options, _activation(op)
+    return lambda x: activate(int8_ops.max_pool2d(x, (o["filter_height"], o["filter_width"]),
+                                                  (o["stride_h"], o["stride_w"]), o["padding"],
+                                                  -np.inf, np.inf))
+
+
+FLOAT_PREPARE = {
+    "CONV_2D": prepare_conv, "DEPTHWISE_CONV_2D": prepare_conv,
+    "FULLY_CONNECTED": prepare_fully_connected, "AVERAGE_POOL_2D": prepare_average_pool,
+    "MEAN": prepare_mean, "SOFTMAX": prepare_softmax, "ADD": prepare_binary, "SUB": prepare_binary,
+    "MUL": prepare_binary, "MAX_POOL_2D": prepare_max_pool,
+    "CONCATENATION": lambda graph, op: lambda *parts: _activation(op)(
+        np.concatenate(parts, axis=op.options["axis"])),
+    "HARD_SWISH": lambda graph, op: float_ops.hard_swish,
+    "LOGISTIC": lambda graph, op: lambda x: np.float32(1) / (np.float32(1) + np.exp(-x)),
+}

@@ -1,0 +1,97 @@
+"""Measure every kind of .tflite file against TFLite's interpreter: docs/int8.md's table of file kinds.
+
+    python scripts/tflite_files_report.py     # needs TensorFlow (the test extra); Google's real
+                                              # files from ../shared/real-tflite when present
+
+For each kind: the tensor types, which kernels run it, the largest output difference from
+TFLite's builtin kernels over the sample pixels (matplotlib's two photos and one seeded noise
+image; integer outputs in LSB, float ones absolute) with how many tensors were compared, and
+for Google's files the top-1 label on each photo. Files converted here (a Keras MobileNetV2
+0.35/96 with random weights, a TF1-style uint8 graph) have no meaningful top-1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's package and test helpers
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tensorflow as tf  # noqa: E402
+from helpers import photos  # noqa: E402
+from helpers.int8_cases import interpreter  # noqa: E402
+from helpers.tflite_cases import (  # noqa: E402
+    REAL,
+    REAL_FILES,
+    converted_files,
+    gold_input,
+    run_gold,
+    sample_pixels,
+    uint8_graph_file,
+)
+
+from mobilenet_np.errors import MobileNetError  # noqa: E402
+from mobilenet_np.int8 import Int8Classifier, load_tflite  # noqa: E402
+
+
+def tiers(model) -> str:
+    """Which kernels run the file: integer (int8/uint8), float, or both."""
+    kinds = {np.dtype(model.graph.tensors[op.outputs[0]].dtype).name for op in model.graph.operators
+             if op.opcode not in ("RESHAPE", "SQUEEZE", "QUANTIZE", "DEQUANTIZE")}
+    return " + ".join(sorted(kinds - {"int32"}))
+
+
+def compare(model, gold, pixels: np.ndarray) -> tuple[float, int]:
+    """Largest |ours - TFLite| on the output over the images, and integer tensors that differ."""
+    worst, differing = 0.0, 0
+    for image in pixels:
+        x = gold_input(model, image[None])  # uint8 or float inputs: every kind measured here
+        tensors = run_gold(gold, x)
+        out, ours = model.forward(x, capture=True)
+        worst = max(worst, float(np.abs(out.astype(np.float64) - tensors[model.output.name]).max()))
+        differing += sum(not np.array_equal(v, tensors[n]) for n, v in ours.items() if v.dtype.kind in "iu")
+    return worst, differing
+
+
+def top1(model) -> str:
+    """The top-1 label on each sample photo, as ``classify --tflite`` gives it."""
+    classifier = Int8Classifier(model)
+    size = model.input.shape[1]
+    probs = classifier.predict(photos.whole(size))
+    return "; ".join(classifier.classes[int(i)][1].split(",")[0] for i in probs.argmax(axis=1))
+
+
+def row(kind: str, blob: bytes, real: bool) -> str:
+    try:
+        model = load_tflite(blob)
+    except MobileNetError as error:
+        return f"| {kind} | refused: {str(error).split(': ', 1)[1]} | | | |"
+    io = f"{np.dtype(model.input.dtype).name} -> {np.dtype(model.output.dtype).name}"
+    worst, differing = compare(model, interpreter(tf, blob), sample_pixels(model.input.shape[1]))
+    unit = " LSB" if model.output.dtype != np.float32 else ""
+    return (f"| {kind} | {io}, {model.output.shape[-1]} classes | {tiers(model)} | {worst:.3g}{unit} "
+            f"({differing} integer tensors differ) | {top1(model) if real else '-'} |")
+
+
+def main() -> None:
+    print("| file | in -> out | kernels | max abs diff vs TFLite on 3 images | top-1 on the 2 photos |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in REAL_FILES:
+        if (REAL / name).is_file():
+            print(row(name, (REAL / name).read_bytes(), True))
+    for kind, blob in converted_files(tf).items():
+        print(row(f"converted V2 0.35/96: {kind}", blob, False))
+    print(row("TF1-style uint8 graph (inference_type=tf.uint8)", uint8_graph_file(tf, 0), False))
+    keras_model = tf.keras.Sequential([tf.keras.Input((8, 8, 16)), tf.keras.layers.Conv2D(64, 3)])
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights, float activations
+    print(row("dynamic range (Optimize.DEFAULT, no representative data)", converter.convert(), False))
+
+
+if __name__ == "__main__":
+    main()
