@@ -7,11 +7,13 @@ Each command is two functions: ``add_NAME`` builds its parser and points it at `
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from . import ops
 from .cam import check_png_path, class_activation_maps, write_overlay
 from .classify import classify_images
 from .cli_options import (
@@ -37,6 +39,8 @@ from .model import Network
 from .registry import COMMON_OPTIONS, FAMILIES, get_family
 from .weights import convert as convert_file
 from .weights import describe_config, file_options, read_weights_file
+
+logger = logging.getLogger("mobilenet_np")
 
 
 def add_classify(commands: argparse._SubParsersAction) -> None:
@@ -98,8 +102,9 @@ def classify(args: argparse.Namespace) -> int:
                 not model.include_top or model.input_shape[-1] != 3 or not pools):
             raise InputError(f"--cam needs an RGB model with a softmax classifier after global "
                              f"average pooling; {args.weights} answers otherwise")
-        if model.input_shape[-1] == 1:
-            model = Grayscale(model)
+    net = model  # (--cam draws on the model itself)
+    if isinstance(model, GraphModel):
+        model = OwnClasses(model)
     results = classify_images(model, args.images, size, top, args.interpolation, args.exif)
     if labels is not None:
         for prediction in (p for result in results for p in result.get("predictions", [])):
@@ -108,7 +113,7 @@ def classify(args: argparse.Namespace) -> int:
     if text:  # (no empty line when every image failed: the errors are on stderr)
         print(text)
     if args.cam and "predictions" in results[0]:
-        write_cam(model, args, results[0]["predictions"][0])
+        write_cam(net, args, results[0]["predictions"][0])
     return 1 if any("error" in result for result in results) else 0
 
 
@@ -173,18 +178,30 @@ def own_labels(model: Network, path: str | None) -> tuple[tuple[str, str], ...] 
     return class_names(count, labels)
 
 
-class Grayscale:
-    """A 1-channel model behind ``classify``, which reads every image as RGB: each pixel's luma
-    first, weighted as PIL's ``convert("L")`` (Keras's ``load_img(color_mode="grayscale")``)."""
+class OwnClasses:
+    """A model read by its graph, behind ``classify`` (which reads every image as RGB and ranks
+    probabilities): a 1-channel model gets each pixel's luma, weighted as PIL's
+    ``convert("L")`` (Keras's ``load_img(color_mode="grayscale")``); a model that answers
+    logits (no softmax or sigmoid at its end) is ranked by their softmax (sigmoid for one
+    logit), which ``classify`` says."""
 
     LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
-    def __init__(self, model: Network) -> None:
+    def __init__(self, model: GraphModel) -> None:
         self.model, self.expects_pixels = model, model.expects_pixels
         self.input_shape = (*model.input_shape[:2], 3)
+        self.logits = model.layers[-1].kind not in ("softmax", "sigmoid")
+        if self.logits:
+            logger.warning("%s answers logits: classify ranks their %s", model.graph.source,
+                           "sigmoid" if model.class_count == 1 else "softmax")
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.model.predict((x @ self.LUMA)[..., None], check_range=False)  # (N, H, W, 1)
+        if self.model.input_shape[-1] == 1:
+            x = (x @ self.LUMA)[..., None]  # (N, H, W, 1)
+        out = self.model.predict(x, check_range=False)
+        if not self.logits:
+            return out
+        return 1 / (1 + np.exp(-out)) if out.shape[1] == 1 else ops.softmax(out)
 
 
 def results_table(results: list[dict]) -> str:
