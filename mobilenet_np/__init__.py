@@ -8,13 +8,15 @@
 
 from .applications import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Small
 from .errors import InputError, MobileNetError, UnsupportedError, WeightsError
+from .graph_model import GraphModel
 from .imagenet import decode_predictions, imagenet_classes, load_image, preprocess_input
 from .int8 import load_tflite, quantize
 from .model import Network, load
 from .registry import FAMILIES, get_family
 
 __version__ = "0.1.0"
-__all__ = ["FAMILIES", "InputError", "MobileNet", "MobileNetError", "MobileNetV2", "MobileNetV3Large",
-           "MobileNetV3Small", "Network", "UnsupportedError", "WeightsError", "decode_predictions",
+__all__ = ["FAMILIES", "GraphModel", "InputError", "MobileNet", "MobileNetError", "MobileNetV2",
+           "MobileNetV3Large", "MobileNetV3Small", "Network", "UnsupportedError", "WeightsError",
+           "decode_predictions",
            "get_family", "imagenet_classes", "load", "load_image", "load_tflite", "preprocess_input",
            "quantize"]

@@ -7,9 +7,13 @@ Each command is two functions: ``add_NAME`` builds its parser and points it at `
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from . import ops
 from .cam import check_png_path, class_activation_maps, write_overlay
 from .classify import classify_images
 from .cli_options import (
@@ -27,12 +31,16 @@ from .cli_options import (
 )
 from .download import official_weights
 from .errors import InputError
+from .graph_model import PREPROCESSING, GraphModel, load_model, reads_as_graph
 from .imagenet import load_image, preprocess_input, printable
 from .int8 import Int8Classifier, load_tflite
+from .int8.classify import class_names, read_labels
 from .model import Network
 from .registry import COMMON_OPTIONS, FAMILIES, get_family
 from .weights import convert as convert_file
 from .weights import describe_config, file_options, read_weights_file
+
+logger = logging.getLogger("mobilenet_np")
 
 
 def add_classify(commands: argparse._SubParsersAction) -> None:
@@ -49,9 +57,12 @@ def add_classify(commands: argparse._SubParsersAction) -> None:
                              "fixes the model, so it takes no --weights, --arch, --alpha, "
                              "--resolution or family option")
     parser.add_argument("--labels", metavar="FILE",
-                        help="with --tflite: the class names, one per line, for a file that "
-                             "packs none of its own; without it, 1000 or 1001 classes are "
-                             "ImageNet's and any other count is numbered")
+                        help="the class names, one per line: of a fine-tuned Keras model, or of "
+                             "a .tflite file that packs none of its own; without it, 1000 or "
+                             "1001 classes are ImageNet's and any other count is numbered")
+    parser.add_argument("--preprocessing", choices=list(PREPROCESSING),
+                        help="what a saved Keras model takes, when its file does not say: "
+                             "pixels in [0, 255], or preprocess_input's [-1, 1] (scaled)")
     family_flags(parser, f"what --weights holds, else {DEFAULT_ARCH}")
     shape_flags(parser, f"what --weights holds, else {COMMON_OPTIONS['alpha']}")
     parser.add_argument("--top", type=top_labels, default=5,
@@ -77,19 +88,32 @@ def classify(args: argparse.Namespace) -> int:
         if refused:
             raise InputError(f"--tflite takes the model, weights and input size from the file: "
                              f"drop {', '.join(refused)}")
+        if args.preprocessing:
+            raise InputError("--preprocessing is for saved Keras models, not --tflite")
         model = Int8Classifier(load_tflite(args.tflite), str(args.tflite), args.labels)
-        size = model.size
+        size, labels, top = model.size, None, args.top
     else:
-        if args.labels:
-            raise InputError("--labels names the classes of a --tflite file: give --tflite too")
         model = classify_model(args)
         size = model.input_shape[:2]
-    results = classify_images(model, args.images, size, args.top, args.interpolation, args.exif)
+        labels = own_labels(model, args.labels)
+        top = min(args.top, model.layers[-1].output_shape[-1])  # a 2-class model has 2 labels
+        pools = any(layer.kind == "global_average_pool" for layer in model.layers)
+        if args.cam and isinstance(model, GraphModel) and (
+                not model.include_top or model.input_shape[-1] != 3 or not pools):
+            raise InputError(f"--cam needs an RGB model with a softmax classifier after global "
+                             f"average pooling; {args.weights} answers otherwise")
+    net = model  # (--cam draws on the model itself)
+    if isinstance(model, GraphModel):
+        model = OwnClasses(model)
+    results = classify_images(model, args.images, size, top, args.interpolation, args.exif)
+    if labels is not None:
+        for prediction in (p for result in results for p in result.get("predictions", [])):
+            prediction["wnid"], prediction["label"] = labels[prediction["index"]]
     text = to_json(results) if args.json else results_table(results)
     if text:  # (no empty line when every image failed: the errors are on stderr)
         print(text)
     if args.cam and "predictions" in results[0]:
-        write_cam(model, args, results[0]["predictions"][0])
+        write_cam(net, args, results[0]["predictions"][0])
     return 1 if any("error" in result for result in results) else 0
 
 
@@ -113,7 +137,21 @@ def write_cam(model: Network, args: argparse.Namespace, best: dict) -> None:
 
 
 def classify_model(args: argparse.Namespace) -> Network:
-    """The model ``classify`` runs: the flags given, the rest read off the weights file (once)."""
+    """The model ``classify`` runs: the flags given, the rest read off the weights file (once);
+    a saved Keras model that is not a stock MobileNet, by its graph."""
+    if args.weights and reads_as_graph(args.weights):
+        refused = given_flags(args, ("arch", "alpha", "resolution", *option_owners()))
+        if refused:
+            raise InputError(f"{args.weights} is a saved model: its graph says the model and "
+                             f"its input size: drop {', '.join(refused)}")
+        model = load_model(args.weights, args.backend, args.preprocessing)
+        if model.preprocessing is None:
+            raise InputError(f"{args.weights} does not say what its input takes: pass "
+                             f"--preprocessing pixels ([0, 255]) or scaled ([-1, 1])")
+        return model
+    if args.preprocessing:
+        raise InputError("--preprocessing is for saved Keras models that do not say their "
+                         "input range; this model's own is known")
     weights, family = args.weights or "imagenet", get_family(args.arch) if args.arch else None
     read = {}
     if weights != "imagenet":
@@ -125,6 +163,45 @@ def classify_model(args: argparse.Namespace) -> Network:
     if args.alpha is not None:
         options["alpha"] = args.alpha
     return Network(family, weights, backend=args.backend, **options)
+
+
+def own_labels(model: Network, path: str | None) -> tuple[tuple[str, str], ...] | None:
+    """(wnid, label) per output from ``--labels`` (one per line, as many as the model's
+    outputs), or numbered for a model read by its graph; None: the official models' ImageNet."""
+    count = model.layers[-1].output_shape[-1]
+    if path is None:
+        return class_names(count) if isinstance(model, GraphModel) else None
+    labels = read_labels(path)
+    if len(labels) != count:
+        raise InputError(f"--labels {path} holds {len(labels)} labels, but the model answers "
+                         f"{count} classes: one label per line, one per class")
+    return class_names(count, labels)
+
+
+class OwnClasses:
+    """A model read by its graph, behind ``classify`` (which reads every image as RGB and ranks
+    probabilities): a 1-channel model gets each pixel's luma, weighted as PIL's
+    ``convert("L")`` (Keras's ``load_img(color_mode="grayscale")``); a model that answers
+    logits (no softmax or sigmoid at its end) is ranked by their softmax (sigmoid for one
+    logit), which ``classify`` says."""
+
+    LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+    def __init__(self, model: GraphModel) -> None:
+        self.model, self.expects_pixels = model, model.expects_pixels
+        self.input_shape = (*model.input_shape[:2], 3)
+        self.logits = model.layers[-1].kind not in ("softmax", "sigmoid")
+        if self.logits:
+            logger.warning("%s answers logits: classify ranks their %s", model.graph.source,
+                           "sigmoid" if model.class_count == 1 else "softmax")
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        if self.model.input_shape[-1] == 1:
+            x = (x @ self.LUMA)[..., None]  # (N, H, W, 1)
+        out = self.model.predict(x, check_range=False)
+        if not self.logits:
+            return out
+        return 1 / (1 + np.exp(-out)) if out.shape[1] == 1 else ops.softmax(out)
 
 
 def results_table(results: list[dict]) -> str:

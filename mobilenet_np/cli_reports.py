@@ -24,10 +24,11 @@ from .cli_options import (
     to_json,
 )
 from .errors import InputError
+from .graph_model import GraphModel
 from .int8 import load_tflite, tflite_summary, tflite_summary_table
 from .machine import blas_report, format_blas_report
 from .measure import family_rows, profile_layers, time_standard_vs_separable
-from .model import Network
+from .model import Network, load
 from .registry import get_family
 from .reports import (
     compare_json,
@@ -50,6 +51,10 @@ def add_summary(commands: argparse._SubParsersAction) -> None:
                         help="instead: an int8 .tflite file's ops, weight bytes (int8 vs "
                              "float32), MACs and scales; it fixes the model, so it takes no "
                              "--arch, --alpha, --resolution or family option")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="instead: the model a Keras or .npz file holds (a saved model: "
+                             "its own graph, e.g. a fine-tuned MobileNet with its head); it "
+                             "fixes the model, so it takes no --arch, --alpha or family option")
     json_flag(parser)
     parser.set_defaults(func=summary)
 
@@ -64,12 +69,31 @@ def summary(args: argparse.Namespace) -> int:
         report = tflite_summary(load_tflite(args.tflite))
         print(to_json(report) if args.json else tflite_summary_table(report))
         return 0
+    if args.weights:
+        return weights_summary(args)
     family = get_family(args.arch or DEFAULT_ARCH)
     size = shape(args)
     layers = family.layers(**size, **own_options(args, family))
     report = summary_json(layers, size["alpha"], size["resolution"])
     print(to_json(report) if args.json else
           f"{summary_table(layers)}\n{family.title} takes {family.preprocessing}")
+    return 0
+
+
+def weights_summary(args: argparse.Namespace) -> int:
+    """``summary --weights FILE``: the layers of the model a file holds (its graph, if saved)."""
+    refused = given_flags(args, ("arch", "alpha", "tflite", *option_owners()))
+    if refused:
+        raise InputError(f"--weights takes the model from the file: drop {', '.join(refused)}")
+    options = {"resolution": args.resolution} if args.resolution else {}
+    model = load(args.weights, **options)
+    described = model.describe() if isinstance(model, GraphModel) else (
+        f"{model.family.title} alpha={model.alpha:g}; takes {model.family.preprocessing}")
+    if args.json:
+        report = summary_json(model.layers, model.alpha, list(model.input_shape[:2]))
+        print(to_json({"model": described, **report}))
+    else:
+        print(f"{described}\n{summary_table(model.layers)}")
     return 0
 
 

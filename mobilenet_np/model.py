@@ -173,12 +173,25 @@ def load(path: str | os.PathLike, **options) -> Network:
 
     Works for every layout ``keras_files.py`` reads and for our ``.npz``; ``options`` (e.g.
     ``resolution=160``) override or add to what the file tells. A .tflite file (by content)
-    is handed to ``load_tflite``.
+    is handed to ``load_tflite``. A saved Keras model that is not a stock MobileNet
+    (fine-tuned, nested, built layer by layer) is read by its graph: a
+    ``graph_model.GraphModel`` (``backend`` and ``preprocessing`` are its only options).
     """
+    from .graph_model import graph_input_size, load_model, reads_as_graph  # (builds on this)
+
     if is_tflite(path):  # the file fixes the model: no options apply
         if options:
             raise InputError(f"{path}: a .tflite file fixes its model: drop {', '.join(options)}")
         return load_tflite(path)
+    if reads_as_graph(path):
+        fixed = sorted(set(options) - {"backend", "preprocessing"})
+        if fixed:
+            raise InputError(f"{path} is a saved model: its graph fixes the model and its input "
+                             f"size, so drop {', '.join(fixed)} (backend= and preprocessing= "
+                             f"are taken)")
+        return load_model(path, **options)
+    if "resolution" not in options:  # a saved model says its input size; weights alone do not
+        options = {**options, **graph_input_size(path)}
     stored = read_weights_file(path)
     family, config = file_options(stored)
     return Network(family, stored, **{**config, **options})

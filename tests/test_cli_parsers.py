@@ -67,7 +67,7 @@ def test_each_default_is_printed_once_and_is_the_value_used() -> None:
                 assert f"(default: {action.default})" in text, (words, text)
             elif action.default is None and "default: " in text:
                 # a value the command fills in when the option is absent: checked below
-                assert action.dest in ("arch", "alpha", "resolution", "weights",
+                assert action.dest in ("arch", "alpha", "resolution", "weights", "labels",
                                        *{n for f in FAMILIES.values() for n in f.options}), text
 
 
@@ -104,7 +104,9 @@ def own_flag_argv(family_name: str, name: str) -> list[str]:
 @pytest.mark.parametrize("command", ["summary", "compare"])
 def test_every_listed_option_is_taken(command, capsys) -> None:
     """An option in a command's --help works there (with its family), none is always refused."""
-    listed = set(helps(commands()[command])) - {"-h", "--json", "--family", "--tflite"}
+    # (--weights: summary of a file's model, run by tests/test_keras_graph.py)
+    listed = set(helps(commands()[command])) - {"-h", "--json", "--family", "--tflite",
+                                                "--weights"}
     taken = set()
     for family in FAMILIES.values():
         for name in family.options:
