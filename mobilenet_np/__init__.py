@@ -11,7 +11,8 @@ from .errors import InputError, MobileNetError, UnsupportedError, WeightsError
 from .graph_model import GraphModel
 from .imagenet import decode_predictions, imagenet_classes, load_image, preprocess_input
 from .int8 import load_tflite, quantize
-from .model import Network, load
+from .loader import load
+from .model import Network
 from .registry import FAMILIES, get_family
 
 __version__ = "0.1.0"

@@ -26,9 +26,10 @@ from .cli_options import (
 from .errors import InputError
 from .graph_model import GraphModel
 from .int8 import load_tflite, tflite_summary, tflite_summary_table
+from .loader import load
 from .machine import blas_report, format_blas_report
 from .measure import family_rows, profile_layers, time_standard_vs_separable
-from .model import Network, load
+from .model import Network
 from .registry import get_family
 from .reports import (
     compare_json,

@@ -11,7 +11,6 @@ from .backends import build_steps, check_backend
 from .checks import PIXELS, SCALED, check_input, zero_channel_layer
 from .download import official_weights
 from .errors import InputError
-from .int8 import is_tflite, load_tflite
 from .interpreter import run_steps
 from .kinds import KINDS, run_layer
 from .lanes import cpu_cores, run_in_lanes
@@ -172,26 +171,9 @@ def load(path: str | os.PathLike, **options) -> Network:
     """A model built from what a weights file holds: family and options read off the file.
 
     Works for every layout ``keras_files.py`` reads and for our ``.npz``; ``options`` (e.g.
-    ``resolution=160``) override or add to what the file tells. A .tflite file (by content)
-    is handed to ``load_tflite``. A saved Keras model that is not a stock MobileNet
-    (fine-tuned, nested, built layer by layer) is read by its graph: a
-    ``graph_model.GraphModel`` (``backend`` and ``preprocessing`` are its only options).
+    ``resolution=160``) override or add to what the file tells. ``mnp.load`` (``loader.py``)
+    sends .tflite files and saved Keras graphs elsewhere first.
     """
-    from .graph_model import graph_input_size, load_model, reads_as_graph  # (builds on this)
-
-    if is_tflite(path):  # the file fixes the model: no options apply
-        if options:
-            raise InputError(f"{path}: a .tflite file fixes its model: drop {', '.join(options)}")
-        return load_tflite(path)
-    if reads_as_graph(path):
-        fixed = sorted(set(options) - {"backend", "preprocessing"})
-        if fixed:
-            raise InputError(f"{path} is a saved model: its graph fixes the model and its input "
-                             f"size, so drop {', '.join(fixed)} (backend= and preprocessing= "
-                             f"are taken)")
-        return load_model(path, **options)
-    if "resolution" not in options:  # a saved model says its input size; weights alone do not
-        options = {**options, **graph_input_size(path)}
     stored = read_weights_file(path)
     family, config = file_options(stored)
     return Network(family, stored, **{**config, **options})
