@@ -19,6 +19,7 @@ SCALED = (-1.0, 1.0)  # preprocess_input's output: what V1, V2 (and most int8 fi
 PIXELS = (0.0, 255.0)  # what a model that rescales itself takes (MobileNetV3)
 PIXELS_ABOVE = 2.0  # a range reaching past this takes pixels, not [-1, 1]
 MARGIN = 0.05  # of the range's width: resizing and augmentation overshoot a little
+NORMALISED_HIGH = (1 - 0.406) / 0.225  # the largest value ImageNet mean/std normalisation gives
 TWICE = 1 / 127.5  # preprocess_input(preprocess_input(x)) lies in [-1 - TWICE, -1 + TWICE]
 
 
@@ -28,8 +29,9 @@ def input_mistake(x: np.ndarray, takes: tuple[float, float] = SCALED) -> str | N
 
     ``takes`` is SCALED ([-1, 1]), PIXELS ([0, 255]) or a .tflite input's own real range.
     Recognised: NaN/inf; [0, 1] input (pixels / 255); raw [0, 255] pixels given to a [-1, 1]
-    model; [-1, 1] input given to a pixel model; preprocess_input applied twice (a [-1, 1]
-    image squeezed into about [-1.008, -0.992]); anything else outside the range.
+    model; [-1, 1] or mean/std-normalised input given to a pixel model; preprocess_input
+    applied twice (a [-1, 1] image squeezed into about [-1.008, -0.992]); anything else
+    outside the range.
     """
     x = np.asarray(x)
     if x.size == 0:
@@ -65,6 +67,10 @@ def _pixel_model_mistake(spans: str, low: float, high: float, takes: tuple[float
         return (f"{spans}, like preprocess_input's [-1, 1], but this model takes pixels in "
                 f"[0, 255] and rescales them itself: pass load_image(...) pixels, without "
                 f"preprocess_input")
+    if low < -0.5 and high <= NORMALISED_HIGH * (1 + MARGIN):
+        return (f"{spans}, like ImageNet mean/std normalisation (timm's and torchvision's "
+                f"transforms), but this model takes pixels in [0, 255] and normalises them "
+                f"itself: pass load_image(...) pixels")
     if low >= 0 and high <= 1 and high > low:  # a flat image may be black pixels
         return (f"{spans}, like pixels / 255 in [0, 1], but this model takes pixels in "
                 f"[0, 255]: pass x * 255")

@@ -71,6 +71,12 @@ def v3() -> mnp.Network:
     return mnp.MobileNetV3Small(resolution=64, weights=None)
 
 
+def imagenet_normalised(x: np.ndarray) -> np.ndarray:
+    """timm's (and torchvision's) preprocessing: pixels / 255, minus the mean, over the std."""
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    return ((x / 255 - mean) / std).astype(np.float32)
+
+
 def with_nan(x: np.ndarray) -> np.ndarray:
     x = x.copy()
     x[0, 1, 2, 0] = np.nan
@@ -138,6 +144,12 @@ CASES = {
                                "this model takes pixels in [0, 255]: pass x * 255"),
     "[-1, 1] to V3": Case(lambda f: v3().predict(mnp.preprocess_input(pixels())), ValueError,
                           "takes pixels in [0, 255]"),
+    "mean/std-normalised to V3": Case(lambda f: v3().predict(imagenet_normalised(pixels())),
+                                      InputError, "like ImageNet mean/std normalisation"),
+    "mean/std-normalised to V4": Case(
+        lambda f: mnp.Network(mnp.get_family("v4-conv-small"), weights=None,
+                              resolution=64).predict(imagenet_normalised(pixels())),
+        InputError, "normalises them itself"),
     "NaN to V1 unchecked": Case(
         lambda f: v1().predict(with_nan(mnp.preprocess_input(pixels())), check_range=False),
         ValueError, "1 NaN or infinite"),
