@@ -25,7 +25,7 @@ from .cli_options import (
 )
 from .errors import InputError
 from .graph_model import GraphModel
-from .int8 import load_tflite, tflite_summary, tflite_summary_table
+from .int8 import is_tflite, load_tflite, tflite_summary, tflite_summary_table
 from .loader import load
 from .machine import blas_report, format_blas_report
 from .measure import family_rows, profile_layers, time_standard_vs_separable
@@ -81,13 +81,23 @@ def summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def weights_summary(args: argparse.Namespace) -> int:
-    """``summary --weights FILE``: the layers of the model a file holds (its graph, if saved)."""
+def file_model(args: argparse.Namespace, **options) -> Network:
+    """``--weights FILE``'s model (a saved graph or a family's ``Network``), refusing the
+    options the file fixes; ``--resolution`` where the file leaves it open."""
     refused = given_flags(args, ("arch", "alpha", "tflite", *option_owners()))
     if refused:
         raise InputError(f"--weights takes the model from the file: drop {', '.join(refused)}")
-    options = {"resolution": args.resolution} if args.resolution else {}
-    model = load(args.weights, **options)
+    if is_tflite(args.weights):
+        raise InputError(f"{args.weights} is a .tflite file: --weights takes a Keras or .npz "
+                         f"file (summary --tflite describes a .tflite)")
+    if args.resolution:
+        options["resolution"] = args.resolution
+    return load(args.weights, **options)
+
+
+def weights_summary(args: argparse.Namespace) -> int:
+    """``summary --weights FILE``: the layers of the model a file holds (its graph, if saved)."""
+    model = file_model(args)
     described = model.describe() if isinstance(model, GraphModel) else (
         f"{model.family.title} alpha={model.alpha:g}; takes {model.family.preprocessing}")
     if args.json:
@@ -155,16 +165,23 @@ def add_profile(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--fused", action="store_true",
                         help="profile the fused path (predict); a --backend other than numpy "
                              "implies it")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="instead of random weights: the model a Keras or .npz file holds "
+                             "(a saved model: its own graph); it fixes the model, so it takes "
+                             "no --arch, --alpha or family option")
     backend_flag(parser)
     json_flag(parser)
     parser.set_defaults(func=profile)
 
 
 def profile(args: argparse.Namespace) -> int:
-    """``profile``: time every layer (or fused step) of a model with random weights."""
-    family = get_family(args.arch or DEFAULT_ARCH)
-    model = Network(family, weights=None, backend=args.backend, **shape(args),
-                    **own_options(args, family))
+    """``profile``: time every layer (or fused step) of a model, random weights or a file's."""
+    if args.weights:
+        model = file_model(args, backend=args.backend)
+    else:
+        family = get_family(args.arch or DEFAULT_ARCH)
+        model = Network(family, weights=None, backend=args.backend, **shape(args),
+                        **own_options(args, family))
     fused = args.fused or args.backend != "numpy"  # a backend changes the fused path only
     rows = profile_layers(model, args.batch, args.repeats, fused)
     if args.json:

@@ -200,6 +200,12 @@ def test_cli_classify_with_own_labels_and_summary(written, tmp_path, capsys) -> 
     assert main(["summary", "--weights", str(path)]) == 0
     out = capsys.readouterr().out
     assert "conv_dw_13" in out and "dense" in out
+    for fused in ([], ["--fused"]):  # layer by layer, and the fused steps
+        assert main(["profile", "--weights", str(path), "--repeats", "1", "--json", *fused]) == 0
+        names = [row["name"] for row in json.loads(capsys.readouterr().out)]
+        assert any("conv_dw_13" in name for name in names), names
+    assert main(["profile", "--weights", str(path), "--alpha", "0.5"]) == 2
+    assert "drop --alpha" in capsys.readouterr().err
     shutil.copy(path, tmp_path / "short.txt")
     labels.write_text("one\ntwo\n")
     assert main(["classify", str(photo), "--weights", str(path), "--labels", str(labels)]) == 2
