@@ -100,6 +100,8 @@ def _graph(config, version: str, archive: bool, where: str) -> KerasGraph:
 
 def has_graph(path: str | os.PathLike) -> bool:
     """Whether the file describes a Keras model (a saved model, not weights alone)."""
+    if not Path(path).is_file():  # opening a named pipe would wait for a writer
+        return False
     try:
         if not zipfile.is_zipfile(path):
             with h5py.File(path, "r") as file:

@@ -224,6 +224,8 @@ def is_tflite(path: str | Path | bytes) -> bool:
     """Whether a file (path or bytes) is a TFLite flatbuffer: the "TFL3" identifier at byte 4."""
     if isinstance(path, (bytes, bytearray)):
         return bytes(path[4:8]) == IDENTIFIER
+    if not Path(path).is_file():  # opening a named pipe would wait for a writer
+        return False
     try:
         with open(path, "rb") as file:
             return file.read(8)[4:8] == IDENTIFIER
@@ -249,8 +251,11 @@ def _read_bytes(source: str | Path | bytes, name: str) -> bytes:
     """The file's bytes; a missing or unreadable path is one line without the OS's errno."""
     if isinstance(source, (bytes, bytearray)):
         return bytes(source)
+    path = Path(source)
+    if path.exists() and not path.is_dir() and not path.is_file():  # reading would block
+        raise WeightsError(f"{name} is not a regular file (a pipe or device?): pass a .tflite file")
     try:
-        return Path(source).read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise WeightsError(f"{name}: no such .tflite file") from None
     except IsADirectoryError:
