@@ -31,14 +31,15 @@ from .cli_options import (
 )
 from .download import official_weights
 from .errors import InputError
-from .graph_model import PREPROCESSING, GraphModel, load_model, reads_as_graph
+from .graph_model import PREPROCESSING, GraphModel, read_model_file
 from .imagenet import load_image, preprocess_input, printable
 from .int8 import Int8Classifier, load_tflite
 from .int8.classify import class_names, read_labels
+from .keras_graph import KerasGraph
 from .model import Network
 from .registry import COMMON_OPTIONS, FAMILIES, get_family
 from .weights import convert as convert_file
-from .weights import describe_config, file_options, read_weights_file
+from .weights import describe_config, file_options
 
 logger = logging.getLogger("mobilenet_np")
 
@@ -139,30 +140,35 @@ def write_cam(model: Network, args: argparse.Namespace, best: dict) -> None:
 def classify_model(args: argparse.Namespace) -> Network:
     """The model ``classify`` runs: the flags given, the rest read off the weights file (once);
     a saved Keras model that is not a stock MobileNet, by its graph."""
-    if args.weights and reads_as_graph(args.weights):
-        refused = given_flags(args, ("arch", "alpha", "resolution", *option_owners()))
-        if refused:
-            raise InputError(f"{args.weights} is a saved model: its graph says the model and "
-                             f"its input size: drop {', '.join(refused)}")
-        model = load_model(args.weights, args.backend, args.preprocessing)
-        if model.preprocessing is None:
-            raise InputError(f"{args.weights} does not say what its input takes: pass "
-                             f"--preprocessing pixels ([0, 255]) or scaled ([-1, 1])")
-        return model
-    if args.preprocessing:
-        raise InputError("--preprocessing is for saved Keras models that do not say their "
-                         "input range; this model's own is known")
     weights, family = args.weights or "imagenet", get_family(args.arch) if args.arch else None
     read = {}
     if weights != "imagenet":
-        weights = read_weights_file(weights, family)
+        graph, weights = read_model_file(args.weights, family)
+        if weights is None:
+            return graph_model(args, graph)
         family, config = file_options(weights, family)  # the file's family, or an error
         read = {k: config[k] for k in ("alpha", *family.options) if k in config}
+    if args.preprocessing:
+        raise InputError("--preprocessing is for saved Keras models that do not say their "
+                         "input range; this model's own is known")
     family = family or get_family(DEFAULT_ARCH)
     options = {**read, **own_options(args, family), "resolution": shape(args)["resolution"]}
     if args.alpha is not None:
         options["alpha"] = args.alpha
     return Network(family, weights, backend=args.backend, **options)
+
+
+def graph_model(args: argparse.Namespace, graph: KerasGraph) -> GraphModel:
+    """``--weights``'s saved model read by its graph, which fixes the model and its input size."""
+    refused = given_flags(args, ("arch", "alpha", "resolution", *option_owners()))
+    if refused:
+        raise InputError(f"{args.weights} is a saved model: its graph says the model and "
+                         f"its input size: drop {', '.join(refused)}")
+    model = GraphModel(graph, args.weights, args.backend, args.preprocessing)
+    if model.preprocessing is None:
+        raise InputError(f"{args.weights} does not say what its input takes: pass "
+                         f"--preprocessing pixels ([0, 255]) or scaled ([-1, 1])")
+    return model
 
 
 def own_labels(model: Network, path: str | None) -> tuple[tuple[str, str], ...] | None:

@@ -120,25 +120,38 @@ def add_compare(commands: argparse._SubParsersAction) -> None:
                         help="instead: every published model of every family side by side, "
                              "timed; it takes no --arch, --alpha, --resolution, --plot or "
                              "family option")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="instead: the blocks of the model a Keras or .npz file holds (a "
+                             "saved model: the blocks recovered from its graph, e.g. a "
+                             "fine-tuned MobileNet); it fixes the model, so it takes no "
+                             "--arch, --alpha or family option")
     json_flag(parser)
     parser.set_defaults(func=compare)
 
 
 def compare(args: argparse.Namespace) -> int:
-    """``compare``: standard vs separable per block (counted, timed on --measure), or --family."""
+    """``compare``: standard vs separable per block (counted, timed on --measure), of a family
+    or of the model a file holds (``--weights``), or every family (``--family``)."""
     if args.family:
-        refused = given_flags(args, ("arch", "alpha", "resolution", "plot", *option_owners()))
+        refused = given_flags(args, ("arch", "alpha", "resolution", "plot", "weights",
+                                     *option_owners()))
         if refused:
             raise InputError(f"compare --family compares every published model at 224: it "
                              f"takes no {', '.join(refused)}")
         rows = family_rows()
         print(to_json(rows) if args.json else family_table(rows))
         return 0
-    family = get_family(args.arch or DEFAULT_ARCH)
-    blocks = family.blocks(**shape(args), **own_options(args, family))
     if args.plot:
         check_figure_path(args.plot)
+    if args.weights:  # a file's model: a family's blocks, or those recovered from its graph
+        blocks = file_model(args).blocks
+    else:
+        family = get_family(args.arch or DEFAULT_ARCH)
+        blocks = family.blocks(**shape(args), **own_options(args, family))
     report = compare_json(blocks, time_standard_vs_separable(blocks) if args.measure else None)
+    if args.plot and not report["blocks"]:
+        raise InputError(f"--plot: {args.weights} has no depthwise conv with a 1x1 conv after "
+                         f"it: nothing to draw")
     if args.plot:
         compare_plot(report, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)

@@ -122,6 +122,14 @@ def separable_blocks(blocks: list[Block]) -> list[SeparableVsStandard]:
     return pairs
 
 
+def unpaired_depthwise(blocks: list[Block]) -> list[str]:
+    """The depthwise convs ``separable_blocks`` has nothing to compare with: no 1x1 conv after
+    them in their block (a home-made graph's depthwise before a pooling), or a block's second."""
+    paired = {pair.name for pair in separable_blocks(blocks)}
+    return [layer.name for block in blocks for layer in block.layers
+            if layer.kind == "depthwise_conv2d" and layer.name not in paired]
+
+
 def conv_mobilenet_cost(blocks: list[Block]) -> dict:
     """The paper's "Conv MobileNet" (Table 4): every separable pair replaced by a full conv.
 

@@ -1,4 +1,5 @@
-"""Our own files: ``.npz`` weights read without unpickling, and writes that are atomic."""
+"""Our own files: ``.npz`` weights read without unpickling, writes that are atomic, and the
+one check every reader makes before it opens a path (a named pipe would block it)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,20 @@ import numpy as np
 
 from .errors import InputError, WeightsError
 from .layers import Params
+
+
+def is_special_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a named pipe, a socket or a device: opening one would wait for a
+    writer or stream forever, so readers and sniffers never open it (a missing path or a
+    folder is not special: opening it fails at once, with its own message)."""
+    path = Path(path)
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
+def refuse_special_file(path: str | os.PathLike, name: str, wanted: str) -> None:
+    """One line for a pipe or device given where a file is read (``wanted``: what to pass)."""
+    if is_special_file(path):
+        raise WeightsError(f"{name} is not a regular file (a pipe or device?): pass {wanted}")
 
 
 def load_npz(path: str | os.PathLike) -> Params:

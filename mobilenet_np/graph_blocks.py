@@ -5,7 +5,9 @@ the layer table of ``graph_layers.py`` gets its structure back, by pattern, what
 layers are called:
 
 1. MobileNetV3's hard-sigmoid written as ops (``x + 3``, ReLU6, ``* 1/6``, then times x for a
-   hard-swish) becomes one ``hard_sigmoid`` or ``hard_swish`` layer, as in our own tables;
+   hard-swish) becomes one ``hard_sigmoid`` or ``hard_swish`` layer, as in our own tables; a
+   first layer ``Rescaling(1 / 127.5, offset=-1)`` becomes their ``rescaling`` (the same
+   float32 arithmetic, and a unit the fused path and int8 quantization know);
 2. layers join units (``layers.py``): [pad] conv [batch norm] [activation] (``conv``,
    ``depthwise``), squeeze-excite, a residual ``add``, a pooled ``top``; anything else runs
    layer by layer (``layers``);
@@ -20,6 +22,8 @@ fuse runs unfused (``plan.layers_unit``): the model runs either way.
 from __future__ import annotations
 
 import dataclasses
+
+import numpy as np
 
 from .errors import UnsupportedError
 from .fused import INPLACE
@@ -41,8 +45,17 @@ def _is_scale_shift(layer: Layer, scale: float, offset: float) -> bool:
             and not isinstance(options.get("offset"), list))
 
 
+def _is_rescaling(layer: Layer) -> bool:
+    """Whether a ``scale_shift`` computes exactly what our ``rescaling`` does: x * s - 1."""
+    scale, offset = layer.options.get("scale", 1.0), layer.options.get("offset", 0.0)
+    return (layer.kind == "scale_shift" and not isinstance(scale, list)
+            and not isinstance(offset, list) and np.float32(scale) == np.float32(1 / 127.5)
+            and np.float32(offset) == np.float32(-1.0))
+
+
 def recover_activations(layers: list[Layer], input_name: str) -> list[Layer]:
-    """``x + 3``, ReLU6, ``* 1/6`` -> ``hard_sigmoid``; followed by ``* x`` -> ``hard_swish``."""
+    """``x + 3``, ReLU6, ``* 1/6`` -> ``hard_sigmoid``; followed by ``* x`` -> ``hard_swish``;
+    a first ``scale_shift`` by 1 / 127.5 and -1 -> ``rescaling`` (pixels to [-1, 1])."""
     needed = {layer.source for layer in layers if layer.source}
     out: list[Layer] = []
     i = 0
@@ -59,6 +72,9 @@ def recover_activations(layers: list[Layer], input_name: str) -> list[Layer]:
                                            input_shape=window[0].input_shape, source=None,
                                            weights={}, options={}))
             i += 4 if swish else 3
+        elif i == 0 and _is_rescaling(layers[0]):  # first: int8 calibrates it on the input
+            out.append(dataclasses.replace(layers[0], kind="rescaling", options={}))
+            i += 1
         else:
             out.append(layers[i])
             i += 1
@@ -87,6 +103,8 @@ def find_units(layers: list[Layer]) -> list[Unit_]:
                 "depthwise" if conv.kind == "depthwise_conv2d" else "conv")
         elif layer.kind == "add":
             size, role = 1, "residual"
+        elif layer.kind == "rescaling":
+            size, role = 1, "rescaling"
         elif layer.kind in POOLS and not needed & {each.name for each in rest[:-1]} \
                 and not any(each.source for each in rest):
             size, role = len(rest), "top"

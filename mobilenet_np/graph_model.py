@@ -2,7 +2,7 @@
 
     model = load_model("flowers.keras")  # a fine-tuned MobileNetV2 + Dense(5, softmax)
     model.predict(x)                     # what Keras's model.predict returns
-    print(model.summary())               # its layers, shapes, params and MACs, by block
+    table = model.summary()              # a string: its layers, shapes, params and MACs
 
 The graph comes from the file's own description (``keras_graph.py``), read as data; its
 layers become our kinds (``graph_layers.py``), its blocks are recovered by pattern
@@ -23,10 +23,11 @@ from .checks import PIXELS, SCALED, check_input, check_weights, zero_channel_lay
 from .errors import InputError, MobileNetError, UnsupportedError, WeightsError
 from .graph_blocks import compile_graph_plan, graph_blocks
 from .graph_layers import graph_layers
-from .keras_graph import KerasGraph, has_graph, read_graph
+from .keras_graph import KerasGraph, read_graph, saved_config
 from .keras_graph_weights import read_graph_weights
 from .model import Network
 from .random_init import calibrate_batch_norm, random_weights
+from .registry import Family
 from .reports import summary_table
 from .shapes import as_float32
 from .stored import Stored
@@ -132,45 +133,46 @@ WEIGHT_CLASSES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "BatchNormaliz
                   "Dense", "Normalization")  # the Keras classes that hold arrays
 
 
-def is_foreign(path: str | os.PathLike, stock_layers: list | None, keras_name=None) -> bool:
+def is_foreign(graph: KerasGraph, stock_layers: list, keras_name=None) -> bool:
     """Whether a Keras file's graph is something else than the stock ``keras.applications``
-    model whose table is ``stock_layers`` (None: the file fits no stock model): nested models,
-    a layer before its first (a ``Rescaling`` the table does not have), or layers with arrays
-    that it does not have (a new head). Weights-only files have no graph: False."""
-    if not has_graph(path):
-        return False
-    if stock_layers is None:
-        return True
-    try:
-        graph = read_graph(path)
-    except UnsupportedError:  # a stock file whose graph this reader cannot take: by name
-        return False
+    model whose table is ``stock_layers``: nested models, a layer before its first (a
+    ``Rescaling`` the table does not have), or layers with arrays that it does not have (a
+    new head)."""
     rename = keras_name or (lambda name: name)
-    nested = any(len(node.scopes) > 1 for node in graph.nodes)
     first = rename(graph.nodes[0].name) if graph.nodes else ""
     weighted = {rename(node.name) for node in graph.nodes if node.class_name in WEIGHT_CLASSES}
-    return nested or first != stock_layers[0].name or weighted != {
+    return _nested(graph) or first != stock_layers[0].name or weighted != {
         layer.name for layer in stock_layers if layer.weights}
 
 
-def reads_as_graph(path: str | os.PathLike) -> bool:
-    """Whether ``mnp.load`` reads this file by its graph: a saved model that is not a stock
-    ``keras.applications`` MobileNet (those, and weights-only files, load by name as before)."""
-    if not has_graph(path):
-        return False
-    try:
-        stored = read_weights_file(path)
-        family, config = file_options(stored)
-    except (WeightsError, UnsupportedError):
-        return True
-    return is_foreign(path, family.layers(**config), family.keras_name)
+def _nested(graph: KerasGraph) -> bool:
+    """Whether the graph has a model inside (a fine-tuned backbone: never a stock file)."""
+    return any(len(node.scopes) > 1 for node in graph.nodes)
 
 
-def graph_input_size(path: str | os.PathLike) -> dict:
-    """``{"resolution": (H, W)}`` from a saved model's input layer; {} for weights alone."""
-    if not has_graph(path):
-        return {}
+def read_model_file(path: str | os.PathLike, family: Family | None = None
+                    ) -> tuple[KerasGraph | None, Stored | None]:
+    """A Keras or .npz file, its model config and its arrays each read once: (graph, None) for
+    a saved model read by its graph; (graph, arrays by name) for a stock ``keras.applications``
+    MobileNet, which loads as its family's ``Network`` as before (graph None: weights alone,
+    or a graph this reader cannot take). ``family`` names a Keras 3 file's numbered layers."""
+    saved, graph, refusal = saved_config(path), None, None
+    if saved is not None:
+        try:
+            graph = read_graph(path, saved)
+        except UnsupportedError as error:  # a stock file may still load by name
+            refusal = error
+    if graph is not None and _nested(graph):
+        return graph, None
     try:
-        return {"resolution": read_graph(path).input_shape[:2]}
+        stored = read_weights_file(path, family)
+        found, config = file_options(stored)
     except (WeightsError, UnsupportedError):
-        return {}
+        if saved is None:
+            raise
+        if refusal is not None:  # neither by name nor by its graph: the graph's reason
+            raise refusal from None
+        return graph, None
+    if graph is not None and is_foreign(graph, found.layers(**config), found.keras_name):
+        return graph, None
+    return graph, stored

@@ -22,6 +22,7 @@ from pathlib import Path
 import h5py
 
 from .errors import MobileNetError, UnsupportedError, WeightsError
+from .files import is_special_file
 from .keras_edges import endpoints, layer_call
 from .keras_files import MAX_CONFIG_BYTES, _bounded_copy, _text
 
@@ -66,10 +67,14 @@ class KerasGraph:
         return 3 if self.keras_version.startswith("3") else 2
 
 
-def read_graph(path: str | os.PathLike) -> KerasGraph:
-    """The graph of a ``.keras`` zip or a ``model.save`` ``.h5`` file, as data."""
+Config = tuple[dict, str, bool]  # (the model's config as JSON data, Keras version, a .keras zip)
+
+
+def read_graph(path: str | os.PathLike, saved: Config | None = None) -> KerasGraph:
+    """The graph of a ``.keras`` zip or a ``model.save`` ``.h5`` file, as data (``saved``: its
+    config, if ``saved_config`` read it already)."""
     path = Path(path)
-    config, version, archive = _read_config(path)
+    config, version, archive = saved or _read_config(path)
     try:
         return _graph(config, version, archive, str(path))
     except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -98,22 +103,24 @@ def _graph(config, version: str, archive: bool, where: str) -> KerasGraph:
     return graph
 
 
-def has_graph(path: str | os.PathLike) -> bool:
-    """Whether the file describes a Keras model (a saved model, not weights alone)."""
-    if not Path(path).is_file():  # opening a named pipe would wait for a writer
-        return False
+def saved_config(path: str | os.PathLike) -> Config | None:
+    """The config of a saved Keras model (``model.save``), or None: weights alone, a damaged
+    config, or not a Keras file (a pipe or device is never opened)."""
+    if is_special_file(path):
+        return None
     try:
         if not zipfile.is_zipfile(path):
             with h5py.File(path, "r") as file:
                 if "model_config" not in file.attrs:
-                    return False
-        config, _, _ = _read_config(Path(path))
+                    return None
+        saved = _read_config(Path(path))
     except (OSError, zipfile.BadZipFile, WeightsError):
-        return False
-    return isinstance(config, dict) and config.get("class_name") in MODEL_CLASSES
+        return None
+    config = saved[0]
+    return saved if isinstance(config, dict) and config.get("class_name") in MODEL_CLASSES else None
 
 
-def _read_config(path: Path) -> tuple[dict, str, bool]:
+def _read_config(path: Path) -> Config:
     """(the model's config as JSON data, the Keras version that wrote it, whether a zip)."""
     try:
         if zipfile.is_zipfile(path):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 
 from .errors import InputError
-from .graph_model import GraphModel, graph_input_size, load_model, reads_as_graph
+from .graph_model import GraphModel, read_model_file
 from .int8 import TFLiteModel, is_tflite, load_tflite
 from .model import Network
-from .model import load as load_network
+from .weights import file_options
 
 
 def load(path: str | os.PathLike, **options) -> Network | GraphModel | TFLiteModel:
@@ -24,13 +24,15 @@ def load(path: str | os.PathLike, **options) -> Network | GraphModel | TFLiteMod
         if options:
             raise InputError(f"{path}: a .tflite file fixes its model: drop {', '.join(options)}")
         return load_tflite(path)
-    if reads_as_graph(path):
+    graph, stored = read_model_file(path)
+    if stored is None:  # read by its graph
         fixed = sorted(set(options) - {"backend", "preprocessing"})
         if fixed:
             raise InputError(f"{path} is a saved model: its graph fixes the model and its input "
                              f"size, so drop {', '.join(fixed)} (backend= and preprocessing= "
                              f"are taken)")
-        return load_model(path, **options)
-    if "resolution" not in options:  # a saved model says its input size; weights alone do not
-        options = {**options, **graph_input_size(path)}
-    return load_network(path, **options)
+        return GraphModel(graph, path, **options)
+    family, config = file_options(stored)
+    if graph is not None:  # a saved model says its input size; weights alone do not
+        config["resolution"] = graph.input_shape[:2]
+    return Network(family, stored, **{**config, **options})

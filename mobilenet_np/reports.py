@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cost import conv_mobilenet_cost, network_cost, separable_blocks
+from .cost import conv_mobilenet_cost, network_cost, separable_blocks, unpaired_depthwise
 from .errors import MissingDependencyError
 from .files import atomic_output
 from .layers import Block, Layer
@@ -67,13 +67,16 @@ def compare_json(blocks: list[Block], measured: list[dict] | None = None) -> dic
     whole_network = {"standard_macs": standard["total_macs"], "separable_macs": cost["total_macs"],
                      "standard_weights": standard["weights"],
                      "separable_weights": sum(c.weights for c in cost["layers"])}
-    return {"blocks": rows, "blocks_only": blocks_only, "whole_network": whole_network}
+    return {"blocks": rows, "blocks_only": blocks_only, "whole_network": whole_network,
+            "not_compared": unpaired_depthwise(blocks)}
 
 
 def compare_table(report: dict) -> str:
     """Per block: Df, M, N, both costs, the ratio and 1/(1/N + 1/Dk^2); times when measured."""
+    alone = _not_compared(report["not_compared"])
     if not report["blocks"]:
-        return "no block of this network has a depthwise conv and a 1x1 projection to compare"
+        return "\n".join(["no block of this network has a depthwise conv and a 1x1 conv after "
+                          "it to compare", *alone])
     measured = "time_ratio" in report["blocks"][0]
     header = (f"{'block':<12}{'Df':>9}{'M':>6}{'N':>6}{'standard MACs':>16}{'separable MACs':>16}"
               f"{'ratio':>7}{'formula':>8}")
@@ -99,6 +102,7 @@ def compare_table(report: dict) -> str:
                  f"{whole['standard_macs']:,} vs {whole['separable_macs']:,} MACs "
                  f"({whole['standard_macs'] / whole['separable_macs']:.2f}x fewer); weights "
                  f"{whole['standard_weights']:,} vs {whole['separable_weights']:,}")
+    lines += alone
     if measured:
         t_std = sum(r["standard_seconds"] for r in report["blocks"])
         t_sep = sum(r["separable_seconds"] for r in report["blocks"])
@@ -106,6 +110,14 @@ def compare_table(report: dict) -> str:
                      f"separable {1e3 * t_sep:.1f} ms ({t_std / t_sep:.2f}x faster, vs "
                      f"{ratio:.2f}x fewer MACs)")
     return "\n".join(lines)
+
+
+def _not_compared(names: list[str]) -> list[str]:
+    """The line naming the depthwise convs with no 1x1 conv after them (none: no line)."""
+    if not names:
+        return []
+    return [f"not compared (a depthwise conv with no 1x1 conv after it in its block): "
+            f"{', '.join(names)}"]
 
 
 def compare_plot(report: dict, path: Path) -> None:

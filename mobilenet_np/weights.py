@@ -21,7 +21,7 @@ import numpy as np
 
 from .checks import check_weights
 from .errors import WeightsError
-from .files import check_destination, load_npz, save_npz
+from .files import check_destination, load_npz, refuse_special_file, save_npz
 from .keras_files import read_keras_file
 from .kinds import KINDS
 from .layers import Layer, Params
@@ -47,8 +47,7 @@ def read_weights_file(path: str | os.PathLike, family: Family | None = None) -> 
     path = Path(path)
     if path.is_dir():
         raise WeightsError(f"{path} is a folder, not a weights file")
-    if path.exists() and not path.is_file():  # a FIFO or device would block or stream
-        raise WeightsError(f"{path} is not a regular file (a pipe or device?): pass a weights file")
+    refuse_special_file(path, str(path), "a weights file")
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     with open(path, "rb") as file:

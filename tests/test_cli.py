@@ -107,7 +107,7 @@ def test_classify_reads_alpha_from_the_weights_and_refuses_a_contradiction(weigh
 
 def test_classify_without_alpha_reads_the_weights_file_once(weight_files, capsys,
                                                            monkeypatch) -> None:
-    import mobilenet_np.cli_models
+    import mobilenet_np.graph_model
     import mobilenet_np.weights
 
     folder, _ = weight_files
@@ -117,7 +117,7 @@ def test_classify_without_alpha_reads_the_weights_file_once(weight_files, capsys
         reads.append(args[0])
         return read(*args, **kwargs)
 
-    for module in (mobilenet_np.weights, mobilenet_np.cli_models):
+    for module in (mobilenet_np.weights, mobilenet_np.graph_model):
         monkeypatch.setattr(module, "read_weights_file", counted)
     for weights in ("w.h5", "w.npz"):
         reads.clear()

@@ -254,5 +254,6 @@ def quantize(model: Network, calibration_images: np.ndarray, batch_size: int = 4
     for unit in model.plan:
         x = LOWER[unit.op](b, unit, x)
     graph = Graph(b.tensors, b.operators, (0,), (b.index[x],))
-    name = f"{model.family.name} alpha {model.alpha} int8 (mnp.quantize)"
+    made = model.graph.model_name if model.family is None else f"{model.family.name} alpha {model.alpha}"
+    name = f"{made} int8 (mnp.quantize)"  # a family's model, or a Keras file's (GraphModel)
     return TFLiteModel(graph, name)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MissingDependencyError, UnsupportedError, WeightsError
+from ..files import is_special_file, refuse_special_file
 from .opnames import builtin_name
 
 # TensorType codes (schema.fbs) that have a NumPy type; the rest (strings, complex, int4, ...)
@@ -224,7 +225,7 @@ def is_tflite(path: str | Path | bytes) -> bool:
     """Whether a file (path or bytes) is a TFLite flatbuffer: the "TFL3" identifier at byte 4."""
     if isinstance(path, (bytes, bytearray)):
         return bytes(path[4:8]) == IDENTIFIER
-    if not Path(path).is_file():  # opening a named pipe would wait for a writer
+    if is_special_file(path):
         return False
     try:
         with open(path, "rb") as file:
@@ -252,8 +253,7 @@ def _read_bytes(source: str | Path | bytes, name: str) -> bytes:
     if isinstance(source, (bytes, bytearray)):
         return bytes(source)
     path = Path(source)
-    if path.exists() and not path.is_dir() and not path.is_file():  # reading would block
-        raise WeightsError(f"{name} is not a regular file (a pipe or device?): pass a .tflite file")
+    refuse_special_file(path, name, "a .tflite file")
     try:
         return path.read_bytes()
     except FileNotFoundError:

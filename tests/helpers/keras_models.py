@@ -8,7 +8,9 @@ biases, batch-norm statistics measured on the input, layer after layer: never Ke
 degenerate init), saved in every format of the generation and run by Keras on the
 test's input ``INPUTS/<model>.npy``: ``FOLDER/<model>/{model.h5, model.keras, predict.npy,
 logits.npy}``.
-``logits.npy`` is the model's output with its last activation switched to linear.
+``logits.npy`` is the model's output with its last activation switched to linear. The models
+of ``QUANTIZED`` are also converted by TFLite's converter (Keras 3 only), full int8 with
+``INPUTS/calibration.npy`` as the representative dataset: ``model_int8.tflite``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ MODELS = {
     "stock_v1": ("keras.applications MobileNet 0.25 itself (the stock path)", (96, 96, 3),
                  (-1, 1)),
 }
+
+
+QUANTIZED = ("v1_functional",)  # a fine-tuned backbone with Rescaling in front, as tutorials
 
 
 def build(keras, name: str, x: np.ndarray):
@@ -148,7 +153,24 @@ def randomise(keras, model, x: np.ndarray, rng: np.random.Generator) -> None:
                            (variance + shift**2).astype(np.float32)])
 
 
-def write(keras, generation: int, name: str, x: np.ndarray, folder: Path) -> None:
+def convert_int8(model, calibration: np.ndarray) -> bytes:
+    """TFLite's full-integer conversion: int8 kernels, int8 input and output."""
+    import tensorflow as tf
+
+    def representative():
+        for image in calibration:
+            yield [image[None]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def write(keras, generation: int, name: str, x: np.ndarray, folder: Path,
+          calibration: np.ndarray | None = None) -> None:
     keras.backend.clear_session()
     rng = np.random.default_rng(5)
     model = build(keras, name, x)
@@ -156,6 +178,8 @@ def write(keras, generation: int, name: str, x: np.ndarray, folder: Path) -> Non
     folder.mkdir(parents=True, exist_ok=True)
     model.save(str(folder / "model.h5"))
     model.save(str(folder / "model.keras"))
+    if calibration is not None:
+        (folder / "model_int8.tflite").write_bytes(convert_int8(model, calibration))
     np.save(folder / "predict.npy", np.asarray(model.predict(x, verbose=0)))
     last = model.layers[-1]
     if hasattr(last, "activation"):  # (predict keeps its traced function: call the model)
@@ -177,7 +201,11 @@ def main() -> None:
     else:
         import keras
     for name in args.models:
-        write(keras, args.keras, name, np.load(args.inputs / f"{name}.npy"), args.folder / name)
+        calibration = None
+        if name in QUANTIZED and args.keras == 3:
+            calibration = np.load(args.inputs / "calibration.npy")
+        write(keras, args.keras, name, np.load(args.inputs / f"{name}.npy"), args.folder / name,
+              calibration)
 
 
 if __name__ == "__main__":
