@@ -123,8 +123,9 @@ def separable_blocks(blocks: list[Block]) -> list[SeparableVsStandard]:
 
 
 def unpaired_depthwise(blocks: list[Block]) -> list[str]:
-    """The depthwise convs ``separable_blocks`` has nothing to compare with: no 1x1 conv after
-    them in their block (a home-made graph's depthwise before a pooling), or a block's second."""
+    """The depthwise convs in no pair of ``separable_blocks``: no 1x1 conv after them in their
+    block (a home-made graph's depthwise before a pooling), or their block's pair is another
+    depthwise (MobileNetV4's extra depthwise convs)."""
     paired = {pair.name for pair in separable_blocks(blocks)}
     return [layer.name for block in blocks for layer in block.layers
             if layer.kind == "depthwise_conv2d" and layer.name not in paired]

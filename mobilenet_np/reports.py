@@ -113,11 +113,11 @@ def compare_table(report: dict) -> str:
 
 
 def _not_compared(names: list[str]) -> list[str]:
-    """The line naming the depthwise convs with no 1x1 conv after them (none: no line)."""
+    """The line naming the depthwise convs in no compared pair (none: no line)."""
     if not names:
         return []
-    return [f"not compared (a depthwise conv with no 1x1 conv after it in its block): "
-            f"{', '.join(names)}"]
+    return [f"not compared (no 1x1 conv after it in its block, or its block's pair is another "
+            f"depthwise): {', '.join(names)}"]
 
 
 def compare_plot(report: dict, path: Path) -> None:
