@@ -356,6 +356,16 @@ def test_quantized_graph_model_against_tflites_converter(tf, written) -> None:
     assert agree >= 1 - 2 / n
 
 
+def test_quantize_refuses_units_int8_cannot_lower(written) -> None:
+    """A graph whose units have no int8 lowering is one line naming them, never a wrong model:
+    a sigmoid head, a Normalization in front."""
+    for name, says in (("v3small_sigmoid", "'dense', 'sigmoid'"), ("zoo_mixed", "'normalization'")):
+        model = mnp.load(case_path(written, 3, name, "model.keras"))
+        with pytest.raises(mnp.UnsupportedError, match="int8 quantization has no lowering") as error:
+            mnp.quantize(model, np.load(written / "inputs" / f"{name}.npy"))
+        assert says in str(error.value) and "\n" not in str(error.value), str(error.value)
+
+
 def test_print_table(capsys) -> None:
     """The closing table: worst error per case over (1 + max |logit|), the classes read, the
     refusals, int8 against TFLite (``pytest tests/test_keras_graph.py -s`` prints it)."""
