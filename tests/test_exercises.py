@@ -334,3 +334,45 @@ def mnp_blocks(layers):
     from mobilenet_np.layers import Block
 
     return [Block("one", "inverted_residual", tuple(layers))]
+
+
+def test_full_attention_cost_with_one_head_and_no_downsampling_is_the_counters():
+    """Multi-query attention with one head and keys at every position IS multi-head attention:
+    there ``course.mha_macs`` must equal the package's MQA counter, layer by layer."""
+    from mobilenet_np.cost import layer_macs
+    from mobilenet_np.layers import LayerBuilder
+
+    builder = LayerBuilder((6, 5, 16))
+    with builder.block("attention", "attention"), builder.unit("attention"):
+        for heads, kv_size in ((1, (6, 5)), (3, (6, 5)), (2, (3, 3))):
+            builder.layer(f"attn_{heads}", "mobile_mqa", (6, 5, 16), kernel=3,
+                          stride=1 if kv_size == (6, 5) else 2, padding=((1, 1), (1, 1)),
+                          options={"heads": heads, "key_dim": 8, "value_dim": 4,
+                                   "kv_size": kv_size, "epsilon": 1e-5})
+    one, several, downsampled = builder.layers
+    assert course.mha_macs(one) == layer_macs(one)
+    assert course.mha_macs(several) > layer_macs(several)  # own K and V per head
+    assert course.mha_macs(downsampled) > layer_macs(downsampled)
+
+
+def test_the_uib_blocks_of_the_lesson_are_the_packages():
+    """``course.uib_blocks`` builds what MobileNetV4-Conv-Small holds: its blocks.2.1 (an
+    inverted residual, 14x14x96, hidden 192) has the same kinds, shapes and MACs."""
+    from mobilenet_np.cost import layer_macs
+    from mobilenet_np.registry import get_family
+
+    real = next(b for b in get_family("v4-conv-small").blocks() if b.name == "blocks.2.1")
+    lesson = course.uib_blocks(0, 3, (14, 14, 96), expansion=2, filters=96)[-1]
+    shape = [(layer.kind, layer.input_shape, layer.output_shape, layer_macs(layer))
+             for layer in real.layers]
+    assert [(layer.kind, layer.input_shape, layer.output_shape, layer_macs(layer))
+            for layer in lesson.layers] == shape
+
+
+def test_copy_target_sits_half_a_page_from_its_source():
+    """The roof copies avoid 4K aliasing: destination 2 KiB from the source modulo 4 KiB."""
+    for size in (2**16, 1000, 16 * 2**10):
+        source = np.ones(size, np.float32)
+        target = course.copy_target(source)
+        assert target.shape == source.shape and target.dtype == np.float32
+        assert (target.ctypes.data - source.ctypes.data) % 4096 == 2048
