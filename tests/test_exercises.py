@@ -69,23 +69,23 @@ WRONG = {
                 lambda h, w, c, k, s: k * k * math.ceil(h / s) ** 2 * c / (
                     4 * (h * w * c + math.ceil(h / s) ** 2 * c + k * k * c))],  # MACs not FLOPs
     ("08", 2): [0.6, 0.03],
-    ("09", 1): [lambda x, s, z: np.clip(np.floor(x / s + 0.5) + z, -128, 127).astype(np.int8),  # half up
+    ("09a", 1): [lambda x, s, z: np.clip(np.floor(x / s + 0.5) + z, -128, 127).astype(np.int8),  # half up
                 lambda x, s, z: np.clip(np.round(x / s) + z, -128, 127).astype(np.int8),  # divides
                 lambda x, s, z: (np.rint(x * (np.float32(1) / np.float32(s))).astype(np.int64)
                                  + z).astype(np.int8),  # cast before clipping: wraps around
                 lambda x, s, z: np.clip(np.rint(x * (np.float32(1) / np.float32(s))), -128,
                                         127).astype(np.int8)],  # zero point forgotten
-    ("09", 2): [lambda s, z: (z, z + int(np.floor(6 / s + 0.5))),  # not kept inside int8
+    ("09a", 2): [lambda s, z: (z, z + int(np.floor(6 / s + 0.5))),  # not kept inside int8
                 lambda s, z: (max(-128, z), min(127, round(6 / s))),  # zero point forgotten
                 lambda s, z: (max(-128, z), min(127, z + round(float(np.float32(6) / np.float32(s)))))],
-    ("09", 3): [2**31 // (128 * 128), (2**31 - 1) // (255 * 128), (2**31 - 1) // (127 * 127), 1024],
-    ("09", 4): [lambda a, m, s, z: np.clip(np.round(a * (m * 2.0 ** (s - 31))) + z, -128,
+    ("09a", 3): [2**31 // (128 * 128), (2**31 - 1) // (255 * 128), (2**31 - 1) // (127 * 127), 1024],
+    ("09a", 4): [lambda a, m, s, z: np.clip(np.round(a * (m * 2.0 ** (s - 31))) + z, -128,
                                            127).astype(np.int8),  # one float rounding
                 lambda a, m, s, z: np.clip(((a * m + (1 << (30 - s))) >> (31 - s)) + z, -128,
                                            127).astype(np.int8),  # single rounding
                 lambda a, m, s, z: Requantize(m, s, z, rounding="double").apply(a),  # ties away
                 lambda a, m, s, z: Requantize(m, s, 0, rounding="double_up").apply(a)],  # no zp
-    ("09", 5): [196_608, 197_376, 67_584],
+    ("09a", 5): [196_608, 197_376, 67_584],
     ("11", 1): [lambda f, k, c: f.mean(axis=(1, 2)) @ k[:, c],  # the pooled logit, not a map
                 lambda f, k, c: f @ k,  # every class at once
                 lambda f, k, c: f[..., c],  # channel c of the features
@@ -97,9 +97,9 @@ WRONG = {
 
 # Answers that are right by the question's own statement, written another way: each must pass.
 RIGHT = {
-    ("09", 1): [lambda x, s, z: np.clip(np.round(x * (np.float32(1) / np.float32(s))) + z, -128,
+    ("09a", 1): [lambda x, s, z: np.clip(np.round(x * (np.float32(1) / np.float32(s))) + z, -128,
                                         127).astype(np.int8)],  # np.round: halves to even too
-    ("09", 2): [lambda s, z: (max(-128, z), min(127, z + math.floor(
+    ("09a", 2): [lambda s, z: (max(-128, z), min(127, z + math.floor(
         float(np.float32(6) / np.float32(s)) + 0.5)))],  # floor(v + 0.5) in float64, v > 0
     ("05", 2): [sorted(solutions.SOLUTIONS[("05", 2)]()),  # a list, in any order
                 [(int(a) if a == 1 else a, r) for a, r in solutions.SOLUTIONS[("05", 2)]()]],
@@ -197,7 +197,7 @@ def test_find_weights_looks_where_the_tests_look(tmp_path, monkeypatch):
 # What each notebook prints, without the real weights, at the conclusions that need them.
 RANDOM_NOTES = {
     "03_mobilenet_forward.ipynb": 1,  # the notice; its figures' titles say RANDOM
-    "09_integer_only_inference.ipynb": 4,  # the notice, two agreements, the summary
+    "09a_integer_only_inference.ipynb": 3,  # the notice, the agreement, the summary
     "11_where_does_it_look.ipynb": 2,  # the notice, the maps
 }
 
