@@ -845,6 +845,18 @@ def _09a_5(answer):
             f"({as_float32 / as_int8:.2f}x smaller).")
 
 
+# 09b · Two integer schemes -------------------------------------------------------------------
+
+@register("09b", 1, "number", "A 1x1 window holds K = Cin = 8 codes; one window per output pixel "
+                              "(64 x 64 of them), shared by the 16 output channels.")
+def _09b_1(answer):
+    layer = next(layer for layer in V1.layers(alpha=0.25, resolution=128) if layer.name == "conv_pw_1")
+    pixels = math.prod(layer.output_shape[:2])
+    expect(as_number(answer) == pixels * layer.input_shape[-1], f"{answer} additions is not it")
+    return (f"the layer's {layer_macs(layer):,} MACs grow by 1/{layer.output_shape[-1]}; a depthwise "
+            f"layer's window sums would double its work.")
+
+
 # 11 · Where does it look? --------------------------------------------------------------------
 
 def cam_cases() -> list[tuple[np.ndarray, np.ndarray, int]]:

@@ -313,6 +313,15 @@ def _09a_5():
     return as_float32 - as_int8
 
 
+# 09b ------------------------------------------------------------------------------------------
+
+@solution("09b", 1)
+def _09b_1():
+    height = width = 64  # conv_pw_1 at 128x128: stride 2 in conv1 only
+    window = 1 * 1 * 8   # K: a 1x1 window over 8 input channels
+    return height * width * window  # one window sum per output pixel, shared by the 16 channels
+
+
 @solution("11", 1)
 def _11_1():
     def cam(features: np.ndarray, kernel: np.ndarray, c: int) -> np.ndarray:

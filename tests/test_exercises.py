@@ -86,6 +86,10 @@ WRONG = {
                 lambda a, m, s, z: Requantize(m, s, z, rounding="double").apply(a),  # ties away
                 lambda a, m, s, z: Requantize(m, s, 0, rounding="double_up").apply(a)],  # no zp
     ("09a", 5): [196_608, 197_376, 67_584],
+    ("09b", 1): [64 * 64 * 8 * 16,  # the layer's MACs: a sum per output value, not per pixel
+                 64 * 64 * 16,  # one per output value
+                 64 * 64 * 7,  # K - 1 additions per window: the question counts K
+                 32 * 32 * 8],  # the output taken as 32 x 32
     ("11", 1): [lambda f, k, c: f.mean(axis=(1, 2)) @ k[:, c],  # the pooled logit, not a map
                 lambda f, k, c: f @ k,  # every class at once
                 lambda f, k, c: f[..., c],  # channel c of the features
@@ -194,23 +198,66 @@ def test_find_weights_looks_where_the_tests_look(tmp_path, monkeypatch):
     assert course.find_weights(root) == tmp_path / "elsewhere.h5"
 
 
+def test_find_real_tflite_looks_where_the_tests_look(tmp_path, monkeypatch):
+    """$MOBILENET_NP_REAL_TFLITE alone when set; else ../shared/real-tflite, then our cache."""
+    name, root = course.UINT8_FILE, tmp_path / "repo"
+    monkeypatch.delenv(course.REAL_TFLITE_SWITCH, raising=False)
+    monkeypatch.setenv("MOBILENET_NP_HOME", str(tmp_path / "cache"))
+    assert course.find_real_tflite(root=root) is None
+    for folder in (tmp_path / "cache", tmp_path / "shared" / "real-tflite"):
+        folder.mkdir(parents=True)
+        (folder / name).write_bytes(b"")
+        assert course.find_real_tflite(root=root) == folder / name  # each place beats the one before
+    monkeypatch.setenv(course.REAL_TFLITE_SWITCH, str(tmp_path / "elsewhere"))
+    assert course.find_real_tflite(root=root) is None  # named and missing: never another file
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / name).write_bytes(b"")
+    assert course.find_real_tflite(root=root) == tmp_path / "elsewhere" / name
+
+
+def test_photo_sets_are_disjoint():
+    """Each evaluation set comes from one picture and its calibration crops from the other."""
+    pytest.importorskip("matplotlib", reason="the sample pictures ship with matplotlib")
+    sets = course.disjoint_photo_sets(size=32, calibrate=3, crops=2)
+    assert [name for name, _, _ in sets] == list(course.SAMPLE_PICTURES)
+    (_, calibration_a, evaluation_a), (_, calibration_b, evaluation_b) = sets
+    assert calibration_a.shape == (3, 32, 32, 3) and evaluation_a.shape == (3, 32, 32, 3)
+    # model 1 is calibrated on crops of picture 2, which is what model 2 is evaluated on
+    paths = course.sample_picture_paths()
+    assert np.array_equal(calibration_a, mnp_preprocess(course.picture_crops(paths[1], 3, seed=10, size=32)))
+    assert np.array_equal(calibration_b, mnp_preprocess(course.picture_crops(paths[0], 3, seed=11, size=32)))
+
+
+def mnp_preprocess(pixels):
+    import mobilenet_np as mnp
+
+    return mnp.preprocess_input(pixels)
+
+
 # What each notebook prints, without the real weights, at the conclusions that need them.
 RANDOM_NOTES = {
     "03_mobilenet_forward.ipynb": 1,  # the notice; its figures' titles say RANDOM
     "09a_integer_only_inference.ipynb": 3,  # the notice, the agreement, the summary
+    "09b_two_integer_schemes.ipynb": 6,  # the notice, ranges, gains, dead channels, agreement, summary
     "11_where_does_it_look.ipynb": 2,  # the notice, the maps
 }
 
 
+# Sections that need Google's hosted uint8 file say so, each, when it is absent.
+NEEDS_FILE_NOTES = {"09b_two_integer_schemes.ipynb": 4}  # the file, bit for bit, cross term, spans
+
+
 @pytest.mark.parametrize("name", sorted(RANDOM_NOTES))
 def test_without_real_weights_the_notebooks_say_so(name, tmp_path, monkeypatch):
-    """Run as committed with the weights pointed at a missing file: every weights-dependent
-    conclusion is labelled as random-weight (none printed as if trained), and no assert that
-    needs trained weights runs."""
+    """Run as committed with the weights pointed at a missing file (and Google's .tflite files
+    at an empty folder): every weights-dependent conclusion is labelled as random-weight (none
+    printed as if trained), no assert that needs trained weights runs, and every section that
+    needs a .tflite file says so instead of concluding anything."""
     nbformat = pytest.importorskip("nbformat", reason="runs notebooks: pip install -e '.[test]'")
     nbclient = pytest.importorskip("nbclient", reason="runs notebooks: pip install -e '.[test]'")
     pytest.importorskip("matplotlib", reason="the notebooks draw with matplotlib")
     monkeypatch.setenv(course.PRETRAINED_SWITCH, str(tmp_path / "missing.h5"))
+    monkeypatch.setenv(course.REAL_TFLITE_SWITCH, str(tmp_path))
     notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
@@ -219,6 +266,7 @@ def test_without_real_weights_the_notebooks_say_so(name, tmp_path, monkeypatch):
     assert "Using the real ImageNet weights" not in printed
     notes = printed.count("this notebook runs on seeded random") + printed.count(course.RANDOM_WEIGHTS)
     assert notes == RANDOM_NOTES[name], printed
+    assert printed.count("This section needs Google's hosted uint8 model") == NEEDS_FILE_NOTES.get(name, 0)
 
 
 def test_every_rejection_names_an_answer_call_that_works(capsys):
