@@ -903,3 +903,202 @@ def _11_2(answer):
                f"({height}, {width}) drops, one per cell; yours is {mine.shape}")
         same_array(mine, drops, f"the drops of a ({height}, {width}) map, measured by zeroing "
                    f"each cell and running pool + classifier again", rtol=1e-4)
+
+
+# 10 · One block to rule them all (MobileNetV4) -------------------------------------------------
+
+# The UIB's two optional depthwise convolutions, (start kernel, middle kernel), 0 = absent.
+UIB_VARIANTS = {"inverted residual (V2)": (0, 3), "ConvNeXt-like": (3, 0), "FFN": (0, 0),
+                "ExtraDW": (3, 3)}
+
+
+def uib_blocks(start: int, mid: int, input_shape: tuple[int, int, int], expansion: int,
+               filters: int, stride: int = 1) -> list:
+    """One UIB as MobileNetV4's builder makes it (``families/v4.universal_ib``), after a no-op
+    reshape that stands for the previous block (the builder names the residual's source after
+    the layer before the block). Returns the two ``Block``s: [block input, UIB]."""
+    from mobilenet_np.families.v4 import universal_ib
+    from mobilenet_np.layers import LayerBuilder
+
+    builder = LayerBuilder(input_shape)
+    with builder.block("previous", "input"), builder.unit("input"):
+        builder.layer("block_input", "reshape")  # (N, H, W, C) -> the same: no arithmetic
+    with builder.block("uib", "universal_ib"):
+        universal_ib(builder, "uib.", {"a": start, "k": mid, "e": expansion, "c": filters},
+                     stride, "relu", False)
+    return builder.blocks
+
+
+def seeded_block_params(blocks: list, x: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """He-normal kernels and random BN, each BN's variance measured on x (N, H, W, C), as the
+    package seeds a model (``random_init.py``): activations neither vanish nor explode."""
+    from mobilenet_np.random_init import calibrate_batch_norm, random_weights
+
+    layers = [layer for block in blocks for layer in block.layers]
+    return calibrate_batch_norm(layers, random_weights(layers, seed), x)
+
+
+def run_blocks(blocks: list, params: dict[str, np.ndarray], x: np.ndarray,
+               fused: bool = False) -> np.ndarray:
+    """x (N, H, W, C) through the blocks with the package's kinds: layer by layer (``forward``'s
+    readable path) or ``predict``'s fused steps (BN folded into the convolutions)."""
+    from mobilenet_np.backends import build_steps
+    from mobilenet_np.interpreter import run_steps
+    from mobilenet_np.kinds import run_layer
+    from mobilenet_np.lanes import call_step
+    from mobilenet_np.plan import compile_plan
+
+    if fused:
+        return run_steps(build_steps(compile_plan(blocks, params)), x, call_step)
+    layers = [layer for block in blocks for layer in block.layers]
+    return run_steps(layers, x, lambda layer, x, other: run_layer(
+        layer, x, {name: params[f"{layer.name}/{name}"] for name in layer.weights}, other))
+
+
+def run_times(run: Callable[[], object], repeats: int, warmup: bool = True) -> np.ndarray:
+    """Seconds of ``repeats`` calls of ``run()``, after one warm-up call (unless not wanted)."""
+    import time
+
+    if warmup:
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return np.array(times)
+
+
+def seeded_v4(variant: str, resolution: int = 224):
+    """MobileNetV4 ``variant`` (e.g. "conv-small") on seeded random weights with measured BN
+    statistics, taking normalised images as timm's model does (no weights are downloaded)."""
+    import mobilenet_np as mnp
+
+    return mnp.Network(mnp.get_family(f"v4-{variant}"), weights=None, resolution=resolution,
+                       include_preprocessing=False)
+
+
+def mha_macs(layer) -> int:
+    """MACs of FULL multi-head attention in place of a mobile MQA layer: every head its own
+    key and value projections, and keys and values at every position (no downsampling)."""
+    height, width, channels = layer.input_shape
+    length, heads = height * width, layer.options["heads"]
+    d, dv = layer.options["key_dim"], layer.options["value_dim"]
+    projections = length * channels * heads * (2 * d + dv)  # queries, keys, values: per head
+    attention = heads * length * length * (d + dv)  # scores and weighted sum, S = L
+    return projections + attention + length * heads * dv * layer.output_shape[-1]
+
+
+def ideal_bytes(layer, before=None) -> int:
+    """4 bytes x (input read once + output written once + weights read once); the input
+    unpadded when the layer ``before`` only zero-pads it."""
+    source = before.input_shape if before is not None and before.kind == "zero_pad" \
+        else layer.input_shape
+    weights = sum(math.prod(shape) for shape in layer.weights.values())
+    return 4 * (math.prod(source) + math.prod(layer.output_shape) + weights)
+
+
+def network_intensity(layers) -> float:
+    """A whole network's arithmetic intensity: its FLOPs (2 x MACs) over the ideal bytes of
+    the layers that do them (convolutions, attention, classifier): FLOP per byte."""
+    flops, moved = 0, 0
+    for before, layer in zip([None, *layers[:-1]], layers, strict=True):
+        if layer_macs(layer):
+            flops += 2 * layer_macs(layer)
+            moved += ideal_bytes(layer, before)
+    return flops / moved
+
+
+def machine_roofs(repeats: int = 7) -> dict[str, float]:
+    """This machine's roofs, each the fastest of ``repeats`` runs (run under one BLAS thread
+    for one core): compute (best float32 matmul of three MobileNet-like shapes, GFLOP/s),
+    memory (a 64 MiB copy, GB/s) and L2 cache (a 256 KiB copy, GB/s), bytes read + written."""
+    rng = np.random.default_rng(0)
+    peak = 0.0
+    for m, k, n in ((1024, 1024, 1024), (784, 256, 256), (196, 512, 512)):
+        a, b = (rng.standard_normal(shape).astype(np.float32) for shape in ((m, k), (k, n)))
+        peak = max(peak, 2 * m * k * n / run_times(lambda a=a, b=b: a @ b, repeats).min() / 1e9)
+    small, big = np.ones(2**16, np.float32), np.ones(16 * 2**20, np.float32)  # 256 KiB, 64 MiB
+    small_out, big_out = copy_target(small), copy_target(big)
+    t_small = run_times(lambda: [np.copyto(small_out, small) for _ in range(64)], repeats).min() / 64
+    t_big = run_times(lambda: np.copyto(big_out, big), repeats).min()
+    return {"compute": peak, "memory": 2 * big.nbytes / t_big / 1e9,
+            "cache": 2 * small.nbytes / t_small / 1e9}
+
+
+def copy_target(source: np.ndarray) -> np.ndarray:
+    """An empty array like ``source`` (1-D float32) starting 2 KiB away from it modulo 4 KiB.
+    At nearly the same offset the CPU takes each load for one of the stores just before it
+    (4K aliasing) and a copy runs several times slower than the cache allows."""
+    buffer = np.empty(source.size + 1024, np.float32)
+    shift = (source.ctypes.data + 2048 - buffer.ctypes.data) % 4096 // 4
+    return buffer[shift:shift + source.size]
+
+
+def v4_uib_cases() -> list[tuple[tuple[int, ...], int]]:
+    """((h, w, c_in, hidden, c_out, start, mid, stride), MACs by the counters) for every UIB of
+    the five MobileNetV4 variants, at 224 x 224 and at 256 x 192 (a rectangular input)."""
+    from mobilenet_np.registry import get_family
+
+    cases = []
+    for variant in ("conv-small", "conv-medium", "conv-large", "hybrid-medium", "hybrid-large"):
+        for resolution in (224, (256, 192)):
+            for block in get_family(f"v4-{variant}").blocks(resolution=resolution):
+                if block.kind != "universal_ib":
+                    continue
+                start, mid = block.conv("dw_start"), block.conv("depthwise")
+                expand, project = block.conv("expand"), block.conv("project")
+                h, w, c_in = block.layers[0].input_shape
+                stride = max(layer.stride for layer in block.layers)
+                shape = (h, w, c_in, expand.output_shape[-1], project.output_shape[-1],
+                         start.kernel if start else 0, mid.kernel if mid else 0, stride)
+                cases.append((shape, sum(layer_macs(layer) for layer in block.layers)))
+    # No MobileNetV4 has a stride-2 block with one depthwise: built here, odd sizes too.
+    for start, mid, (h, w) in ((3, 0, (14, 14)), (5, 0, (15, 9)), (0, 3, (14, 14)),
+                               (0, 5, (7, 10))):
+        block = uib_blocks(start, mid, (h, w, 24), 4, 40, stride=2)[-1]
+        cases.append(((h, w, 24, 96, 40, start, mid, 2), sum(map(layer_macs, block.layers))))
+    return cases
+
+
+@register("10", 1, "code", "The start depthwise runs on the c_in input channels. The middle "
+                           "depthwise takes the stride when there is one: then everything before "
+                           "it runs at h x w. Without it the start depthwise takes the stride, "
+                           "and everything after it, the expansion too, runs at ceil(h / s) x "
+                           "ceil(w / s).")
+def _10_1(answer):
+    function = as_function(answer)
+    for (h, w, c_in, hidden, c_out, start, mid, stride), macs in v4_uib_cases():
+        mine = as_number(called(function, h, w, c_in, hidden, c_out, start, mid, stride))
+        expect(mine == macs, f"h={h}, w={w}, c_in={c_in}, hidden={hidden}, c_out={c_out}, "
+                             f"start={start}, mid={mid}, stride={stride}: you gave {mine:,.0f}, "
+                             f"the counters {macs:,}")
+
+
+def mqa_cases() -> list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """Seeded (q (N, L, heads*d), k (N, S, d), v (N, S, dv), heads): one head and several,
+    L != S, d != dv; scores of size ~2, so the softmax is far from uniform (a wrong head
+    order or scale shows)."""
+    cases = []
+    for rng, (n, length, positions, heads, d, dv) in zip(
+            random_cases(102, 4), ((1, 6, 6, 1, 4, 4), (2, 12, 4, 4, 8, 5),
+                                   (1, 9, 3, 2, 16, 16), (2, 5, 7, 3, 6, 2)), strict=True):
+        q = (2 * rng.standard_normal((n, length, heads * d))).astype(np.float32)
+        k = rng.standard_normal((n, positions, d)).astype(np.float32)
+        v = rng.standard_normal((n, positions, dv)).astype(np.float32)
+        cases.append((q, k, v, heads))
+    return cases
+
+
+@register("10", 2, "code", "Query channel h * d + j is head h's j-th: q.reshape(N, L, heads, d); "
+                           "scores = q k^T / sqrt(d) for every head with the one shared k, "
+                           "softmax over the S key positions, then times the shared v; output "
+                           "channel h * dv + j.")
+def _10_2(answer):
+    from mobilenet_np import reference_v4
+
+    function = as_function(answer)
+    for q, k, v, heads in mqa_cases():
+        expected = reference_v4.multi_query_attention(q, k, v, heads)
+        same_array(called(function, q.copy(), k.copy(), v.copy(), heads), expected,
+                   f"{heads} head(s), q {q.shape}, k {k.shape}, v {v.shape}")

@@ -336,3 +336,39 @@ def _11_2():
         """(H, W) map -> (H, W): how much the logit falls when each cell is zeroed."""
         return cam / cam.size
     return logit_drops
+
+
+# 10 -------------------------------------------------------------------------------------------
+
+@solution("10", 1)
+def _10_1():
+    def uib_macs(h: int, w: int, c_in: int, hidden: int, c_out: int, start: int, mid: int,
+                 stride: int) -> int:
+        """MACs of one UIB: [start depthwise] expansion [middle depthwise] projection."""
+        ho, wo = math.ceil(h / stride), math.ceil(w / stride)
+        macs = 0
+        if start and mid:  # on the c_in input channels, at the input size
+            macs += h * w * start * start * c_in
+        elif start:  # without a middle depthwise the start one takes the stride
+            macs += ho * wo * start * start * c_in
+            h, w = ho, wo  # everything after it runs at the output size
+        macs += h * w * c_in * hidden  # expansion
+        if mid:
+            macs += ho * wo * mid * mid * hidden
+        return macs + ho * wo * hidden * c_out  # projection
+    return uib_macs
+
+
+@solution("10", 2)
+def _10_2():
+    def multi_query(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int) -> np.ndarray:
+        """q (N, L, heads*d), one shared k (N, S, d) and v (N, S, dv) -> (N, L, heads*dv)."""
+        n, length, _ = q.shape
+        d = k.shape[-1]
+        q = q.reshape(n, length, heads, d)  # channel h * d + j: head h, j-th
+        scores = np.einsum("nlhd,nsd->nhls", q, k) / np.sqrt(d)  # (N, heads, L, S)
+        weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        weights /= weights.sum(axis=-1, keepdims=True)  # softmax over the key positions
+        out = np.einsum("nhls,nsd->nlhd", weights, v)  # (N, L, heads, dv)
+        return out.reshape(n, length, -1)
+    return multi_query

@@ -97,6 +97,14 @@ WRONG = {
     ("11", 2): [lambda cam: cam,  # the cell's term, not divided by the H*W of the mean
                 lambda cam: cam - cam.mean(),  # relative to the average cell
                 lambda cam: cam / cam.shape[0]],  # divided by H only
+    ("10", 1): [lambda h, w, c, hid, co, a, k, s: uib_slip(h, w, c, hid, co, a, k, s, "no start"),
+                lambda h, w, c, hid, co, a, k, s: uib_slip(h, w, c, hid, co, a, k, s, "wide start"),
+                lambda h, w, c, hid, co, a, k, s: uib_slip(h, w, c, hid, co, a, k, s, "first"),
+                lambda h, w, c, hid, co, a, k, s: uib_slip(h, w, c, hid, co, a, k, s, "late")],
+    ("10", 2): [lambda q, k, v, heads: mqa_slip(q, k, v, heads, "head order"),
+                lambda q, k, v, heads: mqa_slip(q, k, v, heads, "no scale"),
+                lambda q, k, v, heads: mqa_slip(q, k, v, heads, "softmax over queries"),
+                lambda q, k, v, heads: mqa_slip(q, k, v, heads, "scale by heads * d")],
 }
 
 # Answers that are right by the question's own statement, written another way: each must pass.
@@ -111,7 +119,64 @@ RIGHT = {
                 lambda f, k, c: (f * k[:, c]).sum(axis=-1)],
     ("11", 2): [lambda cam: cam / (cam.shape[0] * cam.shape[1]),
                 lambda cam: np.asarray(cam, np.float64) / np.size(cam)],
+    ("10", 1): [lambda h, w, c, hid, co, a, k, s: float(uib_by_layers(h, w, c, hid, co, a, k, s))],
+    ("10", 2): [lambda q, k, v, heads: __import__("mobilenet_np").reference_v4.multi_query_attention(
+        q, k, v, heads),  # loops
+                lambda q, k, v, heads: mqa_per_head(q, k, v, heads)],  # a head at a time
 }
+
+
+def uib_slip(h, w, c_in, hidden, c_out, start, mid, stride, slip):
+    """One UIB's MACs with one deliberate slip: the start depthwise left out ("no start"), run
+    on the hidden channels ("wide start"), the stride always on the first depthwise ("first"),
+    or the expansion always at the output size ("late")."""
+    ho, wo = math.ceil(h / stride), math.ceil(w / stride)
+    first = slip == "first" or not mid  # the depthwise that takes the stride is the start one
+    start_size = ho * wo if start and first else h * w
+    size = ho * wo if slip == "late" or (start and first) else h * w
+    start_macs = {"no start": 0, "wide start": start_size * start**2 * hidden}.get(
+        slip, start_size * start**2 * c_in)
+    return (start_macs + size * c_in * hidden + ho * wo * mid**2 * hidden
+            + ho * wo * hidden * c_out)
+
+
+def uib_by_layers(h, w, c_in, hidden, c_out, start, mid, stride):
+    """The same count walked layer by layer, each layer at the size it sees."""
+    total = 0
+    if start:
+        s = 1 if mid else stride
+        h, w = -(-h // s), -(-w // s)
+        total += h * w * c_in * start * start
+    total += h * w * c_in * hidden
+    if mid:
+        h, w = -(-h // stride), -(-w // stride)
+        total += h * w * hidden * mid * mid
+    return total + h * w * hidden * c_out
+
+
+def mqa_slip(q, k, v, heads, slip):
+    """Multi-query attention with one deliberate slip."""
+    n, length, _ = q.shape
+    d = k.shape[-1]
+    q = (q.reshape(n, length, d, heads).transpose(0, 1, 3, 2) if slip == "head order"
+         else q.reshape(n, length, heads, d))
+    scale = {"no scale": 1.0, "scale by heads * d": np.sqrt(heads * d)}.get(slip, np.sqrt(d))
+    scores = np.einsum("nlhd,nsd->nhls", q, k) / scale
+    axis = 2 if slip == "softmax over queries" else 3
+    weights = np.exp(scores - scores.max(axis=axis, keepdims=True))
+    weights /= weights.sum(axis=axis, keepdims=True)
+    return np.einsum("nhls,nsd->nlhd", weights, v).reshape(n, length, -1)
+
+
+def mqa_per_head(q, k, v, heads):
+    """Right, written another way: one head at a time, the textbook softmax (no max subtracted)."""
+    d = k.shape[-1]
+    outs = []
+    for h in range(heads):
+        scores = q[:, :, h * d:(h + 1) * d] @ k.transpose(0, 2, 1) / math.sqrt(d)  # (N, L, S)
+        weights = np.exp(scores) / np.exp(scores).sum(axis=-1, keepdims=True)
+        outs.append(weights @ v)  # (N, L, dv)
+    return np.concatenate(outs, axis=-1)
 
 
 def ops_block(x, expand, depthwise, project, linear=True, padding="correct"):
@@ -317,3 +382,45 @@ def mnp_blocks(layers):
     from mobilenet_np.layers import Block
 
     return [Block("one", "inverted_residual", tuple(layers))]
+
+
+def test_full_attention_cost_with_one_head_and_no_downsampling_is_the_counters():
+    """Multi-query attention with one head and keys at every position IS multi-head attention:
+    there ``course.mha_macs`` must equal the package's MQA counter, layer by layer."""
+    from mobilenet_np.cost import layer_macs
+    from mobilenet_np.layers import LayerBuilder
+
+    builder = LayerBuilder((6, 5, 16))
+    with builder.block("attention", "attention"), builder.unit("attention"):
+        for heads, kv_size in ((1, (6, 5)), (3, (6, 5)), (2, (3, 3))):
+            builder.layer(f"attn_{heads}", "mobile_mqa", (6, 5, 16), kernel=3,
+                          stride=1 if kv_size == (6, 5) else 2, padding=((1, 1), (1, 1)),
+                          options={"heads": heads, "key_dim": 8, "value_dim": 4,
+                                   "kv_size": kv_size, "epsilon": 1e-5})
+    one, several, downsampled = builder.layers
+    assert course.mha_macs(one) == layer_macs(one)
+    assert course.mha_macs(several) > layer_macs(several)  # own K and V per head
+    assert course.mha_macs(downsampled) > layer_macs(downsampled)
+
+
+def test_the_uib_blocks_of_the_lesson_are_the_packages():
+    """``course.uib_blocks`` builds what MobileNetV4-Conv-Small holds: its blocks.2.1 (an
+    inverted residual, 14x14x96, hidden 192) has the same kinds, shapes and MACs."""
+    from mobilenet_np.cost import layer_macs
+    from mobilenet_np.registry import get_family
+
+    real = next(b for b in get_family("v4-conv-small").blocks() if b.name == "blocks.2.1")
+    lesson = course.uib_blocks(0, 3, (14, 14, 96), expansion=2, filters=96)[-1]
+    shape = [(layer.kind, layer.input_shape, layer.output_shape, layer_macs(layer))
+             for layer in real.layers]
+    assert [(layer.kind, layer.input_shape, layer.output_shape, layer_macs(layer))
+            for layer in lesson.layers] == shape
+
+
+def test_copy_target_sits_half_a_page_from_its_source():
+    """The roof copies avoid 4K aliasing: destination 2 KiB from the source modulo 4 KiB."""
+    for size in (2**16, 1000, 16 * 2**10):
+        source = np.ones(size, np.float32)
+        target = course.copy_target(source)
+        assert target.shape == source.shape and target.dtype == np.float32
+        assert (target.ctypes.data - source.ctypes.data) % 4096 == 2048
