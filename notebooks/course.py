@@ -854,7 +854,7 @@ def _09b_1(answer):
     pixels = math.prod(layer.output_shape[:2])
     expect(as_number(answer) == pixels * layer.input_shape[-1], f"{answer} additions is not it")
     return (f"the layer's {layer_macs(layer):,} MACs grow by 1/{layer.output_shape[-1]}; a depthwise "
-            f"layer's window sums would double its work.")
+            f"layer's window sums would add one addition per multiply-add.")
 
 
 # 11 · Where does it look? --------------------------------------------------------------------
