@@ -69,23 +69,27 @@ WRONG = {
                 lambda h, w, c, k, s: k * k * math.ceil(h / s) ** 2 * c / (
                     4 * (h * w * c + math.ceil(h / s) ** 2 * c + k * k * c))],  # MACs not FLOPs
     ("08", 2): [0.6, 0.03],
-    ("09", 1): [lambda x, s, z: np.clip(np.floor(x / s + 0.5) + z, -128, 127).astype(np.int8),  # half up
+    ("09a", 1): [lambda x, s, z: np.clip(np.floor(x / s + 0.5) + z, -128, 127).astype(np.int8),  # half up
                 lambda x, s, z: np.clip(np.round(x / s) + z, -128, 127).astype(np.int8),  # divides
                 lambda x, s, z: (np.rint(x * (np.float32(1) / np.float32(s))).astype(np.int64)
                                  + z).astype(np.int8),  # cast before clipping: wraps around
                 lambda x, s, z: np.clip(np.rint(x * (np.float32(1) / np.float32(s))), -128,
                                         127).astype(np.int8)],  # zero point forgotten
-    ("09", 2): [lambda s, z: (z, z + int(np.floor(6 / s + 0.5))),  # not kept inside int8
+    ("09a", 2): [lambda s, z: (z, z + int(np.floor(6 / s + 0.5))),  # not kept inside int8
                 lambda s, z: (max(-128, z), min(127, round(6 / s))),  # zero point forgotten
                 lambda s, z: (max(-128, z), min(127, z + round(float(np.float32(6) / np.float32(s)))))],
-    ("09", 3): [2**31 // (128 * 128), (2**31 - 1) // (255 * 128), (2**31 - 1) // (127 * 127), 1024],
-    ("09", 4): [lambda a, m, s, z: np.clip(np.round(a * (m * 2.0 ** (s - 31))) + z, -128,
+    ("09a", 3): [2**31 // (128 * 128), (2**31 - 1) // (255 * 128), (2**31 - 1) // (127 * 127), 1024],
+    ("09a", 4): [lambda a, m, s, z: np.clip(np.round(a * (m * 2.0 ** (s - 31))) + z, -128,
                                            127).astype(np.int8),  # one float rounding
                 lambda a, m, s, z: np.clip(((a * m + (1 << (30 - s))) >> (31 - s)) + z, -128,
                                            127).astype(np.int8),  # single rounding
                 lambda a, m, s, z: Requantize(m, s, z, rounding="double").apply(a),  # ties away
                 lambda a, m, s, z: Requantize(m, s, 0, rounding="double_up").apply(a)],  # no zp
-    ("09", 5): [196_608, 197_376, 67_584],
+    ("09a", 5): [196_608, 197_376, 67_584],
+    ("09b", 1): [64 * 64 * 8 * 16,  # the layer's MACs: a sum per output value, not per pixel
+                 64 * 64 * 16,  # one per output value
+                 64 * 64 * 7,  # K - 1 additions per window: the question counts K
+                 32 * 32 * 8],  # the output taken as 32 x 32
     ("11", 1): [lambda f, k, c: f.mean(axis=(1, 2)) @ k[:, c],  # the pooled logit, not a map
                 lambda f, k, c: f @ k,  # every class at once
                 lambda f, k, c: f[..., c],  # channel c of the features
@@ -105,9 +109,9 @@ WRONG = {
 
 # Answers that are right by the question's own statement, written another way: each must pass.
 RIGHT = {
-    ("09", 1): [lambda x, s, z: np.clip(np.round(x * (np.float32(1) / np.float32(s))) + z, -128,
+    ("09a", 1): [lambda x, s, z: np.clip(np.round(x * (np.float32(1) / np.float32(s))) + z, -128,
                                         127).astype(np.int8)],  # np.round: halves to even too
-    ("09", 2): [lambda s, z: (max(-128, z), min(127, z + math.floor(
+    ("09a", 2): [lambda s, z: (max(-128, z), min(127, z + math.floor(
         float(np.float32(6) / np.float32(s)) + 0.5)))],  # floor(v + 0.5) in float64, v > 0
     ("05", 2): [sorted(solutions.SOLUTIONS[("05", 2)]()),  # a list, in any order
                 [(int(a) if a == 1 else a, r) for a, r in solutions.SOLUTIONS[("05", 2)]()]],
@@ -259,23 +263,66 @@ def test_find_weights_looks_where_the_tests_look(tmp_path, monkeypatch):
     assert course.find_weights(root) == tmp_path / "elsewhere.h5"
 
 
+def test_find_real_tflite_looks_where_the_tests_look(tmp_path, monkeypatch):
+    """$MOBILENET_NP_REAL_TFLITE alone when set; else ../shared/real-tflite, then our cache."""
+    name, root = course.UINT8_FILE, tmp_path / "repo"
+    monkeypatch.delenv(course.REAL_TFLITE_SWITCH, raising=False)
+    monkeypatch.setenv("MOBILENET_NP_HOME", str(tmp_path / "cache"))
+    assert course.find_real_tflite(root=root) is None
+    for folder in (tmp_path / "cache", tmp_path / "shared" / "real-tflite"):
+        folder.mkdir(parents=True)
+        (folder / name).write_bytes(b"")
+        assert course.find_real_tflite(root=root) == folder / name  # each place beats the one before
+    monkeypatch.setenv(course.REAL_TFLITE_SWITCH, str(tmp_path / "elsewhere"))
+    assert course.find_real_tflite(root=root) is None  # named and missing: never another file
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / name).write_bytes(b"")
+    assert course.find_real_tflite(root=root) == tmp_path / "elsewhere" / name
+
+
+def test_photo_sets_are_disjoint():
+    """Each evaluation set comes from one picture and its calibration crops from the other."""
+    pytest.importorskip("matplotlib", reason="the sample pictures ship with matplotlib")
+    sets = course.disjoint_photo_sets(size=32, calibrate=3, crops=2)
+    assert [name for name, _, _ in sets] == list(course.SAMPLE_PICTURES)
+    (_, calibration_a, evaluation_a), (_, calibration_b, evaluation_b) = sets
+    assert calibration_a.shape == (3, 32, 32, 3) and evaluation_a.shape == (3, 32, 32, 3)
+    # model 1 is calibrated on crops of picture 2, which is what model 2 is evaluated on
+    paths = course.sample_picture_paths()
+    assert np.array_equal(calibration_a, mnp_preprocess(course.picture_crops(paths[1], 3, seed=10, size=32)))
+    assert np.array_equal(calibration_b, mnp_preprocess(course.picture_crops(paths[0], 3, seed=11, size=32)))
+
+
+def mnp_preprocess(pixels):
+    import mobilenet_np as mnp
+
+    return mnp.preprocess_input(pixels)
+
+
 # What each notebook prints, without the real weights, at the conclusions that need them.
 RANDOM_NOTES = {
     "03_mobilenet_forward.ipynb": 1,  # the notice; its figures' titles say RANDOM
-    "09_integer_only_inference.ipynb": 4,  # the notice, two agreements, the summary
+    "09a_integer_only_inference.ipynb": 3,  # the notice, the agreement, the summary
+    "09b_two_integer_schemes.ipynb": 6,  # the notice, ranges, gains, dead channels, agreement, summary
     "11_where_does_it_look.ipynb": 2,  # the notice, the maps
 }
 
 
+# Sections that need Google's hosted uint8 file say so, each, when it is absent.
+NEEDS_FILE_NOTES = {"09b_two_integer_schemes.ipynb": 4}  # the file, bit for bit, cross term, spans
+
+
 @pytest.mark.parametrize("name", sorted(RANDOM_NOTES))
 def test_without_real_weights_the_notebooks_say_so(name, tmp_path, monkeypatch):
-    """Run as committed with the weights pointed at a missing file: every weights-dependent
-    conclusion is labelled as random-weight (none printed as if trained), and no assert that
-    needs trained weights runs."""
+    """Run as committed with the weights pointed at a missing file (and Google's .tflite files
+    at an empty folder): every weights-dependent conclusion is labelled as random-weight (none
+    printed as if trained), no assert that needs trained weights runs, and every section that
+    needs a .tflite file says so instead of concluding anything."""
     nbformat = pytest.importorskip("nbformat", reason="runs notebooks: pip install -e '.[test]'")
     nbclient = pytest.importorskip("nbclient", reason="runs notebooks: pip install -e '.[test]'")
     pytest.importorskip("matplotlib", reason="the notebooks draw with matplotlib")
     monkeypatch.setenv(course.PRETRAINED_SWITCH, str(tmp_path / "missing.h5"))
+    monkeypatch.setenv(course.REAL_TFLITE_SWITCH, str(tmp_path))
     notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
@@ -284,6 +331,7 @@ def test_without_real_weights_the_notebooks_say_so(name, tmp_path, monkeypatch):
     assert "Using the real ImageNet weights" not in printed
     notes = printed.count("this notebook runs on seeded random") + printed.count(course.RANDOM_WEIGHTS)
     assert notes == RANDOM_NOTES[name], printed
+    assert printed.count("This section needs Google's hosted uint8 model") == NEEDS_FILE_NOTES.get(name, 0)
 
 
 def test_every_rejection_names_an_answer_call_that_works(capsys):
