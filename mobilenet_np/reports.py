@@ -168,13 +168,15 @@ def profile_table(rows: list[dict], batch: int) -> str:
 
 def family_table(rows: list[dict]) -> str:
     """The MobileNet family side by side: exact counts, published ones, measured latency."""
-    lines = [f"{'model (224x224)':<32}{'MACs':>9}{'published':>10}{'params':>8}{'published':>10}"
+    lines = [f"{'model (224x224 unless @size)':<32}{'MACs':>9}{'published':>10}{'params':>8}{'published':>10}"
              f"{'top-1 %':>8}{'NumPy ms':>10}", "-" * 87]
     for r in rows:
         lines.append(f"{r['name']:<32}{r['macs'] / 1e6:>8.1f}M{r['published_macs_m']:>9}M"
                      f"{r['params'] / 1e6:>7.2f}M{r['published_params_m']:>9}M"
                      f"{r['published_top1']:>8.1f}{r['latency_ms']:>9.1f}")
     lines += ["-" * 87, "MACs and params: exact, from the layer tables (params as Keras "
-              "count_params()). Published MACs/params/top-1: TF-slim's tables (1001 classes).",
+              "count_params(), BN statistics included). Published MACs/params/top-1: V1-V3 "
+              "TF-slim's tables (1001 classes); V4 the paper's table (MNv4-*), at its input "
+              "size. Differences: docs/cost.md, docs/v4.md.",
               "NumPy ms: predict (fused path), batch 1, median, this machine."]
     return "\n".join(lines)
