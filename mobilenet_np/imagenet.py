@@ -96,19 +96,23 @@ def read_image(
 
 def resize_and_crop(image: Image.Image, size: tuple[int, int], interpolation: str,
                     crop_pct: float) -> Image.Image:
-    """timm's eval transform (torchvision's ``Resize`` then ``CenterCrop``): the shorter side to
-    floor(size / crop_pct), the longer in proportion (truncated), then the centre (H, W).
+    """timm's eval transform: resize to cover floor(size / crop_pct), keeping the photo's
+    aspect ratio, then keep the centre (H, W).
 
-    A non-square size resizes both sides to floor(side / crop_pct) instead, as timm does.
+    A square size is torchvision's ``Resize``: the shorter side to floor(size / crop_pct), the
+    longer in proportion, truncated; any other size, timm's ``ResizeKeepRatio``: both sides
+    divided by the smaller of the two ratios photo / target, rounded.
     """
     if not 0 < crop_pct <= 1:
         raise InputError(f"crop_pct must be in (0, 1], got {crop_pct}")
     height, width = size
+    (w, h), target = image.size, (math.floor(height / crop_pct), math.floor(width / crop_pct))
     if height == width:
-        short, (w, h) = math.floor(height / crop_pct), image.size
+        short = target[0]
         resized = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
     else:
-        resized = (math.floor(width / crop_pct), math.floor(height / crop_pct))  # (W, H)
+        ratio = min(h / target[0], w / target[1])
+        resized = (round(w / ratio), round(h / ratio))  # (W, H), as PIL sizes are
     image = image.resize(resized, RESAMPLING[interpolation])
     left, top = round((resized[0] - width) / 2), round((resized[1] - height) / 2)
     return image.crop((left, top, left + width, top + height))
