@@ -68,8 +68,9 @@ def add_classify(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--top", type=top_labels, default=5,
                         help="labels per image (default: %(default)s)")
     parser.add_argument("--interpolation", choices=["nearest", "bilinear", "bicubic"],
-                        help="resize filter (default: the model's own: nearest, what Keras's "
-                             "load_img uses, for V1-V3; bicubic and timm's centre crop for V4)")
+                        help="resize filter; without it, the model's own: nearest (what "
+                             "Keras's load_img uses) for V1-V3, bicubic with timm's centre "
+                             "crop for V4")
     parser.add_argument("--exif", action="store_true", help="turn photos upright by EXIF")
     parser.add_argument("--cam", metavar="OUT.png", type=Path,
                         help="also draw where the model looks for the top class (its class "
