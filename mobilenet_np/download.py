@@ -98,11 +98,12 @@ def official_weights(family: Family, config: dict, verify: bool = False) -> Path
                         candidate, error)
             break
         return candidate
-    if expected is None:  # V1, V2 (Keras publishes no digests) and V4 (not read yet)
-        log.warning("no published checksum for %s: the download is checked by its shapes "
-                    "only, not by its size or sha256", name)
     base = os.environ.get("MOBILENET_NP_WEIGHTS_URL", family.weight_files.folder)
-    return download(base.rstrip("/") + "/" + family.weight_files.path(name), ours, check)
+    path = download(base.rstrip("/") + "/" + family.weight_files.path(name), ours, check)
+    if expected is None:  # V1, V2 (Keras publishes no digests) and V4 (not pinned yet)
+        log.warning("no published checksum for %s: the download was checked by its shapes "
+                    "only, not by its size or sha256", name)
+    return path
 
 
 def check_checksum(path: Path, expected: str | None) -> None:
