@@ -5,10 +5,11 @@
   variant, each at the input size the paper trained it at (Conv-M and Hybrid-M at 256,
   Conv-L and Hybrid-L at 384). ``compare --family`` puts them beside the exact counts.
 - **timm's checkpoints** on the Hugging Face hub (``https://huggingface.co/timm/<name>.<tag>``):
-  the only published MobileNetV4 weights (Google released none). For each variant, the one
-  ``weights="imagenet"`` downloads, with its data config as timm's ``pretrained_cfg`` states it
-  (``timm/models/mobilenetv3.py``, ``default_cfgs``; also the hub's ``config.json``) and its
-  top-1 from the model card's "Model Comparison" table, at the size it was trained at.
+  the only published MobileNetV4 weights (Google released none, timm's model cards say). For
+  each variant, the one ``weights="imagenet"`` downloads, with its data config as timm's
+  ``pretrained_cfg`` states it (``timm/models/mobilenetv3.py``, ``default_cfgs``; also the
+  hub's ``config.json``) and its top-1 from the model card's "Model Comparison" table, at the
+  size it was trained at.
 """
 
 from __future__ import annotations
