@@ -178,5 +178,8 @@ def family_table(rows: list[dict]) -> str:
               "count_params(), BN statistics included). Published MACs/params/top-1: V1-V3 "
               "TF-slim's tables (1001 classes); V4 the paper's table (MNv4-*), at its input "
               "size. Differences: docs/cost.md, docs/v4.md.",
+              "The papers, as reported: V2 1.0 72.0% / 3.4M / 300M (arXiv:1801.04381v4, Table 4); "
+              "V3-Small 1.0 56M MAdds / 2.5M params, V3-Large 1.0 219M (217M in Table 9) "
+              "(arXiv:1905.02244v5, Table 3); slim's V3-Small rows follow an earlier version.",
               "NumPy ms: predict (fused path), batch 1, median, this machine."]
     return "\n".join(lines)
