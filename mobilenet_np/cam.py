@@ -17,6 +17,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from . import ops
 from .errors import InputError, UnsupportedError
 from .files import atomic_output
 from .kinds import BN_EPSILON, BN_WEIGHTS
@@ -43,8 +44,15 @@ def _slope_hard_swish(z: np.ndarray) -> np.ndarray:
     return np.where(z <= -3, 0, np.where(z >= 3, 1, (2 * z + 3) / 6)).astype(z.dtype)
 
 
+def _slope_gelu(z: np.ndarray) -> np.ndarray:
+    # d/dz [z * Phi(z)] = Phi(z) + z * phi(z): MobileNetV4-Hybrid-Large's head
+    wide = z.astype(np.float64)
+    cdf = 0.5 * (1.0 + ops.erf(wide * np.sqrt(0.5)))
+    return (cdf + wide * np.exp(-0.5 * wide**2) / np.sqrt(2 * np.pi)).astype(z.dtype)
+
+
 SLOPES = {"relu": _slope_relu, "relu6": _slope_relu6, "hard_sigmoid": _slope_hard_sigmoid,
-          "hard_swish": _slope_hard_swish}  # activation kind -> its derivative
+          "hard_swish": _slope_hard_swish, "gelu": _slope_gelu}  # activation kind -> derivative
 
 
 def batch_norm_affine(layer: Layer, weights: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -137,7 +137,8 @@ def _kept(entry: dict) -> dict:
 
 
 def classify_images(model, arguments: list[str], size: int | tuple[int, int], top: int,
-                    interpolation: str = "nearest", exif: bool = False) -> list[dict]:
+                    interpolation: str = "nearest", exif: bool = False,
+                    crop_pct: float | None = None) -> list[dict]:
     """Classify every image, in order, with any ``model`` that has ``expects_pixels`` and
     ``predict(x) -> (N, 1000)`` probabilities (a ``Network``, an int8 ``Int8Classifier``).
 
@@ -146,7 +147,8 @@ def classify_images(model, arguments: list[str], size: int | tuple[int, int], to
     ``{"image", "error"}`` and logged as an error, and the rest finish; what a folder holds
     that is not an image is ``{"image", "skipped"}``, logged as a note. Images whose EXIF
     orientation is not upright, read as stored (``exif=False``, as Keras reads them), are
-    counted in one note at the end.
+    counted in one note at the end. ``crop_pct`` resizes and centre-crops as timm evaluates
+    (``imagenet.resize_and_crop``) instead of squeezing the whole photo to ``size``.
     """
     items = image_sources(arguments)
     results: list[dict] = []
@@ -160,7 +162,7 @@ def classify_images(model, arguments: list[str], size: int | tuple[int, int], to
                 results.append(_kept(item))
                 continue
             try:
-                pixels, orientation = read_image(item.read, size, interpolation, exif)
+                pixels, orientation = read_image(item.read, size, interpolation, exif, crop_pct)
             except NotAnImageError as error:
                 results.append(_kept(skipped(item.name, "not an image") if item.in_folder
                                      else failed(item.name, error)))

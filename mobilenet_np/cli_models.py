@@ -68,9 +68,10 @@ def add_classify(commands: argparse._SubParsersAction) -> None:
     shape_flags(parser, f"what --weights holds, else {COMMON_OPTIONS['alpha']}")
     parser.add_argument("--top", type=top_labels, default=5,
                         help="labels per image (default: %(default)s)")
-    parser.add_argument("--interpolation", choices=["nearest", "bilinear"], default="nearest",
-                        help="resize filter; nearest is what Keras's load_img uses "
-                             "(default: %(default)s)")
+    parser.add_argument("--interpolation", choices=["nearest", "bilinear", "bicubic"],
+                        help="resize filter; without it, the model's own: nearest (what "
+                             "Keras's load_img uses) for V1-V3, bicubic with timm's centre "
+                             "crop for V4")
     parser.add_argument("--exif", action="store_true", help="turn photos upright by EXIF")
     parser.add_argument("--cam", metavar="OUT.png", type=Path,
                         help="also draw where the model looks for the top class (its class "
@@ -106,7 +107,9 @@ def classify(args: argparse.Namespace) -> int:
     net = model  # (--cam draws on the model itself)
     if isinstance(model, GraphModel):
         model = OwnClasses(model)
-    results = classify_images(model, args.images, size, top, args.interpolation, args.exif)
+    args.interpolation, crop_pct = resize_rule(net, args.interpolation)
+    results = classify_images(model, args.images, size, top, args.interpolation, args.exif,
+                              crop_pct)
     if labels is not None:
         for prediction in (p for result in results for p in result.get("predictions", [])):
             prediction["wnid"], prediction["label"] = labels[prediction["index"]]
@@ -116,6 +119,15 @@ def classify(args: argparse.Namespace) -> int:
     if args.cam and "predictions" in results[0]:
         write_cam(net, args, results[0]["predictions"][0])
     return 1 if any("error" in result for result in results) else 0
+
+
+def resize_rule(model, interpolation: str | None) -> tuple[str, float | None]:
+    """(filter, crop_pct): the model's own way to resize photos (its family's ``crop``: timm's
+    centre crop for V4; else Keras's whole-photo resize), the filter replaced if given."""
+    crop = getattr(getattr(model, "family", None), "crop", None)
+    if crop is None:
+        return interpolation or "nearest", None
+    return interpolation or crop.interpolation, crop.crop_pct
 
 
 def check_cam(args: argparse.Namespace) -> None:
@@ -129,7 +141,8 @@ def check_cam(args: argparse.Namespace) -> None:
 
 def write_cam(model: Network, args: argparse.Namespace, best: dict) -> None:
     """``--cam``: the map of the top class (``best``, as printed) over the image, as a PNG."""
-    pixels = load_image(args.images[0], model.input_shape[:2], args.interpolation, args.exif)
+    pixels = load_image(args.images[0], model.input_shape[:2], args.interpolation, args.exif,
+                        resize_rule(model, args.interpolation)[1])
     x = pixels if model.expects_pixels else preprocess_input(pixels)
     maps, _, _ = class_activation_maps(model, x[None], [best["index"]], check_range=False)
     write_overlay(args.cam, pixels, maps[0])

@@ -136,8 +136,8 @@ def compare(args: argparse.Namespace) -> int:
         refused = given_flags(args, ("arch", "alpha", "resolution", "plot", "weights",
                                      *option_owners()))
         if refused:
-            raise InputError(f"compare --family compares every published model at 224: it "
-                             f"takes no {', '.join(refused)}")
+            raise InputError(f"compare --family compares every published model at its "
+                             f"published input size: it takes no {', '.join(refused)}")
         rows = family_rows()
         print(to_json(rows) if args.json else family_table(rows))
         return 0

@@ -1,4 +1,5 @@
-"""Official Keras weight files: where they are cached, and fetching them (atomically)."""
+"""Official weight files (Keras's; timm's on the Hugging Face hub for V4): where they are
+cached, and fetching them (atomically)."""
 
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def official_weights(family: Family, config: dict, verify: bool = False) -> Path
     must also fit the requested model before it takes its name in the cache, and so must a
     cached one with ``verify`` (``weights download``). A damaged file in our cache is
     downloaded again (logged as a warning); one in Keras's cache is passed over.
-    ``$MOBILENET_NP_WEIGHTS_URL`` replaces Keras's folder URL (a mirror, or a test server).
+    ``$MOBILENET_NP_WEIGHTS_URL`` replaces the family's folder URL (a mirror, or a test server);
+    the file lies at ``weight_files.path(name)`` under it (timm's: ``<repo>/resolve/main/...``).
     """
     name = official_file_name(family, config)
     expected = family.weight_files.checksums.get(name)
@@ -97,7 +99,11 @@ def official_weights(family: Family, config: dict, verify: bool = False) -> Path
             break
         return candidate
     base = os.environ.get("MOBILENET_NP_WEIGHTS_URL", family.weight_files.folder)
-    return download(base.rstrip("/") + "/" + name, ours, check)
+    path = download(base.rstrip("/") + "/" + family.weight_files.path(name), ours, check)
+    if expected is None:  # V1, V2 (Keras publishes no digests) and V4 (not pinned yet)
+        log.warning("no published checksum for %s: the download was checked by its shapes "
+                    "only, not by its size or sha256", name)
+    return path
 
 
 def check_checksum(path: Path, expected: str | None) -> None:

@@ -264,6 +264,15 @@ class Head(Step):
         return x
 
 
+class Attention(Step):
+    """MobileNetV4's mobile MQA by its kind's vectorised kernel, on weights whose output
+    projection carries the layer scale that followed it (``plan.fold_layer_scale``)."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        layer = self.unit.covers[0]
+        return run_layer(layer, x, self.unit.weights[layer.name])
+
+
 class Layers(Step):
     """A unit without a fused op of its own: its layers, one vectorised kernel each."""
 
@@ -277,4 +286,4 @@ class Layers(Step):
 
 # Which step class runs each op of ``plan.Unit``.
 STEPS = {"conv": Conv, "depthwise": Depthwise, "squeeze_excite": SqueezeExcite, "add": Residual,
-         "rescale": Rescale, "head": Head, "layers": Layers}
+         "rescale": Rescale, "head": Head, "attention": Attention, "layers": Layers}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import io
+import math
 import os
 import stat
 import warnings
@@ -17,7 +18,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import InputError
 from .shapes import as_float32
 
-RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}
+RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+              "bicubic": Image.Resampling.BICUBIC}
 # The most bytes one image file (or stdin) may hold: the largest uncompressed image within the
 # pixel budget below, 16-bit RGBA (89,478,485 pixels x 8 bytes = 716 MB), fits.
 MAX_FILE_BYTES = 1 << 30
@@ -49,6 +51,7 @@ _ESCAPES.update({code: f"\\u{code:04x}" for code in (*range(0x202A, 0x202F),
 def load_image(
     path: str | os.PathLike | BinaryIO, size: int | tuple[int, int] = 224,
     interpolation: str = "nearest", exif_orientation: bool = False,
+    crop_pct: float | None = None,
 ) -> np.ndarray:
     """Load a photo as float32 RGB pixels ``(H, W, 3)`` in [0, 255], resized to ``size``.
 
@@ -59,6 +62,8 @@ def load_image(
     integers, floats in [0, 1]) are scaled from their mode's range to 8 bits (Keras would clip
     them to white). EXIF orientation is ignored by default, as Keras ignores it;
     ``exif_orientation=True`` turns phone photos upright first (``read_image`` tells the tag).
+    ``crop_pct`` (timm's models, e.g. 0.875) resizes and crops as timm evaluates instead:
+    ``resize_and_crop``.
 
     ``path`` may also be an open binary file (e.g. stdin's bytes; its ``name`` is used in
     messages). Raises ``InputError`` (a ``ValueError``; ``NotAnImageError`` for files that are
@@ -66,12 +71,13 @@ def load_image(
     ``MAX_FILE_BYTES``, and images or sizes over Pillow's decompression-bomb limit
     (``Image.MAX_IMAGE_PIXELS``); ``FileNotFoundError`` for a missing file.
     """
-    return read_image(path, size, interpolation, exif_orientation)[0]
+    return read_image(path, size, interpolation, exif_orientation, crop_pct)[0]
 
 
 def read_image(
     path: str | os.PathLike | BinaryIO, size: int | tuple[int, int] = 224,
     interpolation: str = "nearest", exif_orientation: bool = False,
+    crop_pct: float | None = None,
 ) -> tuple[np.ndarray, int]:
     """``load_image``'s pixels ``(H, W, 3)`` and the file's EXIF orientation (1: upright)."""
     height, width = _check_size(size, budget=False)
@@ -81,9 +87,35 @@ def read_image(
     name = _check_path(path) if isinstance(path, (str, os.PathLike)) else _stream_name(path)
     image, orientation = _decode(path, name, exif_orientation)
     _check_size(size, budget=True)  # after the file's own check, which names the file
-    if image.size != (width, height):
+    if crop_pct is not None:
+        image = resize_and_crop(image, (height, width), interpolation, crop_pct)
+    elif image.size != (width, height):
         image = image.resize((width, height), RESAMPLING[interpolation])
     return np.asarray(image, dtype=np.float32), orientation  # (H, W, 3)
+
+
+def resize_and_crop(image: Image.Image, size: tuple[int, int], interpolation: str,
+                    crop_pct: float) -> Image.Image:
+    """timm's eval transform: resize to cover floor(size / crop_pct), keeping the photo's
+    aspect ratio, then keep the centre (H, W).
+
+    A square size is torchvision's ``Resize``: the shorter side to floor(size / crop_pct), the
+    longer in proportion, truncated; any other size, timm's ``ResizeKeepRatio``: both sides
+    divided by the smaller of the two ratios photo / target, rounded.
+    """
+    if not 0 < crop_pct <= 1:
+        raise InputError(f"crop_pct must be in (0, 1], got {crop_pct}")
+    height, width = size
+    (w, h), target = image.size, (math.floor(height / crop_pct), math.floor(width / crop_pct))
+    if height == width:
+        short = target[0]
+        resized = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+    else:
+        ratio = min(h / target[0], w / target[1])
+        resized = (round(w / ratio), round(h / ratio))  # (W, H), as PIL sizes are
+    image = image.resize(resized, RESAMPLING[interpolation])
+    left, top = round((resized[0] - width) / 2), round((resized[1] - height) / 2)
+    return image.crop((left, top, left + width, top + height))
 
 
 def _check_size(size: int | tuple[int, int], budget: bool) -> tuple[int, int]:

@@ -13,6 +13,8 @@ The ops, and the layers each is made of (what joins a unit is said by ``kinds.KI
 - ``squeeze_excite``: pool, 1x1 conv, relu, 1x1 conv, hard_sigmoid, multiply: two ``stages``;
 - ``add``: the residual connection (``source`` names the earlier output it adds back);
 - ``rescale``: MobileNetV3's pixels -> [-1, 1];
+- ``attention``: MobileNetV4's mobile MQA, its layer scale folded in (``fold_layer_scale``,
+  which also folds the layer scale of a UIB block into its projection);
 - ``head``: global pooling, then every matmul ``stage`` with the activation that follows it
   (the softmax is left to ``predict``);
 - ``layers``: any other unit, run layer by layer with the vectorised kernels (a new kind of
@@ -22,7 +24,7 @@ The ops, and the layers each is made of (what joins a unit is said by ``kinds.KI
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -50,7 +52,7 @@ class Stage:
 class Unit:
     """One fused step as plain data."""
 
-    op: str  # conv | depthwise | squeeze_excite | add | rescale | head | layers
+    op: str  # conv | depthwise | squeeze_excite | add | rescale | head | attention | layers
     covers: tuple[Layer, ...]  # the table layers it replaces, in order
     source: str | None = None  # add: the earlier output it adds back
     kernel: np.ndarray | None = None  # BN folded: conv (kh, kw, Cin, Cout), depthwise (kh, kw, C, M)
@@ -82,9 +84,41 @@ class Unit:
 
 
 def compile_plan(blocks: list[Block], params: Params) -> list[Unit]:
-    """One ``Unit`` per unit of every block, in order."""
-    return [UNIT_RULES.get(role, layers_unit)(layers, params)
-            for block in blocks for role, layers in block.units()]
+    """One ``Unit`` per unit of every block, in order; a layer scale folded into the step
+    before it where that is exact (``fold_layer_scale``)."""
+    plan: list[Unit] = []
+    for block in blocks:
+        for role, layers in block.units():
+            folded = fold_layer_scale(plan[-1], layers, params) if role == "layer_scale" \
+                and plan else None
+            if folded is not None:
+                plan[-1] = folded
+            else:
+                plan.append(UNIT_RULES.get(role, layers_unit)(layers, params))
+    return plan
+
+
+def fold_layer_scale(before: Unit, layers: tuple[Layer, ...], params: Params) -> Unit | None:
+    """MobileNetV4's layer scale (x * gamma per channel) folded into the linear step before it.
+
+    After a linear conv (V4's projections: BN folded, no activation), gamma * (W x + b) =
+    (gamma W) x + gamma b; after attention, gamma scales its output projection's columns.
+    None where it would not be exact (an activation in between): it then runs on its own.
+    """
+    (layer,) = layers
+    gamma = params[f"{layer.name}/scale"].astype(np.float64)  # (C,)
+    if before.op in ("conv", "depthwise") and before.activation is None:
+        per_weight = gamma.reshape(before.kernel.shape[-2:]) if before.op == "depthwise" \
+            else gamma  # depthwise (kh, kw, C, M): output c * M + m scales kernel[..., c, m]
+        return replace(before, covers=(*before.covers, layer),
+                       kernel=(before.kernel * per_weight).astype(np.float32),
+                       bias=(before.bias * gamma).astype(np.float32))
+    if before.op == "attention":
+        name = before.covers[0].name
+        weights = dict(before.weights[name])
+        weights["output_kernel"] = (weights["output_kernel"] * gamma).astype(np.float32)
+        return replace(before, covers=(*before.covers, layer), weights={name: weights})
+    return None
 
 
 def fold_batch_norm(
@@ -192,6 +226,13 @@ def head_unit(layers: tuple[Layer, ...], params: Params) -> Unit:
                 pool="avg" if pool.kind == "global_average_pool" else "max")
 
 
+def attention_unit(layers: tuple[Layer, ...], params: Params) -> Unit:
+    """Mobile MQA: one step, run by the kind's own vectorised kernels (``v4_kinds``); a
+    layer scale after it folds into its output projection."""
+    (layer,) = layers
+    return Unit("attention", layers, weights={layer.name: _weights(layer, params)})
+
+
 def layers_unit(layers: tuple[Layer, ...], params: Params) -> Unit:
     """Any other unit: its layers, run one by one with the vectorised kernels."""
     outside = {layer.source for layer in layers if layer.source} - {layer.name for layer in layers}
@@ -205,7 +246,8 @@ def layers_unit(layers: tuple[Layer, ...], params: Params) -> Unit:
 # The rule of the fused path: which unit each role compiles to (others: ``layers_unit``).
 UNIT_RULES: dict[str, Callable[[tuple[Layer, ...], Params], Unit]] = {
     **{role: conv_unit for role in ("conv", "expand", "depthwise", "pointwise", "project",
-                                    "dw_start", "dw_end")},  # V4's UIB: depthwise + BN, folded
+                                    "dw_start", "dw_end")},  # (the last two: V4's UIB)
+    "attention": attention_unit,
     "squeeze_excite": squeeze_excite_unit,
     "residual": lambda layers, params: Unit("add", layers, source=layers[0].source),
     "rescaling": lambda layers, params: Unit("rescale", layers),

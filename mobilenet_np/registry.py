@@ -42,6 +42,9 @@ class WeightFiles:
     # a combination Keras does not publish beyond the alphas and resolutions above
     name: Callable[..., str]
     checksums: Mapping[str, str] = field(default_factory=dict)  # name -> "md5:..." / "sha256:..."
+    # a file name -> its path under ``folder`` (None: the name itself, as Keras's folders have
+    # it; the Hugging Face hub keeps every model's file as ``<repo>/resolve/main/<file>``)
+    remote: Callable[[str], str] | None = None
 
     def file_name(self, alpha: float, resolution: int, include_top: bool, **options) -> str:
         """Keras's file name for these options, or an error saying which ones exist."""
@@ -52,13 +55,26 @@ class WeightFiles:
                              f"resolution in {list(sizes or ['any'])}")
         return self.name(alpha, resolution, include_top, **options)
 
+    def path(self, name: str) -> str:
+        """Where the file called ``name`` (in the cache) lies under ``folder``."""
+        return name if self.remote is None else self.remote(name)
+
+
+@dataclass(frozen=True)
+class Crop:
+    """How a model's trainers resize a photo to evaluate it (timm's data config): the shorter
+    side to size / ``crop_pct`` with ``interpolation``, then the centre size x size is kept."""
+
+    crop_pct: float  # e.g. 0.875: the crop keeps the central 87.5% of the resized side
+    interpolation: str  # an ``imagenet.RESAMPLING`` name, e.g. "bicubic"
+
 
 @dataclass(frozen=True)
 class Published:
-    """One published model at 224x224, with the numbers its source quotes (not computed)."""
+    """One published model, with the numbers its source quotes (not computed)."""
 
     name: str  # e.g. "MobileNetV2 1.4"
-    options: dict  # builder options, e.g. {"alpha": 1.4}
+    options: dict  # builder options, e.g. {"alpha": 1.4}; at 224x224 unless they say otherwise
     top1: float  # ImageNet top-1 %
     macs_m: float  # million multiply-adds
     params_m: float  # million parameters
@@ -82,6 +98,9 @@ class Family:
     published: tuple[Published, ...] = ()
     # a layer name as some Keras writer spelled it -> this family's (the identity for most)
     keras_name: Callable[[str], str] = field(default=lambda name: name)
+    # how ``classify`` resizes photos for it: None, the whole photo squeezed to the input size
+    # (as Keras's ``load_img`` does); else a resize and centre crop (timm's models)
+    crop: Crop | None = None
 
     def config(self, **given) -> dict:
         """Every builder option, defaults filled in; an option this family lacks is an error."""

@@ -180,14 +180,16 @@ def profile_table(rows: list[dict], batch: int) -> str:
 
 def family_table(rows: list[dict]) -> str:
     """The MobileNet family side by side: exact counts, published ones, measured latency."""
-    lines = [f"{'model (224x224)':<32}{'MACs':>9}{'published':>10}{'params':>8}{'published':>10}"
+    lines = [f"{'model (224x224 unless @size)':<32}{'MACs':>9}{'published':>10}{'params':>8}{'published':>10}"
              f"{'top-1 %':>8}{'NumPy ms':>10}", "-" * 87]
     for r in rows:
         lines.append(f"{r['name']:<32}{r['macs'] / 1e6:>8.1f}M{r['published_macs_m']:>9}M"
                      f"{r['params'] / 1e6:>7.2f}M{r['published_params_m']:>9}M"
                      f"{r['published_top1']:>8.1f}{r['latency_ms']:>9.1f}")
     lines += ["-" * 87, "MACs and params: exact, from the layer tables (params as Keras "
-              "count_params()). Published MACs/params/top-1: TF-slim's tables (1001 classes).",
+              "count_params(), BN statistics included). Published MACs/params/top-1: V1-V3 "
+              "TF-slim's tables (1001 classes); V4 the paper's table (MNv4-*), at its input "
+              "size. Differences: docs/cost.md, docs/v4.md.",
               "The papers, as reported: V2 1.0 72.0% / 3.4M / 300M (arXiv:1801.04381v4, Table 4); "
               "V3-Small 1.0 56M MAdds / 2.5M params, V3-Large 1.0 219M (217M in Table 9) "
               "(arXiv:1905.02244v5, Table 3); slim's V3-Small rows follow an earlier version.",

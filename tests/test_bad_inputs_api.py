@@ -93,8 +93,11 @@ CASES = {
     "size a float": Case(lambda f: load_image(f / "good.png", 8.0), InputError, "got 8.0"),
     "size of three": Case(lambda f: load_image(f / "good.png", (8, 8, 3)), InputError,
                           "got (8, 8, 3)"),
-    "interpolation unknown": Case(lambda f: load_image(f / "good.png", 8, "bicubic"), InputError,
-                                  "interpolation must be one of ['bilinear', 'nearest']"),
+    "interpolation unknown": Case(lambda f: load_image(f / "good.png", 8, "lanczos"), InputError,
+                                  "interpolation must be one of ['bicubic', 'bilinear', "
+                                  "'nearest']"),
+    "crop_pct over 1": Case(lambda f: load_image(f / "good.png", 8, "bicubic", crop_pct=1.5),
+                            InputError, "crop_pct must be in (0, 1], got 1.5"),
     "image bytes, not a file": Case(lambda f: load_image((f / "good.png").read_bytes()),
                                     InputError, "got bytes: wrap an image's bytes in io.BytesIO"),
     "a text-mode handle": Case(lambda f: load_image(open(f / "good.png")), InputError,  # noqa: SIM115

@@ -212,12 +212,6 @@ def test_cli_reports_on_v4(command, capsys):
         assert "blocks.2.4.attn" in out and "mobile_mqa" in out and "ImageNet's mean" in out
 
 
-def test_cli_without_weights_says_where_to_get_them(capsys, tmp_path):
-    code = main(["classify", str(tmp_path / "any.png"), "--arch", "v4-conv-small"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "\n" not in err and "model.safetensors" in err and "--weights" in err
-
-
 # The loop twins of the new kinds, on small random problems.
 def mqa_layer(kv_stride: int) -> Layer:
     """An attention layer on (6, 6, 16): 2 heads of width 4, values of width 5, 24 out."""

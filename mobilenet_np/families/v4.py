@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from .. import v4_kinds  # noqa: F401  (registers gelu, layer_scale and mobile_mqa)
 from ..errors import MobileNetError, UnsupportedError
 from ..layers import POOLING_KINDS, Block, LayerBuilder, check_options, make_divisible
-from ..registry import Family, Option, WeightFiles, register
+from ..registry import Crop, Family, Option, WeightFiles, register
 from ..shapes import Pads, conv_output_hw
 from ..stored import Stored, kernel_shape, published_width, top_options
+from ..v4_sources import CHECKPOINTS, HUB, INTERPOLATION, cache_name, hub_path, paper_row
 
 EPSILON = 1e-5  # PyTorch's BatchNorm2d default (Keras: 1e-3)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's data config
@@ -269,24 +270,34 @@ def recognise(variant: str, stored: Stored) -> dict | None:
 
 
 def file_name(variant: str, alpha: float, resolution: int, include_top: bool, **options) -> str:
-    """timm publishes these weights on the Hugging Face hub, not as Keras files."""
-    raise UnsupportedError(f"no download yet: get timm's {VARIANTS[variant].timm_name} "
-                           f"model.safetensors from the Hugging Face hub and pass its path "
-                           f"(--weights, or weights= in Python)")
+    """timm's checkpoint of this variant, e.g. ``mobilenetv4_conv_small.e2400_r224_in1k.safetensors``
+    (one file, with its classifier, for any input size and for ``include_top`` either way)."""
+    return cache_name(VARIANTS[variant].timm_name, CHECKPOINTS[variant])
 
 
-FAMILIES_V4: dict[str, Family] = {}
-for _variant, _spec in VARIANTS.items():
-    _title = "MobileNetV4-" + "-".join(part.capitalize() for part in _variant.split("-"))
-    FAMILIES_V4[_variant] = register(Family(
-        name=f"v4-{_variant}", title=_title,
-        build=lambda _v=_variant, **options: build(_v, **options),
+def v4_family(variant: str, spec: Variant) -> Family:
+    """The record of one MobileNetV4 variant: its builder, timm's weights and data config."""
+    checkpoint = CHECKPOINTS[variant]
+    name = file_name(variant, 1.0, 224, True)
+    return Family(
+        name=f"v4-{variant}", title="MobileNetV4-" + "-".join(map(str.capitalize,
+                                                                   variant.split("-"))),
+        build=lambda **options: build(variant, **options),
         options={"include_preprocessing": Option(True, "normalise pixels by ImageNet's mean "
                                                        "and std inside the model")},
         weight_files=WeightFiles(
-            folder=f"https://huggingface.co/timm/{_spec.timm_name}/resolve/main/", alphas=ALPHAS,
-            resolutions=None, name=lambda *args, _v=_variant, **kw: file_name(_v, *args, **kw)),
-        recognise=lambda stored, _v=_variant: recognise(_v, stored),
-        preprocessing="pixels in [0, 255]: the model normalises them by ImageNet's mean and std "
-                      "(include_preprocessing=True; timm's model takes them normalised)"))
+            folder=HUB, alphas=(1.0,), resolutions=None,
+            name=lambda *args, **kw: file_name(variant, *args, **kw),
+            checksums={name: f"sha256:{checkpoint.sha256}"} if checkpoint.sha256 else {},
+            remote=hub_path),
+        recognise=lambda stored: recognise(variant, stored),
+        preprocessing=f"pixels in [0, 255]: the model normalises them by ImageNet's mean and "
+                      f"std (include_preprocessing=True; timm's model takes them normalised); "
+                      f"timm's {spec.timm_name}.{checkpoint.tag} was trained at "
+                      f"{checkpoint.size}x{checkpoint.size}, photos resized to "
+                      f"{checkpoint.size}/{checkpoint.crop_pct:g} {INTERPOLATION}, centre-cropped",
+        published=(paper_row(variant),),
+        crop=Crop(checkpoint.crop_pct, INTERPOLATION))
 
+
+FAMILIES_V4 = {variant: register(v4_family(variant, spec)) for variant, spec in VARIANTS.items()}

@@ -213,6 +213,7 @@ def lower_unsupported(b: GraphBuilder, unit: Unit, x: str) -> str:
 LOWER: dict[str, Callable[[GraphBuilder, Unit, str], str]] = {
     "conv": lower_conv_unit, "depthwise": lower_conv_unit, "squeeze_excite": lower_squeeze_excite,
     "add": lower_residual, "rescale": lower_rescale, "head": lower_head, "layers": lower_unsupported,
+    "attention": lower_unsupported,
 }
 
 
