@@ -28,18 +28,23 @@ def _c_div(a: int, b: int) -> int:
     return q if (a >= 0) == (b > 0) else -q
 
 
+def _c_div_pot(a: int, exponent: int) -> int:
+    """C's division by 2^exponent (truncated toward zero), by shifts: ``_c_div(a, 2**exponent)``."""
+    return a >> exponent if a >= 0 else -((-a) >> exponent)
+
+
 def srdhm(a: int, b: int, bits: int = 32) -> int:
     """SaturatingRoundingDoublingHighMul on ``bits``-bit ints: round(a * b / 2^(bits-1)).
 
     The nudge (+2^(bits-2), or 1 - 2^(bits-2) below zero) then C's truncating division:
     every tie rounds up, toward +inf.
     """
-    low = -(2 ** (bits - 1))
+    low = -(1 << (bits - 1))
     if a == low and b == low:
-        return 2 ** (bits - 1) - 1
+        return (1 << (bits - 1)) - 1
     product = a * b
-    nudge = 2 ** (bits - 2) if product >= 0 else 1 - 2 ** (bits - 2)
-    return _c_div(product + nudge, 2 ** (bits - 1))
+    nudge = 1 << (bits - 2) if product >= 0 else 1 - (1 << (bits - 2))
+    return _c_div_pot(product + nudge, bits - 1)
 
 
 def rdbpot(x: int, exponent: int) -> int:
@@ -59,9 +64,7 @@ def mbqm(x: int, multiplier: int, shift: int, rounding: int) -> int:
     high = srdhm(x * (1 << left), multiplier)  # SQRDMULH rounds exactly as gemmlowp's
     if rounding == DOUBLE:
         return rdbpot(high, right)
-    if rounding == DOUBLE_UP:
-        return (high + ((1 << right) >> 1)) >> right  # SRSHL by -right: ties up
-    raise ValueError("rounding must be DOUBLE, DOUBLE_UP or SINGLE")
+    return (high + ((1 << right) >> 1)) >> right  # DOUBLE_UP: SRSHL by -right, ties up
 
 
 def requantize(acc: int, multiplier: int, shift: int, stage: tuple[int, int, int, int]) -> int:
@@ -78,6 +81,8 @@ def output_stage(out: Requantize, channels: int):
 
 
 def _stage(out: Requantize) -> tuple[int, int, int, int]:
+    if out.rounding not in ROUNDING_CODES:
+        raise ValueError(f"rounding must be one of {', '.join(ROUNDING_CODES)}, got {out.rounding!r}")
     return ROUNDING_CODES[out.rounding], int(out.zero_point), int(out.lo), int(out.hi)
 
 
@@ -341,7 +346,7 @@ def hard_swish_loop(x, params, out):
         if reluish_shift < 0:
             reluish = rdbpot(reluish, -reluish_shift)
         reluish = (reluish + 2**15) >> 1  # gate in [0, 1], Q15
-        product = _c_div(reluish * on_output_scale, 2**15)  # SaturatingDoublingHighMul
+        product = _c_div_pot(reluish * on_output_scale, 15)  # SaturatingDoublingHighMul
         result = rdbpot(product, -output_shift) + output_zero_point
         out[i] = min(max(result, -128), 127)
 
