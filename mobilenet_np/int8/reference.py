@@ -37,14 +37,13 @@ def srdhm(a: int, b: int, bits: int = 32) -> int:
     """SaturatingRoundingDoublingHighMul on ``bits``-bit ints: round(a * b / 2^(bits-1)).
 
     The nudge (+2^(bits-2), or 1 - 2^(bits-2) below zero) then C's truncating division:
-    every tie rounds up, toward +inf.
+    every tie rounds up, toward +inf. Only low * low (low = -2^(bits-1)) gives 2^(bits-1),
+    one past the largest int: it saturates (a clamp rather than a branch, so that the
+    compiled loops around it stay vectorised).
     """
-    low = -(1 << (bits - 1))
-    if a == low and b == low:
-        return (1 << (bits - 1)) - 1
     product = a * b
     nudge = 1 << (bits - 2) if product >= 0 else 1 - (1 << (bits - 2))
-    return _c_div_pot(product + nudge, bits - 1)
+    return min(_c_div_pot(product + nudge, bits - 1), (1 << (bits - 1)) - 1)
 
 
 def rdbpot(x: int, exponent: int) -> int:
@@ -61,7 +60,7 @@ def mbqm(x: int, multiplier: int, shift: int, rounding: int) -> int:
         total = 31 - shift
         return (x * multiplier + (1 << (total - 1))) >> total
     left, right = max(shift, 0), max(-shift, 0)
-    high = srdhm(x * (1 << left), multiplier)  # SQRDMULH rounds exactly as gemmlowp's
+    high = srdhm(x << left, multiplier)  # x * 2^left; SQRDMULH rounds exactly as gemmlowp's
     if rounding == DOUBLE:
         return rdbpot(high, right)
     return (high + ((1 << right) >> 1)) >> right  # DOUBLE_UP: SRSHL by -right, ties up
@@ -183,11 +182,14 @@ def fully_connected(x, x_zero_point, weights, bias, out):
 def requantize_loop(sums, bias, multiplier, shift, stage, out):
     """The epilogue of CONV_2D and FULLY_CONNECTED: out[p, c] = requantize(sums[p, c] + bias[c]).
 
-    sums (P, C): integers, or float64 holding integers exactly (BLAS's products, see ops).
+    sums (P, C): int32-valued integers, or floats holding them exactly (BLAS's products, see
+    ops); read as int32 first, as TFLite's accumulators are (it lets the compiled loop convert
+    eight floats at once).
     """
     for p in range(sums.shape[0]):
         for c in range(sums.shape[1]):
-            out[p, c] = requantize(int(sums[p, c]) + int(bias[c]), int(multiplier[c]), int(shift[c]), stage)
+            acc = int(np.int32(sums[p, c])) + int(bias[c])
+            out[p, c] = requantize(acc, int(multiplier[c]), int(shift[c]), stage)
 
 
 def add(a, b, params):
