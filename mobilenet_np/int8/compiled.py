@@ -7,10 +7,10 @@ Numba: the loops you read are the loops that run.
 
 - DEPTHWISE_CONV_2D, ADD/SUB, MUL, MEAN, AVERAGE_POOL_2D, HARD_SWISH, LOGISTIC (its table),
   SOFTMAX: ``reference.py``'s own wrapper, its ``*_loop`` core compiled (int8 and uint8);
-- CONV_2D (1 x 1), FULLY_CONNECTED: an exact float32 matrix product (BLAS, the weights made
-  float32 once; why it is exact: ``_exact_matmul``, docs/int8.md), then the compiled
-  ``requantize_loop``: bias, per-channel multiplier and shift, zero point and clamp in one
-  pass; other convolutions (the stem) take ``ops``' float64 im2col sums to the same loop;
+- CONV_2D, FULLY_CONNECTED: an exact float32 matrix product (BLAS, the weights made float32
+  once; why it is exact: ``_exact_matmul``, docs/int8.md), after an im2col gather for kernels
+  larger than 1 x 1, then the compiled ``requantize_loop``: bias, per-channel multiplier and
+  shift, zero point and clamp in one pass;
 - everything else (``NUMPY_KERNELS``: MAX_POOL_2D, PAD, QUANTIZE, DEQUANTIZE; float ops run on
   the float kernels anyway): the NumPy kernel of ``ops``, unchanged.
 
@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError
 from ..lanes import _blas_controller, cpu_cores
+from ..shapes import resolve_padding
 from . import ops, reference
 from .fixedpoint import Requantize
 
@@ -122,14 +123,16 @@ class NumbaKernels:
 
     def conv2d(self, x: np.ndarray, x_zero_point: int, kernel: np.ndarray, bias: np.ndarray,
                out: Requantize, stride: tuple[int, int] = (1, 1), padding: str = "SAME") -> np.ndarray:
-        """CONV_2D: a 1 x 1 as one exact matmul, others by ``ops``' im2col; then the epilogue."""
+        """CONV_2D: im2col (none for a 1 x 1), one exact matmul, then the epilogue."""
         cout, kh, kw, cin = kernel.shape
-        if (kh, kw) == (1, 1) and tuple(stride) == (1, 1):
-            sums = self._exact_matmul(x.reshape(-1, cin), x_zero_point, kernel)  # (N*H*W, Cout)
-            shape = (*x.shape[:3], cout)
-        else:
-            sums = ops.conv2d_accumulators(x, x_zero_point, kernel, stride, padding)  # (N, Ho, Wo, Cout)
-            shape, sums = sums.shape, sums.reshape(-1, cout)
+        cols = x
+        if (kh, kw, *stride) != (1, 1, 1, 1):
+            pads = resolve_padding(padding, x.shape[1:3], (kh, kw), stride, "int8")
+            # Padding holds the zero point: (zp - zp) * w adds nothing, as TFLite's.
+            windows = ops._windows(x, (kh, kw), stride, pads, x_zero_point)  # (N, Ho, Wo, Cin, kh, kw)
+            cols = windows.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, Cin): the kernel's order
+        shape = (*cols.shape[:3], cout)
+        sums = self._exact_matmul(cols.reshape(-1, kh * kw * cin), x_zero_point, kernel)  # (P, Cout)
         return self._epilogue(sums, bias, out).reshape(shape)
 
     def fully_connected(self, x: np.ndarray, x_zero_point: int, weights: np.ndarray,
