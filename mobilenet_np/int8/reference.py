@@ -341,7 +341,7 @@ def hard_swish_loop(x, params, out):
         on_output_scale = srdhm(value, output_multiplier, 16)
         reluish = value
         if reluish_shift > 0:
-            reluish = min(max(reluish * 2 ** (reluish_shift - 1), -(2**15)), 2**15 - 1)
+            reluish = min(max(reluish << (reluish_shift - 1), -(2**15)), 2**15 - 1)  # times 2^(shift - 1)
         reluish = srdhm(reluish, reluish_multiplier, 16)
         if reluish_shift > 0:
             reluish = min(max(reluish * 2, -(2**15)), 2**15 - 1)
