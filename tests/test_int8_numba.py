@@ -16,12 +16,13 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import photos
 from helpers.int8_cases import interpreter, quantize_by_formula
 from helpers.tflite_cases import PTQ_FILE, UINT8_FILE, gold_input, sample_pixels
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_int8_kernels import ROUNDINGS, conv_problems, int8, requantize, seeds
-from test_tflite_files import assert_equal_to_tflite, real_file
+from test_tflite_files import assert_equal_to_tflite, classify_json, real_file
 
 import mobilenet_np as mnp
 from mobilenet_np.errors import InputError, MissingDependencyError
@@ -166,6 +167,13 @@ def test_real_files_equal_tflite_builtin_kernels(tf, name) -> None:
     for image in sample_pixels(model.input.shape[1])[:2]:
         _, compared = assert_equal_to_tflite(model, gold, gold_input(model, image[None]))
         assert compared >= len(model.graph.operators)
+
+
+def test_classify_tflite_backend_numba_prints_the_same(capsys) -> None:
+    """``classify --tflite FILE --backend numba``: the same top-5, probabilities and labels."""
+    path, pictures = str(real_file(UINT8_FILE)), photos.picture_paths()
+    assert classify_json(["--tflite", path, "--backend", "numba", *pictures], capsys) == classify_json(
+        ["--tflite", path, *pictures], capsys)
 
 
 def test_quantize_runs_on_the_float_models_backend() -> None:

@@ -109,10 +109,8 @@ class NumbaKernels:
         K <= 512 with int8 weights), whose exact float32 sums are added in float64 (exact too).
         """
         matrix = self._matrix(weights)  # (K, Cout)
-        info = np.iinfo(x.dtype)
-        largest = max(x_zero_point - int(info.min), int(info.max) - x_zero_point) * max(
-            self._once("largest weight", weights, lambda: int(np.abs(weights).max())), 1)
-        chunk = FLOAT32_EXACT // largest
+        chunk = self._once("chunk", weights, lambda: FLOAT32_EXACT // largest_product(x.dtype, x_zero_point,
+                                                                                      weights))
         centred = np.subtract(x, np.float32(x_zero_point), dtype=np.float32)  # (P, K), exact
         if len(matrix) <= chunk:
             return centred @ matrix
@@ -139,6 +137,12 @@ class NumbaKernels:
                         bias: np.ndarray | None, out: Requantize) -> np.ndarray:
         """FULLY_CONNECTED: (N, Cin) @ (Cin, Cout) exactly, then the epilogue."""
         return self._epilogue(self._exact_matmul(x, x_zero_point, weights), bias, out)
+
+
+def largest_product(dtype: type, zero_point: int, weights: np.ndarray) -> int:
+    """max |x - zp| * max |w|: the largest product of an input of ``dtype`` and these weights."""
+    info = np.iinfo(dtype)
+    return max(zero_point - int(info.min), int(info.max) - zero_point) * max(int(np.abs(weights).max()), 1)
 
 
 def run_in_lanes(run: Callable[[np.ndarray], np.ndarray], q: np.ndarray,
