@@ -241,14 +241,16 @@ def mean_hw_loop(x, multiplier, shift, bias, out):
     code for whole 16-channel blocks (DOUBLE_UP), its scalar code for the rest (DOUBLE)."""
     n_images, height, width, channels = x.shape
     vector_channels = channels // 16 * 16
+    totals = np.zeros(channels, np.int64)  # |sum| < H * W * 2^7
     for n in range(n_images):
+        totals[:] = 0
+        for i in range(height):
+            for j in range(width):
+                for c in range(channels):  # pixel by pixel: memory order
+                    totals[c] += int(x[n, i, j, c])
         for c in range(channels):
-            total = 0
-            for i in range(height):
-                for j in range(width):
-                    total += int(x[n, i, j, c])
             rounding = DOUBLE_UP if c < vector_channels else DOUBLE
-            out[n, 0, 0, c] = min(max(mbqm(total, multiplier, shift, rounding) + bias, -128), 127)
+            out[n, 0, 0, c] = min(max(mbqm(int(totals[c]), multiplier, shift, rounding) + bias, -128), 127)
 
 
 def mean(x, x_zero_point, axes, out, keep_dims):
