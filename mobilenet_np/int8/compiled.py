@@ -69,7 +69,7 @@ def compiled_namespace() -> dict:
 
 class NumbaKernels:
     """The ``ops`` kernels of one model, compiled (module docstring). It keeps what it prepares
-    once per constant (float64 weight matrices, output stages), keyed by the constant itself."""
+    once per constant (float32 weight matrices, output stages), keyed by the constant itself."""
 
     def __init__(self) -> None:
         namespace = compiled_namespace()
@@ -109,8 +109,8 @@ class NumbaKernels:
         K <= 512 with int8 weights), whose exact float32 sums are added in float64 (exact too).
         """
         matrix = self._matrix(weights)  # (K, Cout)
-        chunk = self._once("chunk", weights, lambda: FLOAT32_EXACT // largest_product(x.dtype, x_zero_point,
-                                                                                      weights))
+        chunk = self._once(f"chunk for {x.dtype} at {x_zero_point}", weights,  # weights may be shared
+                           lambda: FLOAT32_EXACT // largest_product(x.dtype, x_zero_point, weights))
         centred = np.subtract(x, np.float32(x_zero_point), dtype=np.float32)  # (P, K), exact
         if len(matrix) <= chunk:
             return centred @ matrix
