@@ -204,7 +204,8 @@ def layers_unit(layers: tuple[Layer, ...], params: Params) -> Unit:
 
 # The rule of the fused path: which unit each role compiles to (others: ``layers_unit``).
 UNIT_RULES: dict[str, Callable[[tuple[Layer, ...], Params], Unit]] = {
-    **{role: conv_unit for role in ("conv", "expand", "depthwise", "pointwise", "project")},
+    **{role: conv_unit for role in ("conv", "expand", "depthwise", "pointwise", "project",
+                                    "dw_start", "dw_end")},  # V4's UIB: depthwise + BN, folded
     "squeeze_excite": squeeze_excite_unit,
     "residual": lambda layers, params: Unit("add", layers, source=layers[0].source),
     "rescaling": lambda layers, params: Unit("rescale", layers),

@@ -635,8 +635,109 @@ def _08_2(answer, profile):
 
 # 09 · Integer-only inference ------------------------------------------------------------------
 
+SAMPLE_PICTURES = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")  # matplotlib's two photos
+REAL_TFLITE_SWITCH = "MOBILENET_NP_REAL_TFLITE"
+UINT8_FILE = "mobilenet_v1_0.25_128_quant.tflite"  # Google's hosted uint8 V1 0.25/128 (2018)
+
+
+def sample_picture_paths() -> list[str]:
+    """The paths of matplotlib's two sample pictures: a portrait and a clip-art gift box."""
+    from matplotlib import cbook
+
+    return [cbook.get_sample_data(name, asfileobj=False) for name in SAMPLE_PICTURES]
+
+
+def picture_crops(path: str, n: int, seed: int, size: int = 224) -> np.ndarray:
+    """n seeded crops of one picture (35-100% of its area, aspect 3:4 to 4:3, half of them
+    flipped, resized bilinearly): (n, size, size, 3) pixels in [0, 255]."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    picture = Image.open(path).convert("RGB")  # alpha dropped, as Keras loads it
+    width, height = picture.size
+    out = np.empty((n, size, size, 3), np.float32)
+    for i in range(n):
+        area = rng.uniform(0.35, 1.0) * width * height
+        aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))  # width / height
+        w, h = int(min(width, round(np.sqrt(area * aspect)))), int(min(height, round(np.sqrt(area / aspect))))
+        left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+        crop = picture.crop((left, top, left + w, top + h)).resize((size, size), Image.BILINEAR)
+        out[i] = np.asarray(crop.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else crop,
+                            np.float32)
+    return out
+
+
+def disjoint_photo_sets(size: int = 224, calibrate: int = 16, crops: int = 31):
+    """For each sample picture: (its name, calibration images cropped from the OTHER picture,
+    evaluation images from this one: whole, then ``crops`` crops), all in [-1, 1]. A model
+    calibrated on one set never sees its evaluation picture."""
+    import mobilenet_np as mnp
+
+    paths = sample_picture_paths()
+    sets = []
+    for i, path in enumerate(paths):
+        other = paths[1 - i]
+        calibration = picture_crops(other, calibrate, seed=10 + i, size=size)
+        evaluation = np.concatenate([mnp.load_image(path, size)[None],
+                                     picture_crops(path, crops, seed=20 + i, size=size)])
+        sets.append((SAMPLE_PICTURES[i], mnp.preprocess_input(calibration),
+                     mnp.preprocess_input(evaluation)))
+    return sets
+
+
+def find_real_tflite(name: str = UINT8_FILE, root: Path = REPO) -> Path | None:
+    """One of Google's hosted .tflite files, or None: in ``$MOBILENET_NP_REAL_TFLITE`` (when
+    set, it alone is looked at), ``../shared/real-tflite/`` beside the repository, or our
+    cache (``$MOBILENET_NP_HOME``, default ``~/.cache/mobilenet-np``). Never downloads."""
+    if os.environ.get(REAL_TFLITE_SWITCH):
+        path = Path(os.environ[REAL_TFLITE_SWITCH]) / name
+        return path if path.is_file() else None
+    cache = Path(os.environ.get("MOBILENET_NP_HOME") or Path.home() / ".cache" / "mobilenet-np")
+    return next((folder / name for folder in (root.parent / "shared" / "real-tflite", cache)
+                 if (folder / name).is_file()), None)
+
+
+def folded_kernel(model, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A conv layer's BN-folded float kernel as (K, C), one column per output channel, and its
+    (C,) bias: what the quantizer rounds."""
+    from mobilenet_np.kinds import BN_WEIGHTS
+    from mobilenet_np.plan import fold_batch_norm
+
+    depthwise = name.startswith("conv_dw")
+    kernel = model.params[f"{name}/{'depthwise_kernel' if depthwise else 'kernel'}"]
+    bn = [model.params[f"{name}_bn/{w}"] for w in BN_WEIGHTS]
+    kernel, bias = fold_batch_norm(kernel, *bn, depthwise=depthwise)
+    columns = kernel.shape[2] * kernel.shape[3] if depthwise else kernel.shape[3]
+    return kernel.reshape(-1, columns), bias  # (K, C)
+
+
+def int8_logits(q_model, x: np.ndarray, batch: int = 16) -> np.ndarray:
+    """The dequantized input of an int8 model's SOFTMAX (its logits) on float images: (N, classes)."""
+    from mobilenet_np.int8 import ops as int8_ops
+
+    graph = q_model.graph
+    softmax = next(op for op in graph.operators if op.opcode == "SOFTMAX")
+    t = graph.tensors[softmax.inputs[0]]
+    rows = []
+    for start in range(0, len(x), batch):
+        _, values = q_model.forward(int8_ops.quantize(x[start:start + batch], *q_model.input_quantization),
+                                    capture=True)
+        q = t.quantization
+        rows.append(int8_ops.dequantize(values[t.name], q.scale[0], q.zero_point[0]))
+    return np.concatenate(rows).reshape(len(x), -1)
+
+
+def agreement(reference: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Two models' (N, classes) scores: top1 (same best class), top5 (mean overlap of the two
+    top-5 sets), top1_in_top5 (the reference's best class among the other's five)."""
+    ref5, our5 = (np.argsort(-s, axis=1, kind="stable")[:, :5] for s in (reference, scores))
+    return {"top1": float(np.mean(ref5[:, 0] == our5[:, 0])),
+            "top5": float(np.mean([len(set(a) & set(b)) / 5 for a, b in zip(ref5, our5, strict=True)])),
+            "top1_in_top5": float(np.mean([a[0] in b for a, b in zip(ref5, our5, strict=True)]))}
+
+
 def quantize_cases() -> list[tuple[np.ndarray, float, int]]:
-    """(x float32, scale, zero point) for exercise 09.1: exact ties (scale 0.5: x / scale = k / 2),
+    """(x float32, scale, zero point) for exercise 09a.1: exact ties (scale 0.5: x / scale = k / 2),
     values next to ties at the model's own scales (where dividing by the scale and multiplying by
     its float32 reciprocal can round apart), values far outside the int8 range, and 0."""
     ties = (np.arange(-300, 301) * 0.25).astype(np.float32)
@@ -650,11 +751,11 @@ def quantize_cases() -> list[tuple[np.ndarray, float, int]]:
     return cases
 
 
-@register("09", 1, "code", "x * (np.float32(1) / np.float32(scale)) keeps float32; np.rint "
+@register("09a", 1, "code", "x * (np.float32(1) / np.float32(scale)) keeps float32; np.rint "
                            "rounds halves to even (np.floor(v + 0.5) does not); add the zero "
                            "point, np.clip to [-128, 127], then .astype(np.int8) (a cast first "
                            "would wrap around).")
-def _09_1(answer):
+def _09a_1(answer):
     function = as_function(answer)
     for x, scale, zero_point in quantize_cases():
         mine = np.asarray(called(function, x.copy(), scale, zero_point))
@@ -672,10 +773,10 @@ RELU6_CASES = [(float(np.float32(scale)), zero_point)
                for zero_point in (-128, -100, -1, 0, 50, 127)]  # 6 / 0.48 and 6 / 0.8: exact .5
 
 
-@register("09", 2, "code", "np.float32(6) / np.float32(scale) keeps float32; half away from "
+@register("09a", 2, "code", "np.float32(6) / np.float32(scale) keeps float32; half away from "
                            "zero is np.sign(v) * np.floor(np.abs(v) + 0.5) (Python's round "
                            "sends halves to even); then max(-128, ...) and min(127, ...).")
-def _09_2(answer):
+def _09a_2(answer):
     function = as_function(answer)
     for scale, zero_point in RELU6_CASES:
         mine = tuple(int(v) for v in as_tuple(called(function, scale, zero_point)))
@@ -684,10 +785,10 @@ def _09_2(answer):
                                  f"TFLite clamps to {expected}")
 
 
-@register("09", 3, "number", "|x - zero_point| <= 255 (both in [-128, 127]) and |w| <= 127 (narrow "
+@register("09a", 3, "number", "|x - zero_point| <= 255 (both in [-128, 127]) and |w| <= 127 (narrow "
                              "range): K products add up to at most K * 255 * 127; find the largest K "
                              "that keeps this <= 2**31 - 1.")
-def _09_3(answer):
+def _09a_3(answer):
     mine = as_number(answer)
     largest = (2**31 - 1) // (255 * 127)
     expect(mine == largest, f"{answer} is not the largest K")
@@ -697,7 +798,7 @@ def _09_3(answer):
 
 
 def requantize_cases() -> list[tuple[np.ndarray, int, int, int]]:
-    """(int32-valued accumulators, multiplier, shift, zero point) for exercise 09.4. Real
+    """(int32-valued accumulators, multiplier, shift, zero point) for exercise 09a.4. Real
     multipliers 0.5 and 0.25 give exact ties in both rounding steps (and cases where one
     rounding and two differ) on small accumulators; the others are seeded at typical sizes."""
     rng = np.random.default_rng(94)
@@ -712,11 +813,11 @@ def requantize_cases() -> list[tuple[np.ndarray, int, int, int]]:
     return cases
 
 
-@register("09", 4, "code", "Two roundings, each half up (ties toward +inf), in int64: high = (acc "
+@register("09a", 4, "code", "Two roundings, each half up (ties toward +inf), in int64: high = (acc "
                            "* multiplier + 2**30) >> 31, then with right = -shift, (high + "
                            "2**(right - 1)) >> right (skip it when right is 0); add the zero point, "
                            "clip to [-128, 127], cast to np.int8.")
-def _09_4(answer):
+def _09a_4(answer):
     function = as_function(answer)
     for accumulators, multiplier, shift, zero_point in requantize_cases():
         mine = np.asarray(called(function, accumulators.copy(), multiplier, shift, zero_point))
@@ -731,10 +832,10 @@ def _09_4(answer):
                                 f"gives {expected[wrong[0]]}" if wrong.size else "")
 
 
-@register("09", 5, "number", "float32: (256 * 256 kernel + 256 bias) * 4 bytes; int8: 256 * 256 "
+@register("09a", 5, "number", "float32: (256 * 256 kernel + 256 bias) * 4 bytes; int8: 256 * 256 "
                              "kernel bytes + 256 int32 biases * 4 + 256 float32 scales * 4. "
                              "Subtract.")
-def _09_5(answer):
+def _09a_5(answer):
     layer = next(layer for layer in V1.layers(alpha=0.25) if layer.name == "conv_pw_13")
     cin, cout = layer.input_shape[-1], layer.output_shape[-1]
     as_float32 = 4 * (cin * cout + cout)
@@ -742,6 +843,18 @@ def _09_5(answer):
     expect(as_number(answer) == as_float32 - as_int8, f"{answer} bytes is not what int8 saves there")
     return (f"int8 stores this layer in {as_int8:,} B instead of {as_float32:,} B "
             f"({as_float32 / as_int8:.2f}x smaller).")
+
+
+# 09b · Two integer schemes -------------------------------------------------------------------
+
+@register("09b", 1, "number", "A 1x1 window holds K = Cin = 8 codes; one window per output pixel "
+                              "(64 x 64 of them), shared by the 16 output channels.")
+def _09b_1(answer):
+    layer = next(layer for layer in V1.layers(alpha=0.25, resolution=128) if layer.name == "conv_pw_1")
+    pixels = math.prod(layer.output_shape[:2])
+    expect(as_number(answer) == pixels * layer.input_shape[-1], f"{answer} additions is not it")
+    return (f"the layer's {layer_macs(layer):,} MACs grow by 1/{layer.output_shape[-1]}; a depthwise "
+            f"layer's window sums would add one addition per multiply-add.")
 
 
 # 11 · Where does it look? --------------------------------------------------------------------
@@ -790,3 +903,202 @@ def _11_2(answer):
                f"({height}, {width}) drops, one per cell; yours is {mine.shape}")
         same_array(mine, drops, f"the drops of a ({height}, {width}) map, measured by zeroing "
                    f"each cell and running pool + classifier again", rtol=1e-4)
+
+
+# 10 · One block to rule them all (MobileNetV4) -------------------------------------------------
+
+# The UIB's two optional depthwise convolutions, (start kernel, middle kernel), 0 = absent.
+UIB_VARIANTS = {"inverted residual (V2)": (0, 3), "ConvNeXt-like": (3, 0), "FFN": (0, 0),
+                "ExtraDW": (3, 3)}
+
+
+def uib_blocks(start: int, mid: int, input_shape: tuple[int, int, int], expansion: int,
+               filters: int, stride: int = 1) -> list:
+    """One UIB as MobileNetV4's builder makes it (``families/v4.universal_ib``), after a no-op
+    reshape that stands for the previous block (the builder names the residual's source after
+    the layer before the block). Returns the two ``Block``s: [block input, UIB]."""
+    from mobilenet_np.families.v4 import universal_ib
+    from mobilenet_np.layers import LayerBuilder
+
+    builder = LayerBuilder(input_shape)
+    with builder.block("previous", "input"), builder.unit("input"):
+        builder.layer("block_input", "reshape")  # (N, H, W, C) -> the same: no arithmetic
+    with builder.block("uib", "universal_ib"):
+        universal_ib(builder, "uib.", {"a": start, "k": mid, "e": expansion, "c": filters},
+                     stride, "relu", False)
+    return builder.blocks
+
+
+def seeded_block_params(blocks: list, x: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """He-normal kernels and random BN, each BN's variance measured on x (N, H, W, C), as the
+    package seeds a model (``random_init.py``): activations neither vanish nor explode."""
+    from mobilenet_np.random_init import calibrate_batch_norm, random_weights
+
+    layers = [layer for block in blocks for layer in block.layers]
+    return calibrate_batch_norm(layers, random_weights(layers, seed), x)
+
+
+def run_blocks(blocks: list, params: dict[str, np.ndarray], x: np.ndarray,
+               fused: bool = False) -> np.ndarray:
+    """x (N, H, W, C) through the blocks with the package's kinds: layer by layer (``forward``'s
+    readable path) or ``predict``'s fused steps (BN folded into the convolutions)."""
+    from mobilenet_np.backends import build_steps
+    from mobilenet_np.interpreter import run_steps
+    from mobilenet_np.kinds import run_layer
+    from mobilenet_np.lanes import call_step
+    from mobilenet_np.plan import compile_plan
+
+    if fused:
+        return run_steps(build_steps(compile_plan(blocks, params)), x, call_step)
+    layers = [layer for block in blocks for layer in block.layers]
+    return run_steps(layers, x, lambda layer, x, other: run_layer(
+        layer, x, {name: params[f"{layer.name}/{name}"] for name in layer.weights}, other))
+
+
+def run_times(run: Callable[[], object], repeats: int, warmup: bool = True) -> np.ndarray:
+    """Seconds of ``repeats`` calls of ``run()``, after one warm-up call (unless not wanted)."""
+    import time
+
+    if warmup:
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return np.array(times)
+
+
+def seeded_v4(variant: str, resolution: int = 224):
+    """MobileNetV4 ``variant`` (e.g. "conv-small") on seeded random weights with measured BN
+    statistics, taking normalised images as timm's model does (no weights are downloaded)."""
+    import mobilenet_np as mnp
+
+    return mnp.Network(mnp.get_family(f"v4-{variant}"), weights=None, resolution=resolution,
+                       include_preprocessing=False)
+
+
+def mha_macs(layer) -> int:
+    """MACs of FULL multi-head attention in place of a mobile MQA layer: every head its own
+    key and value projections, and keys and values at every position (no downsampling)."""
+    height, width, channels = layer.input_shape
+    length, heads = height * width, layer.options["heads"]
+    d, dv = layer.options["key_dim"], layer.options["value_dim"]
+    projections = length * channels * heads * (2 * d + dv)  # queries, keys, values: per head
+    attention = heads * length * length * (d + dv)  # scores and weighted sum, S = L
+    return projections + attention + length * heads * dv * layer.output_shape[-1]
+
+
+def ideal_bytes(layer, before=None) -> int:
+    """4 bytes x (input read once + output written once + weights read once); the input
+    unpadded when the layer ``before`` only zero-pads it."""
+    source = before.input_shape if before is not None and before.kind == "zero_pad" \
+        else layer.input_shape
+    weights = sum(math.prod(shape) for shape in layer.weights.values())
+    return 4 * (math.prod(source) + math.prod(layer.output_shape) + weights)
+
+
+def network_intensity(layers) -> float:
+    """A whole network's arithmetic intensity: its FLOPs (2 x MACs) over the ideal bytes of
+    the layers that do them (convolutions, attention, classifier): FLOP per byte."""
+    flops, moved = 0, 0
+    for before, layer in zip([None, *layers[:-1]], layers, strict=True):
+        if layer_macs(layer):
+            flops += 2 * layer_macs(layer)
+            moved += ideal_bytes(layer, before)
+    return flops / moved
+
+
+def machine_roofs(repeats: int = 7) -> dict[str, float]:
+    """This machine's roofs, each the fastest of ``repeats`` runs (run under one BLAS thread
+    for one core): compute (best float32 matmul of three MobileNet-like shapes, GFLOP/s),
+    memory (a 64 MiB copy, GB/s) and L2 cache (a 256 KiB copy, GB/s), bytes read + written."""
+    rng = np.random.default_rng(0)
+    peak = 0.0
+    for m, k, n in ((1024, 1024, 1024), (784, 256, 256), (196, 512, 512)):
+        a, b = (rng.standard_normal(shape).astype(np.float32) for shape in ((m, k), (k, n)))
+        peak = max(peak, 2 * m * k * n / run_times(lambda a=a, b=b: a @ b, repeats).min() / 1e9)
+    small, big = np.ones(2**16, np.float32), np.ones(16 * 2**20, np.float32)  # 256 KiB, 64 MiB
+    small_out, big_out = copy_target(small), copy_target(big)
+    t_small = run_times(lambda: [np.copyto(small_out, small) for _ in range(64)], repeats).min() / 64
+    t_big = run_times(lambda: np.copyto(big_out, big), repeats).min()
+    return {"compute": peak, "memory": 2 * big.nbytes / t_big / 1e9,
+            "cache": 2 * small.nbytes / t_small / 1e9}
+
+
+def copy_target(source: np.ndarray) -> np.ndarray:
+    """An empty array like ``source`` (1-D float32) starting 2 KiB away from it modulo 4 KiB.
+    At nearly the same offset the CPU takes each load for one of the stores just before it
+    (4K aliasing) and a copy runs several times slower than the cache allows."""
+    buffer = np.empty(source.size + 1024, np.float32)
+    shift = (source.ctypes.data + 2048 - buffer.ctypes.data) % 4096 // 4
+    return buffer[shift:shift + source.size]
+
+
+def v4_uib_cases() -> list[tuple[tuple[int, ...], int]]:
+    """((h, w, c_in, hidden, c_out, start, mid, stride), MACs by the counters) for every UIB of
+    the five MobileNetV4 variants, at 224 x 224 and at 256 x 192 (a rectangular input)."""
+    from mobilenet_np.registry import get_family
+
+    cases = []
+    for variant in ("conv-small", "conv-medium", "conv-large", "hybrid-medium", "hybrid-large"):
+        for resolution in (224, (256, 192)):
+            for block in get_family(f"v4-{variant}").blocks(resolution=resolution):
+                if block.kind != "universal_ib":
+                    continue
+                start, mid = block.conv("dw_start"), block.conv("depthwise")
+                expand, project = block.conv("expand"), block.conv("project")
+                h, w, c_in = block.layers[0].input_shape
+                stride = max(layer.stride for layer in block.layers)
+                shape = (h, w, c_in, expand.output_shape[-1], project.output_shape[-1],
+                         start.kernel if start else 0, mid.kernel if mid else 0, stride)
+                cases.append((shape, sum(layer_macs(layer) for layer in block.layers)))
+    # No MobileNetV4 has a stride-2 block with one depthwise: built here, odd sizes too.
+    for start, mid, (h, w) in ((3, 0, (14, 14)), (5, 0, (15, 9)), (0, 3, (14, 14)),
+                               (0, 5, (7, 10))):
+        block = uib_blocks(start, mid, (h, w, 24), 4, 40, stride=2)[-1]
+        cases.append(((h, w, 24, 96, 40, start, mid, 2), sum(map(layer_macs, block.layers))))
+    return cases
+
+
+@register("10", 1, "code", "The start depthwise runs on the c_in input channels. The middle "
+                           "depthwise takes the stride when there is one: then everything before "
+                           "it runs at h x w. Without it the start depthwise takes the stride, "
+                           "and everything after it, the expansion too, runs at ceil(h / s) x "
+                           "ceil(w / s).")
+def _10_1(answer):
+    function = as_function(answer)
+    for (h, w, c_in, hidden, c_out, start, mid, stride), macs in v4_uib_cases():
+        mine = as_number(called(function, h, w, c_in, hidden, c_out, start, mid, stride))
+        expect(mine == macs, f"h={h}, w={w}, c_in={c_in}, hidden={hidden}, c_out={c_out}, "
+                             f"start={start}, mid={mid}, stride={stride}: you gave {mine:,.0f}, "
+                             f"the counters {macs:,}")
+
+
+def mqa_cases() -> list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """Seeded (q (N, L, heads*d), k (N, S, d), v (N, S, dv), heads): one head and several,
+    L != S, d != dv; scores of size ~2, so the softmax is far from uniform (a wrong head
+    order or scale shows)."""
+    cases = []
+    for rng, (n, length, positions, heads, d, dv) in zip(
+            random_cases(102, 4), ((1, 6, 6, 1, 4, 4), (2, 12, 4, 4, 8, 5),
+                                   (1, 9, 3, 2, 16, 16), (2, 5, 7, 3, 6, 2)), strict=True):
+        q = (2 * rng.standard_normal((n, length, heads * d))).astype(np.float32)
+        k = rng.standard_normal((n, positions, d)).astype(np.float32)
+        v = rng.standard_normal((n, positions, dv)).astype(np.float32)
+        cases.append((q, k, v, heads))
+    return cases
+
+
+@register("10", 2, "code", "Query channel h * d + j is head h's j-th: q.reshape(N, L, heads, d); "
+                           "scores = q k^T / sqrt(d) for every head with the one shared k, "
+                           "softmax over the S key positions, then times the shared v; output "
+                           "channel h * dv + j.")
+def _10_2(answer):
+    from mobilenet_np import reference_v4
+
+    function = as_function(answer)
+    for q, k, v, heads in mqa_cases():
+        expected = reference_v4.multi_query_attention(q, k, v, heads)
+        same_array(called(function, q.copy(), k.copy(), v.copy(), heads), expected,
+                   f"{heads} head(s), q {q.shape}, k {k.shape}, v {v.shape}")

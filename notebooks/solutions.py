@@ -266,10 +266,10 @@ def _08_2(profile):
     return seconds["depthwise_conv2d"] / sum(seconds.values())
 
 
-# 09 -------------------------------------------------------------------------------------------
+# 09a ------------------------------------------------------------------------------------------
 
-@solution("09", 1)
-def _09_1():
+@solution("09a", 1)
+def _09a_1():
     def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
         """float32 -> int8 as TFLite's QUANTIZE: times the float32 reciprocal, ties to even."""
         ratio = np.asarray(x, np.float32) * (np.float32(1) / np.float32(scale))
@@ -277,8 +277,8 @@ def _09_1():
     return quantize
 
 
-@solution("09", 2)
-def _09_2():
+@solution("09a", 2)
+def _09a_2():
     def relu6_range(scale: float, zero_point: int) -> tuple[int, int]:
         """ReLU6 fused into an int8 op: the codes of real 0 and real 6, kept inside int8."""
         ratio = np.float32(6) / np.float32(scale)  # float32, as TFLite divides
@@ -287,13 +287,13 @@ def _09_2():
     return relu6_range
 
 
-@solution("09", 3)
-def _09_3():
+@solution("09a", 3)
+def _09a_3():
     return (2**31 - 1) // (255 * 127)
 
 
-@solution("09", 4)
-def _09_4():
+@solution("09a", 4)
+def _09a_4():
     def requantize(acc: np.ndarray, multiplier: int, shift: int, zero_point: int) -> np.ndarray:
         """int32 accumulators -> int8 as TFLite's CONV_2D on x86: two roundings, ties up."""
         acc = np.asarray(acc, np.int64)
@@ -305,12 +305,21 @@ def _09_4():
     return requantize
 
 
-@solution("09", 5)
-def _09_5():
+@solution("09a", 5)
+def _09a_5():
     cin = cout = 256  # conv_pw_13 at alpha 0.25: 1024 * 0.25 channels in and out
     as_float32 = 4 * (cin * cout + cout)
     as_int8 = cin * cout + 4 * cout + 4 * cout  # int8 kernel, int32 bias, float32 scales
     return as_float32 - as_int8
+
+
+# 09b ------------------------------------------------------------------------------------------
+
+@solution("09b", 1)
+def _09b_1():
+    height = width = 64  # conv_pw_1 at 128x128: stride 2 in conv1 only
+    window = 1 * 1 * 8   # K: a 1x1 window over 8 input channels
+    return height * width * window  # one window sum per output pixel, shared by the 16 channels
 
 
 @solution("11", 1)
@@ -327,3 +336,39 @@ def _11_2():
         """(H, W) map -> (H, W): how much the logit falls when each cell is zeroed."""
         return cam / cam.size
     return logit_drops
+
+
+# 10 -------------------------------------------------------------------------------------------
+
+@solution("10", 1)
+def _10_1():
+    def uib_macs(h: int, w: int, c_in: int, hidden: int, c_out: int, start: int, mid: int,
+                 stride: int) -> int:
+        """MACs of one UIB: [start depthwise] expansion [middle depthwise] projection."""
+        ho, wo = math.ceil(h / stride), math.ceil(w / stride)
+        macs = 0
+        if start and mid:  # on the c_in input channels, at the input size
+            macs += h * w * start * start * c_in
+        elif start:  # without a middle depthwise the start one takes the stride
+            macs += ho * wo * start * start * c_in
+            h, w = ho, wo  # everything after it runs at the output size
+        macs += h * w * c_in * hidden  # expansion
+        if mid:
+            macs += ho * wo * mid * mid * hidden
+        return macs + ho * wo * hidden * c_out  # projection
+    return uib_macs
+
+
+@solution("10", 2)
+def _10_2():
+    def multi_query(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int) -> np.ndarray:
+        """q (N, L, heads*d), one shared k (N, S, d) and v (N, S, dv) -> (N, L, heads*dv)."""
+        n, length, _ = q.shape
+        d = k.shape[-1]
+        q = q.reshape(n, length, heads, d)  # channel h * d + j: head h, j-th
+        scores = np.einsum("nlhd,nsd->nhls", q, k) / np.sqrt(d)  # (N, heads, L, S)
+        weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        weights /= weights.sum(axis=-1, keepdims=True)  # softmax over the key positions
+        out = np.einsum("nhls,nsd->nlhd", weights, v)  # (N, L, heads, dv)
+        return out.reshape(n, length, -1)
+    return multi_query

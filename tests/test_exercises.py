@@ -69,23 +69,27 @@ WRONG = {
                 lambda h, w, c, k, s: k * k * math.ceil(h / s) ** 2 * c / (
                     4 * (h * w * c + math.ceil(h / s) ** 2 * c + k * k * c))],  # MACs not FLOPs
     ("08", 2): [0.6, 0.03],
-    ("09", 1): [lambda x, s, z: np.clip(np.floor(x / s + 0.5) + z, -128, 127).astype(np.int8),  # half up
+    ("09a", 1): [lambda x, s, z: np.clip(np.floor(x / s + 0.5) + z, -128, 127).astype(np.int8),  # half up
                 lambda x, s, z: np.clip(np.round(x / s) + z, -128, 127).astype(np.int8),  # divides
                 lambda x, s, z: (np.rint(x * (np.float32(1) / np.float32(s))).astype(np.int64)
                                  + z).astype(np.int8),  # cast before clipping: wraps around
                 lambda x, s, z: np.clip(np.rint(x * (np.float32(1) / np.float32(s))), -128,
                                         127).astype(np.int8)],  # zero point forgotten
-    ("09", 2): [lambda s, z: (z, z + int(np.floor(6 / s + 0.5))),  # not kept inside int8
+    ("09a", 2): [lambda s, z: (z, z + int(np.floor(6 / s + 0.5))),  # not kept inside int8
                 lambda s, z: (max(-128, z), min(127, round(6 / s))),  # zero point forgotten
                 lambda s, z: (max(-128, z), min(127, z + round(float(np.float32(6) / np.float32(s)))))],
-    ("09", 3): [2**31 // (128 * 128), (2**31 - 1) // (255 * 128), (2**31 - 1) // (127 * 127), 1024],
-    ("09", 4): [lambda a, m, s, z: np.clip(np.round(a * (m * 2.0 ** (s - 31))) + z, -128,
+    ("09a", 3): [2**31 // (128 * 128), (2**31 - 1) // (255 * 128), (2**31 - 1) // (127 * 127), 1024],
+    ("09a", 4): [lambda a, m, s, z: np.clip(np.round(a * (m * 2.0 ** (s - 31))) + z, -128,
                                            127).astype(np.int8),  # one float rounding
                 lambda a, m, s, z: np.clip(((a * m + (1 << (30 - s))) >> (31 - s)) + z, -128,
                                            127).astype(np.int8),  # single rounding
                 lambda a, m, s, z: Requantize(m, s, z, rounding="double").apply(a),  # ties away
                 lambda a, m, s, z: Requantize(m, s, 0, rounding="double_up").apply(a)],  # no zp
-    ("09", 5): [196_608, 197_376, 67_584],
+    ("09a", 5): [196_608, 197_376, 67_584],
+    ("09b", 1): [64 * 64 * 8 * 16,  # the layer's MACs: a sum per output value, not per pixel
+                 64 * 64 * 16,  # one per output value
+                 64 * 64 * 7,  # K - 1 additions per window: the question counts K
+                 32 * 32 * 8],  # the output taken as 32 x 32
     ("11", 1): [lambda f, k, c: f.mean(axis=(1, 2)) @ k[:, c],  # the pooled logit, not a map
                 lambda f, k, c: f @ k,  # every class at once
                 lambda f, k, c: f[..., c],  # channel c of the features
@@ -93,13 +97,21 @@ WRONG = {
     ("11", 2): [lambda cam: cam,  # the cell's term, not divided by the H*W of the mean
                 lambda cam: cam - cam.mean(),  # relative to the average cell
                 lambda cam: cam / cam.shape[0]],  # divided by H only
+    ("10", 1): [lambda h, w, c, hid, co, a, k, s: uib_slip(h, w, c, hid, co, a, k, s, "no start"),
+                lambda h, w, c, hid, co, a, k, s: uib_slip(h, w, c, hid, co, a, k, s, "wide start"),
+                lambda h, w, c, hid, co, a, k, s: uib_slip(h, w, c, hid, co, a, k, s, "first"),
+                lambda h, w, c, hid, co, a, k, s: uib_slip(h, w, c, hid, co, a, k, s, "late")],
+    ("10", 2): [lambda q, k, v, heads: mqa_slip(q, k, v, heads, "head order"),
+                lambda q, k, v, heads: mqa_slip(q, k, v, heads, "no scale"),
+                lambda q, k, v, heads: mqa_slip(q, k, v, heads, "softmax over queries"),
+                lambda q, k, v, heads: mqa_slip(q, k, v, heads, "scale by heads * d")],
 }
 
 # Answers that are right by the question's own statement, written another way: each must pass.
 RIGHT = {
-    ("09", 1): [lambda x, s, z: np.clip(np.round(x * (np.float32(1) / np.float32(s))) + z, -128,
+    ("09a", 1): [lambda x, s, z: np.clip(np.round(x * (np.float32(1) / np.float32(s))) + z, -128,
                                         127).astype(np.int8)],  # np.round: halves to even too
-    ("09", 2): [lambda s, z: (max(-128, z), min(127, z + math.floor(
+    ("09a", 2): [lambda s, z: (max(-128, z), min(127, z + math.floor(
         float(np.float32(6) / np.float32(s)) + 0.5)))],  # floor(v + 0.5) in float64, v > 0
     ("05", 2): [sorted(solutions.SOLUTIONS[("05", 2)]()),  # a list, in any order
                 [(int(a) if a == 1 else a, r) for a, r in solutions.SOLUTIONS[("05", 2)]()]],
@@ -107,7 +119,64 @@ RIGHT = {
                 lambda f, k, c: (f * k[:, c]).sum(axis=-1)],
     ("11", 2): [lambda cam: cam / (cam.shape[0] * cam.shape[1]),
                 lambda cam: np.asarray(cam, np.float64) / np.size(cam)],
+    ("10", 1): [lambda h, w, c, hid, co, a, k, s: float(uib_by_layers(h, w, c, hid, co, a, k, s))],
+    ("10", 2): [lambda q, k, v, heads: __import__("mobilenet_np").reference_v4.multi_query_attention(
+        q, k, v, heads),  # loops
+                lambda q, k, v, heads: mqa_per_head(q, k, v, heads)],  # a head at a time
 }
+
+
+def uib_slip(h, w, c_in, hidden, c_out, start, mid, stride, slip):
+    """One UIB's MACs with one deliberate slip: the start depthwise left out ("no start"), run
+    on the hidden channels ("wide start"), the stride always on the first depthwise ("first"),
+    or the expansion always at the output size ("late")."""
+    ho, wo = math.ceil(h / stride), math.ceil(w / stride)
+    first = slip == "first" or not mid  # the depthwise that takes the stride is the start one
+    start_size = ho * wo if start and first else h * w
+    size = ho * wo if slip == "late" or (start and first) else h * w
+    start_macs = {"no start": 0, "wide start": start_size * start**2 * hidden}.get(
+        slip, start_size * start**2 * c_in)
+    return (start_macs + size * c_in * hidden + ho * wo * mid**2 * hidden
+            + ho * wo * hidden * c_out)
+
+
+def uib_by_layers(h, w, c_in, hidden, c_out, start, mid, stride):
+    """The same count walked layer by layer, each layer at the size it sees."""
+    total = 0
+    if start:
+        s = 1 if mid else stride
+        h, w = -(-h // s), -(-w // s)
+        total += h * w * c_in * start * start
+    total += h * w * c_in * hidden
+    if mid:
+        h, w = -(-h // stride), -(-w // stride)
+        total += h * w * hidden * mid * mid
+    return total + h * w * hidden * c_out
+
+
+def mqa_slip(q, k, v, heads, slip):
+    """Multi-query attention with one deliberate slip."""
+    n, length, _ = q.shape
+    d = k.shape[-1]
+    q = (q.reshape(n, length, d, heads).transpose(0, 1, 3, 2) if slip == "head order"
+         else q.reshape(n, length, heads, d))
+    scale = {"no scale": 1.0, "scale by heads * d": np.sqrt(heads * d)}.get(slip, np.sqrt(d))
+    scores = np.einsum("nlhd,nsd->nhls", q, k) / scale
+    axis = 2 if slip == "softmax over queries" else 3
+    weights = np.exp(scores - scores.max(axis=axis, keepdims=True))
+    weights /= weights.sum(axis=axis, keepdims=True)
+    return np.einsum("nhls,nsd->nlhd", weights, v).reshape(n, length, -1)
+
+
+def mqa_per_head(q, k, v, heads):
+    """Right, written another way: one head at a time, the textbook softmax (no max subtracted)."""
+    d = k.shape[-1]
+    outs = []
+    for h in range(heads):
+        scores = q[:, :, h * d:(h + 1) * d] @ k.transpose(0, 2, 1) / math.sqrt(d)  # (N, L, S)
+        weights = np.exp(scores) / np.exp(scores).sum(axis=-1, keepdims=True)
+        outs.append(weights @ v)  # (N, L, dv)
+    return np.concatenate(outs, axis=-1)
 
 
 def ops_block(x, expand, depthwise, project, linear=True, padding="correct"):
@@ -194,23 +263,66 @@ def test_find_weights_looks_where_the_tests_look(tmp_path, monkeypatch):
     assert course.find_weights(root) == tmp_path / "elsewhere.h5"
 
 
+def test_find_real_tflite_looks_where_the_tests_look(tmp_path, monkeypatch):
+    """$MOBILENET_NP_REAL_TFLITE alone when set; else ../shared/real-tflite, then our cache."""
+    name, root = course.UINT8_FILE, tmp_path / "repo"
+    monkeypatch.delenv(course.REAL_TFLITE_SWITCH, raising=False)
+    monkeypatch.setenv("MOBILENET_NP_HOME", str(tmp_path / "cache"))
+    assert course.find_real_tflite(root=root) is None
+    for folder in (tmp_path / "cache", tmp_path / "shared" / "real-tflite"):
+        folder.mkdir(parents=True)
+        (folder / name).write_bytes(b"")
+        assert course.find_real_tflite(root=root) == folder / name  # each place beats the one before
+    monkeypatch.setenv(course.REAL_TFLITE_SWITCH, str(tmp_path / "elsewhere"))
+    assert course.find_real_tflite(root=root) is None  # named and missing: never another file
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / name).write_bytes(b"")
+    assert course.find_real_tflite(root=root) == tmp_path / "elsewhere" / name
+
+
+def test_photo_sets_are_disjoint():
+    """Each evaluation set comes from one picture and its calibration crops from the other."""
+    pytest.importorskip("matplotlib", reason="the sample pictures ship with matplotlib")
+    sets = course.disjoint_photo_sets(size=32, calibrate=3, crops=2)
+    assert [name for name, _, _ in sets] == list(course.SAMPLE_PICTURES)
+    (_, calibration_a, evaluation_a), (_, calibration_b, evaluation_b) = sets
+    assert calibration_a.shape == (3, 32, 32, 3) and evaluation_a.shape == (3, 32, 32, 3)
+    # model 1 is calibrated on crops of picture 2, which is what model 2 is evaluated on
+    paths = course.sample_picture_paths()
+    assert np.array_equal(calibration_a, mnp_preprocess(course.picture_crops(paths[1], 3, seed=10, size=32)))
+    assert np.array_equal(calibration_b, mnp_preprocess(course.picture_crops(paths[0], 3, seed=11, size=32)))
+
+
+def mnp_preprocess(pixels):
+    import mobilenet_np as mnp
+
+    return mnp.preprocess_input(pixels)
+
+
 # What each notebook prints, without the real weights, at the conclusions that need them.
 RANDOM_NOTES = {
     "03_mobilenet_forward.ipynb": 1,  # the notice; its figures' titles say RANDOM
-    "09_integer_only_inference.ipynb": 4,  # the notice, two agreements, the summary
+    "09a_integer_only_inference.ipynb": 3,  # the notice, the agreement, the summary
+    "09b_two_integer_schemes.ipynb": 6,  # the notice, ranges, gains, dead channels, agreement, summary
     "11_where_does_it_look.ipynb": 2,  # the notice, the maps
 }
 
 
+# Sections that need Google's hosted uint8 file say so, each, when it is absent.
+NEEDS_FILE_NOTES = {"09b_two_integer_schemes.ipynb": 4}  # the file, bit for bit, cross term, spans
+
+
 @pytest.mark.parametrize("name", sorted(RANDOM_NOTES))
 def test_without_real_weights_the_notebooks_say_so(name, tmp_path, monkeypatch):
-    """Run as committed with the weights pointed at a missing file: every weights-dependent
-    conclusion is labelled as random-weight (none printed as if trained), and no assert that
-    needs trained weights runs."""
+    """Run as committed with the weights pointed at a missing file (and Google's .tflite files
+    at an empty folder): every weights-dependent conclusion is labelled as random-weight (none
+    printed as if trained), no assert that needs trained weights runs, and every section that
+    needs a .tflite file says so instead of concluding anything."""
     nbformat = pytest.importorskip("nbformat", reason="runs notebooks: pip install -e '.[test]'")
     nbclient = pytest.importorskip("nbclient", reason="runs notebooks: pip install -e '.[test]'")
     pytest.importorskip("matplotlib", reason="the notebooks draw with matplotlib")
     monkeypatch.setenv(course.PRETRAINED_SWITCH, str(tmp_path / "missing.h5"))
+    monkeypatch.setenv(course.REAL_TFLITE_SWITCH, str(tmp_path))
     notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
@@ -219,6 +331,7 @@ def test_without_real_weights_the_notebooks_say_so(name, tmp_path, monkeypatch):
     assert "Using the real ImageNet weights" not in printed
     notes = printed.count("this notebook runs on seeded random") + printed.count(course.RANDOM_WEIGHTS)
     assert notes == RANDOM_NOTES[name], printed
+    assert printed.count("This section needs Google's hosted uint8 model") == NEEDS_FILE_NOTES.get(name, 0)
 
 
 def test_every_rejection_names_an_answer_call_that_works(capsys):
@@ -269,3 +382,45 @@ def mnp_blocks(layers):
     from mobilenet_np.layers import Block
 
     return [Block("one", "inverted_residual", tuple(layers))]
+
+
+def test_full_attention_cost_with_one_head_and_no_downsampling_is_the_counters():
+    """Multi-query attention with one head and keys at every position IS multi-head attention:
+    there ``course.mha_macs`` must equal the package's MQA counter, layer by layer."""
+    from mobilenet_np.cost import layer_macs
+    from mobilenet_np.layers import LayerBuilder
+
+    builder = LayerBuilder((6, 5, 16))
+    with builder.block("attention", "attention"), builder.unit("attention"):
+        for heads, kv_size in ((1, (6, 5)), (3, (6, 5)), (2, (3, 3))):
+            builder.layer(f"attn_{heads}", "mobile_mqa", (6, 5, 16), kernel=3,
+                          stride=1 if kv_size == (6, 5) else 2, padding=((1, 1), (1, 1)),
+                          options={"heads": heads, "key_dim": 8, "value_dim": 4,
+                                   "kv_size": kv_size, "epsilon": 1e-5})
+    one, several, downsampled = builder.layers
+    assert course.mha_macs(one) == layer_macs(one)
+    assert course.mha_macs(several) > layer_macs(several)  # own K and V per head
+    assert course.mha_macs(downsampled) > layer_macs(downsampled)
+
+
+def test_the_uib_blocks_of_the_lesson_are_the_packages():
+    """``course.uib_blocks`` builds what MobileNetV4-Conv-Small holds: its blocks.2.1 (an
+    inverted residual, 14x14x96, hidden 192) has the same kinds, shapes and MACs."""
+    from mobilenet_np.cost import layer_macs
+    from mobilenet_np.registry import get_family
+
+    real = next(b for b in get_family("v4-conv-small").blocks() if b.name == "blocks.2.1")
+    lesson = course.uib_blocks(0, 3, (14, 14, 96), expansion=2, filters=96)[-1]
+    shape = [(layer.kind, layer.input_shape, layer.output_shape, layer_macs(layer))
+             for layer in real.layers]
+    assert [(layer.kind, layer.input_shape, layer.output_shape, layer_macs(layer))
+            for layer in lesson.layers] == shape
+
+
+def test_copy_target_sits_half_a_page_from_its_source():
+    """The roof copies avoid 4K aliasing: destination 2 KiB from the source modulo 4 KiB."""
+    for size in (2**16, 1000, 16 * 2**10):
+        source = np.ones(size, np.float32)
+        target = course.copy_target(source)
+        assert target.shape == source.shape and target.dtype == np.float32
+        assert (target.ctypes.data - source.ctypes.data) % 4096 == 2048
