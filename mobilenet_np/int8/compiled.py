@@ -5,8 +5,9 @@ ops with a ``NumbaKernels``: the kernel functions of ``ops``, same arguments, sa
 for bit (tests/test_int8_numba.py), each running a loop core of ``reference.py`` compiled by
 Numba: the loops you read are the loops that run.
 
-- DEPTHWISE_CONV_2D, ADD/SUB, MUL, MEAN, AVERAGE_POOL_2D, HARD_SWISH, LOGISTIC (its table),
-  SOFTMAX: ``reference.py``'s own wrapper, its ``*_loop`` core compiled (int8 and uint8);
+- DEPTHWISE_CONV_2D, ADD/SUB, MUL, MEAN, AVERAGE_POOL_2D, LOGISTIC (its table), SOFTMAX:
+  ``reference.py``'s own wrapper, its ``*_loop`` core compiled (int8 and uint8); HARD_SWISH
+  the same, run once on all 256 int8 inputs when first called, then looked up;
 - CONV_2D, FULLY_CONNECTED: an exact float32 matrix product (BLAS, the weights made float32
   once; why it is exact: ``_exact_matmul``, docs/int8.md), after an im2col gather for kernels
   larger than 1 x 1, then the compiled ``requantize_loop``: bias, per-channel multiplier and
@@ -74,8 +75,10 @@ class NumbaKernels:
     def __init__(self) -> None:
         namespace = compiled_namespace()
         self.cores = types.SimpleNamespace(**{name: namespace[name] for name in CORES})
+        self.twins = types.SimpleNamespace(**{name: namespace[name] for name in WRAPPERS})
         for name in WRAPPERS:
-            setattr(self, name, namespace[name])
+            if not hasattr(type(self), name):  # hard_swish: a method below, over its table
+                setattr(self, name, namespace[name])
         for name in NUMPY_KERNELS:
             setattr(self, name, getattr(ops, name))
         self._prepared: dict[tuple[str, int], tuple[object, object]] = {}
@@ -132,6 +135,13 @@ class NumbaKernels:
         shape = (*cols.shape[:3], cout)
         sums = self._exact_matmul(cols.reshape(-1, kh * kw * cin), x_zero_point, kernel)  # (P, Cout)
         return self._epilogue(sums, bias, out).reshape(shape)
+
+    def hard_swish(self, x: np.ndarray, params) -> np.ndarray:
+        """HARD_SWISH: an int8 input takes 256 values, so the compiled twin runs once on each of
+        them (the table, exact by construction) and every call is a lookup. (N, ...) int8."""
+        table = self._once("table", params,
+                           lambda: self.twins.hard_swish(np.arange(-128, 128, dtype=np.int8), params))
+        return self.lookup(x, table)
 
     def fully_connected(self, x: np.ndarray, x_zero_point: int, weights: np.ndarray,
                         bias: np.ndarray | None, out: Requantize) -> np.ndarray:
