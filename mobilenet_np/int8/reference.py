@@ -208,8 +208,8 @@ def add_loop(a, b, inputs, multiplier, shift, stage, out):
     """out[i] = requantize(scaled a[i] + sign * scaled b[i]), a, b, out flat (size,)."""
     left_shift, a_zero_point, a_multiplier, a_shift, b_zero_point, b_multiplier, b_shift, b_sign = inputs
     for i in range(out.size):
-        scaled_a = mbqm((int(a[i]) - a_zero_point) * (1 << left_shift), a_multiplier, a_shift, DOUBLE)
-        scaled_b = mbqm((int(b[i]) - b_zero_point) * (1 << left_shift), b_multiplier, b_shift, DOUBLE)
+        scaled_a = mbqm((int(a[i]) - a_zero_point) << left_shift, a_multiplier, a_shift, DOUBLE)
+        scaled_b = mbqm((int(b[i]) - b_zero_point) << left_shift, b_multiplier, b_shift, DOUBLE)
         out[i] = requantize(scaled_a + b_sign * scaled_b, multiplier, shift, stage)
 
 
