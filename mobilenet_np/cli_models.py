@@ -92,7 +92,7 @@ def classify(args: argparse.Namespace) -> int:
                              f"drop {', '.join(refused)}")
         if args.preprocessing:
             raise InputError("--preprocessing is for saved Keras models, not --tflite")
-        model = Int8Classifier(load_tflite(args.tflite), str(args.tflite), args.labels)
+        model = Int8Classifier(load_tflite(args.tflite, backend=args.backend), str(args.tflite), args.labels)
         size, labels, top = model.size, None, args.top
     else:
         model = classify_model(args)

@@ -38,7 +38,7 @@ def requantize(rng, channels: int, rounding: str) -> Requantize:
 def test_multiply_by_quantized_multiplier_matches_python_ints(x, multiplier, shift, rounding) -> None:
     x = max(min(x, 2**30), -(2**30)) >> max(shift, 0)  # keep x << shift inside int32, as TFLite does
     vector = fixedpoint.multiply_by_quantized_multiplier(np.array([x]), multiplier, shift, rounding)
-    assert int(vector[0]) == reference.mbqm(x, multiplier, shift, rounding)
+    assert int(vector[0]) == reference.mbqm(x, multiplier, shift, reference.ROUNDING_CODES[rounding])
 
 
 @given(int32s, int32s)
@@ -49,13 +49,13 @@ def test_saturating_rounding_doubling_high_mul_matches_python_ints(a, b) -> None
 
 def test_rounding_recipes_differ_exactly_at_ties() -> None:
     # -6 * 0.5 * 2^-1 = -1.5: a tie in the final shift. Away from zero -> -2; up -> -1.
-    assert reference.mbqm(-6, 2**30, -1, "double") == -2
-    assert reference.mbqm(-6, 2**30, -1, "double_up") == -1
-    assert reference.mbqm(-6, 2**30, -1, "single") == -1
+    assert reference.mbqm(-6, 2**30, -1, reference.DOUBLE) == -2
+    assert reference.mbqm(-6, 2**30, -1, reference.DOUBLE_UP) == -1
+    assert reference.mbqm(-6, 2**30, -1, reference.SINGLE) == -1
     # 1 * (0.5 + 2^-31) / 2 = 0.25 + tiny: the high multiply rounds it up to 0.5, the shift
     # rounds that tie up to 1; rounding once gives 0. Double rounding is one LSB off here.
-    assert reference.mbqm(1, 2**30 + 1, -1, "double_up") == 1
-    assert reference.mbqm(1, 2**30 + 1, -1, "single") == 0
+    assert reference.mbqm(1, 2**30 + 1, -1, reference.DOUBLE_UP) == 1
+    assert reference.mbqm(1, 2**30 + 1, -1, reference.SINGLE) == 0
     # gemmlowp's high multiply nudges and truncates toward zero: that is ties toward +inf.
     assert reference.srdhm(-5, 2**30) == -2 and reference.srdhm(5, 2**30) == 3
 

@@ -24,6 +24,7 @@ from ..imagenet import preprocess_input
 from ..shapes import as_float32
 from . import graph as prep
 from . import ops
+from .compiled import run_in_lanes
 from .fixedpoint import Requantize, quantize_multiplier
 from .float_graph import FLOAT_PREPARE
 from .metadata import file_metadata, packed_labels
@@ -182,8 +183,9 @@ def _check_ops(graph: Graph, name: str) -> None:
 class TFLiteModel:
     """A .tflite graph compiled to NumPy steps (NHWC, the file's dtypes)."""
 
-    def __init__(self, graph: Graph, name: str = "<model>", kernels=ops) -> None:
-        self.graph, self.name = graph, name
+    def __init__(self, graph: Graph, name: str = "<model>", kernels=ops, backend: str = "numpy") -> None:
+        self.graph, self.name, self.backend = graph, name, backend
+        kernels = backend_kernels(backend, kernels)
         _check_ops(graph, name)
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
             raise UnsupportedError(f"{name}: expected one input and one output, got "
@@ -238,6 +240,12 @@ class TFLiteModel:
             raise InputError(f"{self.name}: input must be {np.dtype(self.input.dtype).name} of shape "
                              f"(N, {', '.join(map(str, self.input.shape[1:]))}), got "
                              f"{q.dtype} {q.shape}")
+        if self.backend == "numba" and not capture:
+            return run_in_lanes(self._run, q)  # a batch in per-core lanes, as the float path
+        return self._run(q, capture)
+
+    def _run(self, q: np.ndarray, capture: bool = False):
+        """Every step in order on one (chunk of a) batch; see ``forward``."""
         values = {self.graph.inputs[0]: q}
         for op, run in self.steps:
             args = [values[i] if i in values else self.graph.tensors[i].data for i in op.inputs if i >= 0]
@@ -280,7 +288,20 @@ class TFLiteModel:
         return out
 
 
-def load_tflite(path: str | Path | bytes, kernels=ops) -> TFLiteModel:
-    """Read a .tflite file (path or bytes) and compile it; ``kernels=reference`` runs the loop twins."""
+def backend_kernels(backend: str, kernels=ops):
+    """The kernels a backend runs: ``kernels`` (``ops``, or the loop twins) for "numpy", the
+    compiled loop twins (``compiled.NumbaKernels``) for "numba"."""
+    if backend == "numpy":
+        return kernels
+    if backend == "numba":
+        from .compiled import NumbaKernels  # Numba itself is imported only for this backend
+
+        return NumbaKernels()
+    raise InputError(f"backend must be 'numpy' or 'numba', got {backend!r}")
+
+
+def load_tflite(path: str | Path | bytes, kernels=ops, backend: str = "numpy") -> TFLiteModel:
+    """Read a .tflite file (path or bytes) and compile it; ``kernels=reference`` runs the loop
+    twins, ``backend="numba"`` the loop twins compiled (needs Numba)."""
     name = "<bytes>" if isinstance(path, (bytes, bytearray)) else str(path)
-    return TFLiteModel(read_tflite(path), name, kernels)
+    return TFLiteModel(read_tflite(path), name, kernels, backend)

@@ -239,12 +239,14 @@ def calibrate(model: Network, images: np.ndarray, batch_size: int = 4) -> RangeT
     return ranges
 
 
-def quantize(model: Network, calibration_images: np.ndarray, batch_size: int = 4) -> TFLiteModel:
+def quantize(model: Network, calibration_images: np.ndarray, batch_size: int = 4,
+             backend: str | None = None) -> TFLiteModel:
     """A float ``Network`` -> an int8 ``TFLiteModel`` (full integer: int8 input and output).
 
     calibration_images: (N, H, W, 3) as ``model.forward`` takes them (N >= 1). Per-channel
     symmetric int8 weights, per-tensor asymmetric int8 activations from min/max over these
-    images, int32 biases; run by the same runtime as ``load_tflite``'s models.
+    images, int32 biases; run by the same runtime as ``load_tflite``'s models, on ``backend``
+    ("numpy" or "numba"; default: the float model's).
     """
     images = model.check_input(calibration_images)
     if len(images) == 0:
@@ -257,4 +259,4 @@ def quantize(model: Network, calibration_images: np.ndarray, batch_size: int = 4
     graph = Graph(b.tensors, b.operators, (0,), (b.index[x],))
     made = model.graph.model_name if model.family is None else f"{model.family.name} alpha {model.alpha}"
     name = f"{made} int8 (mnp.quantize)"  # a family's model, or a Keras file's (GraphModel)
-    return TFLiteModel(graph, name)
+    return TFLiteModel(graph, name, backend=backend or model.backend)

@@ -4,6 +4,11 @@ Every fixed-point step is written out on Python ints (which never overflow, so e
 integer operation is spelled out: ``>>`` is an arithmetic shift, C's ``/`` truncates toward
 zero), and every convolution loops over output pixels and taps skipping the padding.
 Same arguments and results as the ``ops`` kernels; tests check the two agree exactly.
+
+The ``*_loop`` cores (and the scalar helpers they call) take only arrays, ints and tuples of
+ints, so that Numba compiles them unchanged (``int8/compiled.py``, ``backend="numba"``): run
+here they add Python ints, compiled int64 (every value fits: |accumulator| < 2^31, times a
+multiplier < 2^31). The wrappers unpack a ``Requantize`` into ``output_stage`` arrays.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import numpy as np
 from ..shapes import conv_output_hw, resolve_padding
 from .fixedpoint import Requantize
 
+DOUBLE, DOUBLE_UP, SINGLE = 0, 1, 2  # fixedpoint's rounding recipes, as numbers the cores take
+ROUNDING_CODES = {"double": DOUBLE, "double_up": DOUBLE_UP, "single": SINGLE}
+
 
 def _c_div(a: int, b: int) -> int:
     """C's integer division: the quotient truncated toward zero."""
@@ -20,18 +28,22 @@ def _c_div(a: int, b: int) -> int:
     return q if (a >= 0) == (b > 0) else -q
 
 
+def _c_div_pot(a: int, exponent: int) -> int:
+    """C's division by 2^exponent (truncated toward zero), by shifts: ``_c_div(a, 2**exponent)``."""
+    return a >> exponent if a >= 0 else -((-a) >> exponent)
+
+
 def srdhm(a: int, b: int, bits: int = 32) -> int:
     """SaturatingRoundingDoublingHighMul on ``bits``-bit ints: round(a * b / 2^(bits-1)).
 
     The nudge (+2^(bits-2), or 1 - 2^(bits-2) below zero) then C's truncating division:
-    every tie rounds up, toward +inf.
+    every tie rounds up, toward +inf. Only low * low (low = -2^(bits-1)) gives 2^(bits-1),
+    one past the largest int: it saturates (a clamp rather than a branch, so that the
+    compiled loops around it stay vectorised).
     """
-    low = -(2 ** (bits - 1))
-    if a == low and b == low:
-        return 2 ** (bits - 1) - 1
     product = a * b
-    nudge = 2 ** (bits - 2) if product >= 0 else 1 - 2 ** (bits - 2)
-    return _c_div(product + nudge, 2 ** (bits - 1))
+    nudge = 1 << (bits - 2) if product >= 0 else 1 - (1 << (bits - 2))
+    return min(_c_div_pot(product + nudge, bits - 1), (1 << (bits - 1)) - 1)
 
 
 def rdbpot(x: int, exponent: int) -> int:
@@ -42,22 +54,41 @@ def rdbpot(x: int, exponent: int) -> int:
     return (x >> exponent) + (1 if remainder > threshold else 0)
 
 
-def mbqm(x: int, multiplier: int, shift: int, rounding: str) -> int:
-    """MultiplyByQuantizedMultiplier, one int at a time, in the three recipes of fixedpoint."""
-    if rounding == "single":
+def mbqm(x: int, multiplier: int, shift: int, rounding: int) -> int:
+    """MultiplyByQuantizedMultiplier, one int at a time: rounding DOUBLE, DOUBLE_UP or SINGLE."""
+    if rounding == SINGLE:
         total = 31 - shift
         return (x * multiplier + (1 << (total - 1))) >> total
     left, right = max(shift, 0), max(-shift, 0)
-    if rounding == "double":
-        return rdbpot(srdhm(x * (1 << left), multiplier), right)
-    high = srdhm(x * (1 << left), multiplier)  # SQRDMULH rounds exactly as gemmlowp's
-    return (high + ((1 << right) >> 1)) >> right  # SRSHL by -right: ties up
+    high = srdhm(x << left, multiplier)  # x * 2^left; SQRDMULH rounds exactly as gemmlowp's
+    if rounding == DOUBLE:
+        return rdbpot(high, right)
+    return (high + ((1 << right) >> 1)) >> right  # DOUBLE_UP: SRSHL by -right, ties up
+
+
+def requantize(acc: int, multiplier: int, shift: int, stage: tuple[int, int, int, int]) -> int:
+    """One accumulator to the output type; stage = (rounding, zero point, lo, hi)."""
+    rounding, zero_point, lo, hi = stage
+    return min(max(mbqm(acc, multiplier, shift, rounding) + zero_point, lo), hi)
+
+
+def output_stage(out: Requantize, channels: int):
+    """A ``Requantize`` as the cores take it: (C,) multipliers, (C,) shifts, and the stage tuple."""
+    def per_channel(values) -> np.ndarray:
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(values, np.int64).ravel(), (channels,)))
+    return per_channel(out.multiplier), per_channel(out.shift), _stage(out)
+
+
+def _stage(out: Requantize) -> tuple[int, int, int, int]:
+    if out.rounding not in ROUNDING_CODES:
+        raise ValueError(f"rounding must be one of {', '.join(ROUNDING_CODES)}, got {out.rounding!r}")
+    return ROUNDING_CODES[out.rounding], int(out.zero_point), int(out.lo), int(out.hi)
 
 
 def _requantize(acc: int, out: Requantize, channel: int) -> int:
     multiplier = int(np.ravel(out.multiplier)[channel % np.size(out.multiplier)])
     shift = int(np.ravel(out.shift)[channel % np.size(out.shift)])
-    return min(max(mbqm(acc, multiplier, shift, out.rounding) + out.zero_point, out.lo), out.hi)
+    return requantize(acc, multiplier, shift, _stage(out))
 
 
 def _geometry(in_hw: tuple[int, int], kernel_hw: tuple[int, int], stride: tuple[int, int],
@@ -95,85 +126,152 @@ def conv2d(x, x_zero_point, kernel, bias, out, stride=(1, 1), padding="SAME"):
 
 def depthwise_conv2d(x, x_zero_point, kernel, bias, out, stride=(1, 1), padding="SAME", depth_multiplier=1):
     """DEPTHWISE_CONV_2D by loops: output channel c * M + m reads input channel c only."""
-    n_images, height, width, channels = x.shape
+    n_images, height, width, _ = x.shape
     _, kh, kw, channels_out = kernel.shape
     top, left, out_h, out_w = _geometry((height, width), (kh, kw), stride, padding)
+    if depth_multiplier > 1:
+        x = np.repeat(x, depth_multiplier, axis=3)  # (N, H, W, C * M): channel c*M + m
     y = np.zeros((n_images, out_h, out_w, channels_out), out.dtype)
-    for n in range(n_images):
-        for oy in range(out_h):
-            for ox in range(out_w):
-                for o in range(channels_out):
-                    acc = int(bias[o])
-                    for ky in range(kh):
-                        for kx in range(kw):
-                            iy, ix = oy * stride[0] + ky - top, ox * stride[1] + kx - left
-                            if 0 <= iy < height and 0 <= ix < width:
-                                value = int(x[n, iy, ix, o // depth_multiplier]) - x_zero_point
-                                acc += value * int(kernel[0, ky, kx, o])
-                    y[n, oy, ox, o] = _requantize(acc, out, o)
+    depthwise_loop(np.ascontiguousarray(x), x_zero_point, np.ascontiguousarray(kernel[0]), bias,
+                   *output_stage(out, channels_out), tuple(stride), (top, left), y)
     return y
+
+
+def depthwise_loop(x, x_zero_point, kernel, bias, multiplier, shift, stage, stride, top_left, out):
+    """out[n, oy, ox, c] = requantize(bias[c] + sum over taps of (x[n, iy, ix, c] - zp) * kernel[ky, kx, c]).
+
+    x (N, H, W, C), kernel (kh, kw, C), out (N, Ho, Wo, C). One output row at a time: each
+    tap adds its share to the row's int32 sums (|sum| <= kh * kw * 255 * 255 < 2^31), then
+    the row is requantized. Taps on the padding are skipped: they add (zp - zp) * w = 0.
+    """
+    n_images, height, width, channels = x.shape
+    kh, kw = kernel.shape[:2]
+    sums = np.zeros((out.shape[2], channels), np.int32)  # (Wo, C): one output row
+    for n in range(n_images):
+        for oy in range(out.shape[1]):
+            sums[:] = 0
+            for ky in range(kh):
+                iy = oy * stride[0] + ky - top_left[0]
+                if not 0 <= iy < height:
+                    continue
+                for kx in range(kw):
+                    for ox in range(out.shape[2]):
+                        ix = ox * stride[1] + kx - top_left[1]
+                        if 0 <= ix < width:
+                            for c in range(channels):
+                                sums[ox, c] += (int(x[n, iy, ix, c]) - x_zero_point) * int(kernel[ky, kx, c])
+            for ox in range(out.shape[2]):
+                for c in range(channels):
+                    out[n, oy, ox, c] = requantize(int(sums[ox, c]) + int(bias[c]), int(multiplier[c]),
+                                                   int(shift[c]), stage)
 
 
 def fully_connected(x, x_zero_point, weights, bias, out):
     """FULLY_CONNECTED by loops: y[n, o] = requant(bias[o] + sum_i (x[n, i] - zp) * w[o, i])."""
-    y = np.zeros((x.shape[0], weights.shape[0]), out.dtype)
+    sums = np.zeros((x.shape[0], weights.shape[0]), np.int64)
     for n in range(x.shape[0]):
         for o in range(weights.shape[0]):
-            acc = 0 if bias is None else int(bias[o])
             for i in range(weights.shape[1]):
-                acc += (int(x[n, i]) - x_zero_point) * int(weights[o, i])
-            y[n, o] = _requantize(acc, out, o)
+                sums[n, o] += (int(x[n, i]) - x_zero_point) * int(weights[o, i])
+    y = np.zeros(sums.shape, out.dtype)
+    bias = np.zeros(weights.shape[0], np.int64) if bias is None else bias
+    requantize_loop(sums, bias, *output_stage(out, weights.shape[0]), y)
     return y
+
+
+def requantize_loop(sums, bias, multiplier, shift, stage, out):
+    """The epilogue of CONV_2D and FULLY_CONNECTED: out[p, c] = requantize(sums[p, c] + bias[c]).
+
+    sums (P, C): int32-valued integers, or floats holding them exactly (BLAS's products, see
+    ops); read as int32 first, as TFLite's accumulators are (it lets the compiled loop convert
+    eight floats at once).
+    """
+    for p in range(sums.shape[0]):
+        for c in range(sums.shape[1]):
+            acc = int(np.int32(sums[p, c])) + int(bias[c])
+            out[p, c] = requantize(acc, int(multiplier[c]), int(shift[c]), stage)
 
 
 def add(a, b, params):
     """ADD (SUB) by elements: each input << 20, scaled (double rounding), summed (subtracted), requantized."""
     a, b = np.broadcast_arrays(a, b)
     y = np.zeros(a.shape, params.out.dtype)
-    for index in np.ndindex(a.shape):
-        total = 0
-        for value, zp, m, s, sign in (
-                (a[index], params.a_zero_point, params.a_multiplier, params.a_shift, 1),
-                (b[index], params.b_zero_point, params.b_multiplier, params.b_shift, params.b_sign)):
-            total += sign * mbqm((int(value) - zp) * (1 << params.left_shift), m, s, "double")
-        y[index] = _requantize(total, params.out, 0)
+    inputs = (params.left_shift, params.a_zero_point, params.a_multiplier, params.a_shift,
+              params.b_zero_point, params.b_multiplier, params.b_shift, params.b_sign)
+    multiplier, shift, stage = output_stage(params.out, 1)
+    add_loop(np.ascontiguousarray(a).ravel(), np.ascontiguousarray(b).ravel(), inputs, int(multiplier[0]),
+             int(shift[0]), stage, y.reshape(-1))
     return y
+
+
+def add_loop(a, b, inputs, multiplier, shift, stage, out):
+    """out[i] = requantize(scaled a[i] + sign * scaled b[i]), a, b, out flat (size,)."""
+    left_shift, a_zero_point, a_multiplier, a_shift, b_zero_point, b_multiplier, b_shift, b_sign = inputs
+    for i in range(out.size):
+        scaled_a = mbqm((int(a[i]) - a_zero_point) << left_shift, a_multiplier, a_shift, DOUBLE)
+        scaled_b = mbqm((int(b[i]) - b_zero_point) << left_shift, b_multiplier, b_shift, DOUBLE)
+        out[i] = requantize(scaled_a + b_sign * scaled_b, multiplier, shift, stage)
 
 
 def mul(a, a_zero_point, b, b_zero_point, out):
     """MUL by elements: requant((a - za) * (b - zb))."""
     a, b = np.broadcast_arrays(a, b)
     y = np.zeros(a.shape, out.dtype)
-    for index in np.ndindex(a.shape):
-        y[index] = _requantize((int(a[index]) - a_zero_point) * (int(b[index]) - b_zero_point), out, 0)
+    multiplier, shift, stage = output_stage(out, 1)
+    mul_loop(np.ascontiguousarray(a).ravel(), a_zero_point, np.ascontiguousarray(b).ravel(), b_zero_point,
+             int(multiplier[0]), int(shift[0]), stage, y.reshape(-1))
     return y
+
+
+def mul_loop(a, a_zero_point, b, b_zero_point, multiplier, shift, stage, out):
+    """out[i] = requantize((a[i] - za) * (b[i] - zb)), all flat (size,)."""
+    for i in range(out.size):
+        out[i] = requantize((int(a[i]) - a_zero_point) * (int(b[i]) - b_zero_point), multiplier, shift, stage)
 
 
 def mean_hw(x, multiplier, shift, bias):
     """MEAN over H, W with keep_dims, by loops: raw sum, rescale (16-channel blocks ties up), + bias."""
-    n_images, height, width, channels = x.shape
-    y = np.zeros((n_images, 1, 1, channels), np.int8)
-    vector_channels = channels // 16 * 16
-    for n in range(n_images):
-        for c in range(channels):
-            total = sum(int(x[n, i, j, c]) for i in range(height) for j in range(width))
-            rounding = "double_up" if c < vector_channels else "double"
-            y[n, 0, 0, c] = min(max(mbqm(total, multiplier, shift, rounding) + bias, -128), 127)
+    y = np.zeros((x.shape[0], 1, 1, x.shape[3]), np.int8)
+    mean_hw_loop(np.ascontiguousarray(x), multiplier, shift, bias, y)
     return y
+
+
+def mean_hw_loop(x, multiplier, shift, bias, out):
+    """out[n, 0, 0, c] = clamp(rescaled sum over (i, j) of x[n, i, j, c] + bias): TFLite's vector
+    code for whole 16-channel blocks (DOUBLE_UP), its scalar code for the rest (DOUBLE)."""
+    n_images, height, width, channels = x.shape
+    vector_channels = channels // 16 * 16
+    totals = np.zeros(channels, np.int64)  # |sum| < H * W * 2^7
+    for n in range(n_images):
+        totals[:] = 0
+        for i in range(height):
+            for j in range(width):
+                for c in range(channels):  # pixel by pixel: memory order
+                    totals[c] += int(x[n, i, j, c])
+        for c in range(channels):
+            rounding = DOUBLE_UP if c < vector_channels else DOUBLE
+            out[n, 0, 0, c] = min(max(mbqm(int(totals[c]), multiplier, shift, rounding) + bias, -128), 127)
 
 
 def mean(x, x_zero_point, axes, out, keep_dims):
     """MEAN over ``axes`` by loops: sum (x - zp) per output element, requantized."""
     kept = [a for a in range(x.ndim) if a not in axes]
-    shape = [1 if a in axes else x.shape[a] for a in range(x.ndim)]
-    totals = {}
-    for index in np.ndindex(x.shape):
-        key = tuple(index[a] for a in kept)
-        totals[key] = totals.get(key, 0) + int(x[index]) - x_zero_point
-    y = np.zeros([x.shape[a] for a in kept], out.dtype)
-    for key, total in totals.items():
-        y[key] = _requantize(total, out, 0)
-    return y.reshape(shape) if keep_dims else y
+    rows = np.ascontiguousarray(np.transpose(x, kept + list(axes)))  # kept axes first
+    rows = rows.reshape(int(np.prod([x.shape[a] for a in kept])), -1)  # (kept elements, reduced)
+    y = np.zeros(len(rows), out.dtype)
+    multiplier, shift, stage = output_stage(out, 1)
+    mean_loop(rows, x_zero_point, int(multiplier[0]), int(shift[0]), stage, y)
+    y = y.reshape([x.shape[a] for a in kept])
+    return y.reshape([1 if a in axes else x.shape[a] for a in range(x.ndim)]) if keep_dims else y
+
+
+def mean_loop(rows, x_zero_point, multiplier, shift, stage, out):
+    """out[k] = requantize(sum over r of (rows[k, r] - zp)), rows (K, R), out (K,)."""
+    for k in range(rows.shape[0]):
+        total = 0
+        for r in range(rows.shape[1]):
+            total += int(rows[k, r]) - x_zero_point
+        out[k] = requantize(total, multiplier, shift, stage)
 
 
 def average_pool2d(x, filter_hw, stride, padding, lo=-128, hi=127, dtype=np.int8):
@@ -181,15 +279,26 @@ def average_pool2d(x, filter_hw, stride, padding, lo=-128, hi=127, dtype=np.int8
     n_images, height, width, channels = x.shape
     top, left, out_h, out_w = _geometry((height, width), filter_hw, stride, padding)
     y = np.zeros((n_images, out_h, out_w, channels), dtype)
-    for n, oy, ox, c in np.ndindex(y.shape):
-        values = [int(x[n, iy, ix, c])
-                  for iy in range(oy * stride[0] - top, oy * stride[0] - top + filter_hw[0])
-                  for ix in range(ox * stride[1] - left, ox * stride[1] - left + filter_hw[1])
-                  if 0 <= iy < height and 0 <= ix < width]
-        total, count = sum(values), len(values)
-        rounded = _c_div(total + count // 2, count) if total > 0 else _c_div(total - count // 2, count)
-        y[n, oy, ox, c] = min(max(rounded, lo), hi)
+    average_pool_loop(np.ascontiguousarray(x), tuple(filter_hw), tuple(stride), (top, left), lo, hi, y)
     return y
+
+
+def average_pool_loop(x, filter_hw, stride, top_left, lo, hi, out):
+    """out[n, oy, ox, c] = the taps inside the image summed, / their count (ties away from 0), clamped."""
+    height, width = x.shape[1:3]
+    for n in range(out.shape[0]):
+        for oy in range(out.shape[1]):
+            for ox in range(out.shape[2]):
+                top, left = oy * stride[0] - top_left[0], ox * stride[1] - top_left[1]
+                for c in range(out.shape[3]):
+                    total, count = 0, 0
+                    for iy in range(max(top, 0), min(top + filter_hw[0], height)):
+                        for ix in range(max(left, 0), min(left + filter_hw[1], width)):
+                            total += int(x[n, iy, ix, c])
+                            count += 1
+                    half = count // 2
+                    rounded = _c_div(total + half, count) if total > 0 else _c_div(total - half, count)
+                    out[n, oy, ox, c] = min(max(rounded, lo), hi)
 
 
 def max_pool2d(x, filter_hw, stride, padding, lo=-128, hi=127):
@@ -219,48 +328,70 @@ def pad(x, paddings, value):
 def hard_swish(x, params):
     """HARD_SWISH, one element at a time, every int16 fixed-point step spelled out."""
     y = np.zeros(x.shape, np.int8)
-    for index in np.ndindex(x.shape):
-        value = (int(x[index]) - params.input_zero_point) * 128  # "hi-res" input, fits int16
-        on_output_scale = srdhm(value, params.output_multiplier, 16)
-        reluish = value
-        if params.reluish_shift > 0:
-            reluish = min(max(reluish * 2 ** (params.reluish_shift - 1), -(2**15)), 2**15 - 1)
-        reluish = srdhm(reluish, params.reluish_multiplier, 16)
-        if params.reluish_shift > 0:
-            reluish = min(max(reluish * 2, -(2**15)), 2**15 - 1)
-        if params.reluish_shift < 0:
-            reluish = rdbpot(reluish, -params.reluish_shift)
-        reluish = (reluish + 2**15) >> 1  # gate in [0, 1], Q15
-        product = _c_div(reluish * on_output_scale, 2**15)  # SaturatingDoublingHighMul
-        result = rdbpot(product, -params.output_shift) + params.output_zero_point
-        y[index] = min(max(result, -128), 127)
+    hard_swish_loop(np.ascontiguousarray(x).ravel(), (
+        params.input_zero_point, params.output_zero_point, params.output_multiplier, params.output_shift,
+        params.reluish_multiplier, params.reluish_shift), y.reshape(-1))
     return y
+
+
+def hard_swish_loop(x, params, out):
+    """out[i] = HARD_SWISH(x[i]) in TFLite's int16 recipe, x and out flat (size,)."""
+    input_zero_point, output_zero_point, output_multiplier, output_shift = params[:4]
+    reluish_multiplier, reluish_shift = params[4:]
+    for i in range(out.size):
+        value = (int(x[i]) - input_zero_point) * 128  # "hi-res" input, fits int16
+        on_output_scale = srdhm(value, output_multiplier, 16)
+        reluish = value
+        if reluish_shift > 0:
+            reluish = min(max(reluish << (reluish_shift - 1), -(2**15)), 2**15 - 1)  # times 2^(shift - 1)
+        reluish = srdhm(reluish, reluish_multiplier, 16)
+        if reluish_shift > 0:
+            reluish = min(max(reluish * 2, -(2**15)), 2**15 - 1)
+        if reluish_shift < 0:
+            reluish = rdbpot(reluish, -reluish_shift)
+        reluish = (reluish + 2**15) >> 1  # gate in [0, 1], Q15
+        product = _c_div_pot(reluish * on_output_scale, 15)  # SaturatingDoublingHighMul
+        result = rdbpot(product, -output_shift) + output_zero_point
+        out[i] = min(max(result, -128), 127)
 
 
 def lookup(x, table):
     """Table lookup, one element at a time: table[q + 128]."""
     y = np.zeros(x.shape, np.int8)
-    for index in np.ndindex(x.shape):
-        y[index] = table[int(x[index]) + 128]
+    lookup_loop(np.ascontiguousarray(x).ravel(), table, y.reshape(-1))
     return y
+
+
+def lookup_loop(x, table, out):
+    """out[i] = table[x[i] + 128], x and out flat (size,)."""
+    for i in range(out.size):
+        out[i] = table[int(x[i]) + 128]
 
 
 def softmax(x, exp_table, output_scale, output_zero_point, dtype=np.int8):
     """SOFTMAX by loops over the last axis, in float32 scalars, summing left to right."""
     info = np.iinfo(dtype)
     y = np.zeros(x.shape, dtype)
-    for row in np.ndindex(x.shape[:-1]):
-        values = [int(v) for v in x[row]]
-        top = max(values)
-        total = np.float32(0.0)
-        for v in values:
-            total = np.float32(total + exp_table[top - v])
-        inverse = np.float32(np.float32(1.0) / np.float32(total * np.float32(output_scale)))
-        for k, v in enumerate(values):
-            scaled = float(np.float32(exp_table[top - v] * inverse))
-            rounded = int(np.trunc(scaled)) + (1 if scaled - np.trunc(scaled) >= 0.5 else 0)
-            y[(*row, k)] = min(max(rounded + output_zero_point, int(info.min)), int(info.max))
+    softmax_loop(np.ascontiguousarray(x).reshape(-1, x.shape[-1]), exp_table, np.float32(output_scale),
+                 (output_zero_point, int(info.min), int(info.max)), y.reshape(-1, x.shape[-1]))
     return y
+
+
+def softmax_loop(rows, exp_table, output_scale, stage, out):
+    """out[r] = round(exp_table[max - q] / (sum * output_scale)) + zp per row; rows, out (R, K)."""
+    zero_point, lo, hi = stage
+    for r in range(rows.shape[0]):
+        top = -1024
+        for k in range(rows.shape[1]):
+            top = max(top, int(rows[r, k]))
+        total = np.float32(0.0)
+        for k in range(rows.shape[1]):
+            total = np.float32(total + exp_table[top - int(rows[r, k])])
+        inverse = np.float32(np.float32(1.0) / np.float32(total * output_scale))
+        for k in range(rows.shape[1]):
+            scaled = float(np.float32(exp_table[top - int(rows[r, k])] * inverse))
+            rounded = int(np.trunc(scaled)) + (1 if scaled - np.trunc(scaled) >= 0.5 else 0)
+            out[r, k] = min(max(rounded + zero_point, lo), hi)
 
 
 def quantize(x, scale, zero_point, dtype=np.int8):

@@ -1,0 +1,168 @@
+"""The ``numba`` backend of the integer runtime: ``reference.py``'s loop cores, compiled.
+
+``load_tflite(path, backend="numba")`` (and ``mnp.quantize(..., backend="numba")``) runs its
+ops with a ``NumbaKernels``: the kernel functions of ``ops``, same arguments, same results bit
+for bit (tests/test_int8_numba.py), each running a loop core of ``reference.py`` compiled by
+Numba: the loops you read are the loops that run.
+
+- DEPTHWISE_CONV_2D, ADD/SUB, MUL, MEAN, AVERAGE_POOL_2D, LOGISTIC (its table), SOFTMAX:
+  ``reference.py``'s own wrapper, its ``*_loop`` core compiled (int8 and uint8); HARD_SWISH
+  the same, run once on all 256 int8 inputs when first called, then looked up;
+- CONV_2D, FULLY_CONNECTED: an exact float32 matrix product (BLAS, the weights made float32
+  once; why it is exact: ``_exact_matmul``, docs/int8.md), after an im2col gather for kernels
+  larger than 1 x 1, then the compiled ``requantize_loop``: bias, per-channel multiplier and
+  shift, zero point and clamp in one pass;
+- everything else (``NUMPY_KERNELS``: MAX_POOL_2D, PAD, QUANTIZE, DEQUANTIZE; float ops run on
+  the float kernels anyway): the NumPy kernel of ``ops``, unchanged.
+
+Compiled in nopython mode with the GIL released, so a batch runs in lanes (``run_in_lanes``),
+and cached on disk beside ``reference.py``: the first call in a fresh install compiles.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..errors import MissingDependencyError
+from ..lanes import _blas_controller, cpu_cores
+from ..shapes import resolve_padding
+from . import ops, reference
+from .fixedpoint import Requantize
+
+# Compiled, in the order they call each other (the scalar helpers first).
+CORES = ("_c_div", "_c_div_pot", "srdhm", "rdbpot", "mbqm", "requantize", "depthwise_loop", "requantize_loop",
+         "add_loop", "mul_loop", "mean_hw_loop", "mean_loop", "average_pool_loop", "hard_swish_loop",
+         "lookup_loop", "softmax_loop")
+# reference.py's wrappers, run as they are, calling the compiled cores.
+WRAPPERS = ("depthwise_conv2d", "add", "mul", "mean_hw", "mean", "average_pool2d", "hard_swish",
+            "lookup", "softmax")
+# No compiled twin: these run ops.py's NumPy kernel (one pass of NumPy each, or float work).
+NUMPY_KERNELS = ("max_pool2d", "pad", "quantize", "dequantize")
+FLOAT32_EXACT = 2**24  # float32 holds every integer of magnitude up to this
+
+
+@functools.cache
+def compiled_namespace() -> dict:
+    """A copy of ``reference.py``'s globals with every core of CORES compiled by Numba.
+
+    Each core is compiled from its own code object, unchanged; the names it calls resolve to
+    the compiled versions through this shared namespace.
+    """
+    try:
+        import numba
+    except ImportError:
+        raise MissingDependencyError("backend 'numba' needs Numba: pip install "
+                                     "'mobilenet-np[jit]'") from None
+    namespace = dict(vars(reference))
+    for name in (*CORES, *WRAPPERS):
+        original = getattr(reference, name)
+        twin = types.FunctionType(original.__code__, namespace, name, original.__defaults__)
+        twin.__qualname__, twin.__module__, twin.__doc__ = (original.__qualname__, original.__module__,
+                                                           original.__doc__)
+        namespace[name] = numba.njit(cache=True, nogil=True)(twin) if name in CORES else twin
+    return namespace
+
+
+class NumbaKernels:
+    """The ``ops`` kernels of one model, compiled (module docstring). It keeps what it prepares
+    once per constant (float32 weight matrices, output stages), keyed by the constant itself."""
+
+    def __init__(self) -> None:
+        namespace = compiled_namespace()
+        self.cores = types.SimpleNamespace(**{name: namespace[name] for name in CORES})
+        self.twins = types.SimpleNamespace(**{name: namespace[name] for name in WRAPPERS})
+        for name in WRAPPERS:
+            if not hasattr(type(self), name):  # hard_swish: a method below, over its table
+                setattr(self, name, namespace[name])
+        for name in NUMPY_KERNELS:
+            setattr(self, name, getattr(ops, name))
+        self._prepared: dict[tuple[str, int], tuple[object, object]] = {}
+
+    def _once(self, what: str, constant: object, make: Callable[[], object]) -> object:
+        """``make()``, computed the first time ``what`` is asked of ``constant`` (an array, a
+        Requantize), which is kept alongside so that its id stays its own."""
+        held = self._prepared.get((what, id(constant)))
+        if held is None or held[0] is not constant:
+            held = self._prepared[what, id(constant)] = (constant, make())
+        return held[1]
+
+    def _epilogue(self, sums: np.ndarray, bias: np.ndarray | None, out: Requantize) -> np.ndarray:
+        """(P, C) exact sums -> (P, C) outputs: one compiled pass for bias and requantization."""
+        channels = sums.shape[1]
+        bias = self._once("no bias", out, lambda: np.zeros(channels, np.int64)) if bias is None else bias
+        stage = self._once("stage", out, lambda: reference.output_stage(out, channels))
+        y = np.empty(sums.shape, out.dtype)
+        self.cores.requantize_loop(sums, bias, *stage, y)
+        return y
+
+    def _matrix(self, weights: np.ndarray) -> np.ndarray:
+        """(Cout, ...) weights as the (K, Cout) float32 matrix BLAS multiplies, made once."""
+        return self._once("matrix", weights, lambda: weights.reshape(len(weights), -1).T.astype(np.float32))
+
+    def _exact_matmul(self, x: np.ndarray, x_zero_point: int, weights: np.ndarray) -> np.ndarray:
+        """(P, K) integers minus their zero point @ (Cout, K) weights, exactly: (P, Cout) float32/64.
+
+        float32 holds every integer up to 2^24, so a float32 matmul over k terms is exact when
+        k * max|x - zp| * max|w| <= 2^24 (docs/int8.md): K is cut into such chunks (one, for
+        K <= 512 with int8 weights), whose exact float32 sums are added in float64 (exact too).
+        """
+        matrix = self._matrix(weights)  # (K, Cout)
+        chunk = self._once(f"chunk for {x.dtype} at {x_zero_point}", weights,  # weights may be shared
+                           lambda: FLOAT32_EXACT // largest_product(x.dtype, x_zero_point, weights))
+        centred = np.subtract(x, np.float32(x_zero_point), dtype=np.float32)  # (P, K), exact
+        if len(matrix) <= chunk:
+            return centred @ matrix
+        sums = np.zeros((len(x), matrix.shape[1]), np.float64)
+        for start in range(0, len(matrix), chunk):
+            sums += centred[:, start:start + chunk] @ matrix[start:start + chunk]
+        return sums
+
+    def conv2d(self, x: np.ndarray, x_zero_point: int, kernel: np.ndarray, bias: np.ndarray,
+               out: Requantize, stride: tuple[int, int] = (1, 1), padding: str = "SAME") -> np.ndarray:
+        """CONV_2D: im2col (none for a 1 x 1), one exact matmul, then the epilogue."""
+        cout, kh, kw, cin = kernel.shape
+        cols = x
+        if (kh, kw, *stride) != (1, 1, 1, 1):
+            pads = resolve_padding(padding, x.shape[1:3], (kh, kw), stride, "int8")
+            # Padding holds the zero point: (zp - zp) * w adds nothing, as TFLite's.
+            windows = ops._windows(x, (kh, kw), stride, pads, x_zero_point)  # (N, Ho, Wo, Cin, kh, kw)
+            cols = windows.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, Cin): the kernel's order
+        shape = (*cols.shape[:3], cout)
+        sums = self._exact_matmul(cols.reshape(-1, kh * kw * cin), x_zero_point, kernel)  # (P, Cout)
+        return self._epilogue(sums, bias, out).reshape(shape)
+
+    def hard_swish(self, x: np.ndarray, params) -> np.ndarray:
+        """HARD_SWISH: an int8 input takes 256 values, so the compiled twin runs once on each of
+        them (the table, exact by construction) and every call is a lookup. (N, ...) int8."""
+        table = self._once("table", params,
+                           lambda: self.twins.hard_swish(np.arange(-128, 128, dtype=np.int8), params))
+        return self.lookup(x, table)
+
+    def fully_connected(self, x: np.ndarray, x_zero_point: int, weights: np.ndarray,
+                        bias: np.ndarray | None, out: Requantize) -> np.ndarray:
+        """FULLY_CONNECTED: (N, Cin) @ (Cin, Cout) exactly, then the epilogue."""
+        return self._epilogue(self._exact_matmul(x, x_zero_point, weights), bias, out)
+
+
+def largest_product(dtype: type, zero_point: int, weights: np.ndarray) -> int:
+    """max |x - zp| * max |w|: the largest product of an input of ``dtype`` and these weights."""
+    info = np.iinfo(dtype)
+    return max(zero_point - int(info.min), int(info.max) - zero_point) * max(int(np.abs(weights).max()), 1)
+
+
+def run_in_lanes(run: Callable[[np.ndarray], np.ndarray], q: np.ndarray,
+                 lanes: int | None = None) -> np.ndarray:
+    """A batch (N, ...) in ``lanes`` chunks side by side (default: one per core), BLAS one thread
+    per lane: the compiled cores release the GIL, as in the float path's ``lanes.py``."""
+    lanes = max(1, min(lanes or cpu_cores(), len(q)))
+    if lanes == 1:
+        return run(q)
+    size = -(-len(q) // lanes)  # ceil: every lane gets a chunk
+    chunks = [q[i:i + size] for i in range(0, len(q), size)]
+    with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(lanes) as pool:
+        return np.concatenate(list(pool.map(run, chunks)))
