@@ -29,10 +29,12 @@ from helpers.tflite_cases import (  # noqa: E402
     REAL,
     REAL_FILES,
     converted_files,
+    dynamic_range_files,
     gold_input,
     run_gold,
     sample_pixels,
     uint8_graph_file,
+    uint8_v3_ops_file,
 )
 
 from mobilenet_np.errors import MobileNetError  # noqa: E402
@@ -46,8 +48,21 @@ def tiers(model) -> str:
     return " + ".join(sorted(kinds - {"int32"}))
 
 
+def hybrid_differing(model, tensors: dict) -> int:
+    """Hybrid ops (int8 weights, float activations) replayed on TFLite's inputs that differ."""
+    graph, differing = model.graph, 0
+    for op, run in model.steps:
+        weights, out = graph.tensors[op.inputs[1]] if op.inputs[1:] else None, graph.tensors[op.outputs[0]]
+        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and \
+                weights.dtype == np.int8 and out.dtype == np.float32:
+            inputs = [tensors[graph.tensors[i].name] for i in op.inputs if i >= 0]
+            differing += not np.array_equal(run(*inputs), tensors[out.name])
+    return differing
+
+
 def compare(model, gold, pixels: np.ndarray) -> tuple[float, int]:
-    """Largest |ours - TFLite| on the output over the images, and integer tensors that differ."""
+    """Largest |ours - TFLite| on the output over the images, and integer tensors (or hybrid
+    ops replayed on TFLite's inputs) that differ."""
     worst, differing = 0.0, 0
     for image in pixels:
         x = gold_input(model, image[None])  # uint8 or float inputs: every kind measured here
@@ -55,6 +70,7 @@ def compare(model, gold, pixels: np.ndarray) -> tuple[float, int]:
         out, ours = model.forward(x, capture=True)
         worst = max(worst, float(np.abs(out.astype(np.float64) - tensors[model.output.name]).max()))
         differing += sum(not np.array_equal(v, tensors[n]) for n, v in ours.items() if v.dtype.kind in "iu")
+        differing += hybrid_differing(model, tensors)
     return worst, differing
 
 
@@ -75,7 +91,7 @@ def row(kind: str, blob: bytes, real: bool) -> str:
     worst, differing = compare(model, interpreter(tf, blob), sample_pixels(model.input.shape[1]))
     unit = " LSB" if model.output.dtype != np.float32 else ""
     return (f"| {kind} | {io}, {model.output.shape[-1]} classes | {tiers(model)} | {worst:.3g}{unit} "
-            f"({differing} integer tensors differ) | {top1(model) if real else '-'} |")
+            f"({differing} integer tensors or hybrid ops differ) | {top1(model) if real else '-'} |")
 
 
 def main() -> None:
@@ -86,11 +102,10 @@ def main() -> None:
             print(row(name, (REAL / name).read_bytes(), True))
     for kind, blob in converted_files(tf).items():
         print(row(f"converted V2 0.35/96: {kind}", blob, False))
+    print(row("converted V3-Small 0.75/96: dynamic range", dynamic_range_files(tf)["v3-small"], False))
     print(row("TF1-style uint8 graph (inference_type=tf.uint8)", uint8_graph_file(tf, 0), False))
-    keras_model = tf.keras.Sequential([tf.keras.Input((8, 8, 16)), tf.keras.layers.Conv2D(64, 3)])
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights, float activations
-    print(row("dynamic range (Optimize.DEFAULT, no representative data)", converter.convert(), False))
+    print(row("TF1-style uint8 graph of V3's ops (MUL, LOGISTIC, MEAN keep_dims, CONCATENATION)",
+              uint8_v3_ops_file(tf), False))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ from helpers.tflite_cases import (
     run_gold,
     sample_pixels,
     uint8_graph_file,
+    uint8_v3_ops_file,
+    with_metadata,
 )
 
 import mobilenet_np as mnp
@@ -87,18 +89,29 @@ def _abs_sum_and_terms(graph, op, inputs: list[np.ndarray]) -> tuple[np.ndarray,
     raise AssertionError(f"no bound for {op.opcode}")
 
 
+def is_hybrid(graph, op) -> bool:
+    """A dynamic-range op: int8 weights on float32 activations."""
+    return (op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+            and graph.tensors[op.inputs[1]].dtype == np.int8
+            and graph.tensors[op.outputs[0]].dtype == np.float32)
+
+
 def assert_float_ops_within_bounds(model, tensors: dict[str, np.ndarray]) -> int:
     """Replay every float op of ``model`` on TFLite's own inputs; return how many were checked."""
     graph, checked = model.graph, 0
     for op, run in model.steps:
         out = graph.tensors[op.outputs[0]]
-        if out.dtype != np.float32 or op.opcode == "DEQUANTIZE":
-            continue
+        if out.dtype != np.float32 or op.opcode == "DEQUANTIZE" or is_hybrid(graph, op):
+            continue  # hybrid ops are bit-exact: test_tflite_hybrid.py compares them exactly
         inputs = [tensors[graph.tensors[i].name] for i in op.inputs if i >= 0]
         ours, theirs = run(*inputs), tensors[out.name]
         if op.opcode in ("RESHAPE", "SQUEEZE", "PAD", "TRANSPOSE", "CONCATENATION", "MAX_POOL_2D"):
             # these move or pick values: exact
             assert np.array_equal(ours, theirs), out.name
+        elif op.opcode == "HARD_SWISH":
+            # x * relu6(x + 3) / 6: an add, a multiply and a scaling by 1/6 (or a division),
+            # each within u of its exact result, in both runtimes: 2 * 4u relative.
+            assert np.all(np.abs(ours - theirs) <= 8 * UNIT_ROUNDOFF * np.abs(theirs) + 1e-30), out.name
         elif op.opcode == "SOFTMAX":
             # p = e_i / sum e: expf within 1 ulp each side, a K-term float32 sum, one division.
             k = theirs.shape[-1]
@@ -264,6 +277,36 @@ def test_metadata_normalization_and_labels_file(caplog) -> None:
     assert damaged.metadata is None and "damaged.tflite: its TFLite metadata cannot be read" in caplog.text
 
 
+def test_float_file_with_metadata_classifies_with_its_normalization(tf, tmp_path, capsys) -> None:
+    """End to end: a float file (the converted V2 0.35/96) given TFLite metadata as TFLite
+    Support writes it (normalization mean 0, std 255: not the MobileNet convention, so using it
+    shows) and a packed labels file. ``classify --tflite`` prints the packed labels and
+    TFLite's probabilities for ``(pixels - 0) / 255``, within the end-to-end float32 bound: L =
+    53 summing layers of at most K = 1280 products, logits within 2u sqrt(L K) (1 + max |z|)."""
+    from mobilenet_np.int8 import tflite_summary
+
+    blob = with_metadata(tf, converted_files(tf)["float32"], [0.0], [255.0],
+                         [f"thing {i}" for i in range(1000)])
+    path = tmp_path / "with_metadata.tflite"
+    path.write_bytes(blob)
+    model, gold = load_tflite(path), interpreter(tf, blob)
+    assert "mean 0, std 255 (the file's metadata)" in tflite_summary(model)["input"]
+    picture = photos.picture_paths()[0]
+    image = mnp.load_image(picture, 96)[None]
+    x = (image - np.float32(0.0)) / np.float32(255.0)  # the test's own (pixels - mean) / std
+    tensors = run_gold(gold, x)
+    logits = tensors[model.graph.tensors[model.graph.operators[-1].inputs[0]].name]
+    probs = tensors[model.output.name][0]
+    bound = softmax_bound(probs, 2 * UNIT_ROUNDOFF * np.sqrt(53 * 1280) * (1 + np.abs(logits).max()))
+    predictions = classify_json(["--tflite", str(path), picture], capsys)[0]["predictions"]
+    assert len(predictions) == 5
+    for p in predictions:
+        assert p["label"] == f"thing {p['index']}"
+        assert abs(p["probability"] - probs[p["index"]]) <= bound
+    convention = run_gold(gold, gold_input(model, image))[model.output.name][0]  # [-1, 1] instead
+    assert np.abs(convention - probs).max() > 100 * bound  # the normalization matters here
+
+
 CHILD = """
 import json, sys
 for name in ("tensorflow", "tf_keras", "keras"):
@@ -324,6 +367,27 @@ def test_uint8_files_equal_tflite(tf, seed) -> None:
         assert all(len(np.unique(value)) >= 5 for value in tensors.values())  # not degenerate
 
 
+def test_uint8_v3_ops_equal_tflite(tf) -> None:
+    """The uint8 ops MobileNetV3's hosted files add (MUL, LOGISTIC, MEAN with keep_dims,
+    CONCATENATION of inputs on other scales, QUANTIZE uint8 -> uint8) in a TF1-style uint8
+    file, every tensor, on seeded images; the MEAN's zero-point bias (58.6) is one where
+    truncating instead of rounding would be off."""
+    blob = uint8_v3_ops_file(tf)
+    model, gold = load_tflite(blob), interpreter(tf, blob)
+    graph = model.graph
+    uint8_ops = {op.opcode for op in graph.operators if graph.tensors[op.outputs[0]].dtype == np.uint8}
+    assert {"MUL", "LOGISTIC", "MEAN", "CONCATENATION", "QUANTIZE"} <= uint8_ops
+    mean = next(op for op in graph.operators if op.opcode == "MEAN" and op.options["keep_dims"])
+    concatenation = next(op for op in graph.operators if op.opcode == "CONCATENATION")
+    assert len({float(graph.tensors[i].quantization.scale[0]) for i in concatenation.inputs}) == 2
+    for k in range(4):
+        x = np.random.default_rng(200 + k).integers(0, 256, (1, 16, 16, 3)).astype(np.uint8)
+        _, compared = assert_equal_to_tflite(model, gold, x)
+        assert compared >= len(graph.operators) - 3  # every op but the float DEQUANTIZEs
+        _, tensors = model.forward(x, capture=True)
+        assert len(np.unique(tensors[graph.tensors[mean.outputs[0]].name])) >= 8  # not degenerate
+
+
 @pytest.fixture(scope="module")
 def ops_files(tf):
     return ops_model_files(tf)
@@ -373,6 +437,17 @@ def test_uint8_kernels_equal_their_loop_twins() -> None:
     logits = rng.integers(0, 256, (2, 11)).astype(np.uint8)
     assert np.array_equal(int8_ops.softmax(logits, table, 1 / 256, 0, np.uint8),
                           int8_reference.softmax(logits, table, 1 / 256, 0, np.uint8))
+
+
+def test_uint8_mean_and_rescale_equal_their_loop_twins() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (2, 5, 4, 19)).astype(np.uint8)  # 16 vector channels + 3 scalar
+    fast = int8_ops.mean_hw(x, 1518500250, -4, 37, np.uint8)
+    assert fast.dtype == np.uint8 and len(np.unique(fast)) > 10
+    assert np.array_equal(fast, int8_reference.mean_hw(x, 1518500250, -4, 37, np.uint8))
+    moved = int8_ops.rescale_uint8(x, np.float32(0.61), np.float32(-21.3), 7)
+    assert len(np.unique(moved)) > 100
+    assert np.array_equal(moved, int8_reference.rescale_uint8(x, np.float32(0.61), np.float32(-21.3), 7))
 
 
 def test_max_pool_and_sub_equal_their_loop_twins() -> None:

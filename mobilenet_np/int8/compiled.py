@@ -42,7 +42,7 @@ CORES = ("_c_div", "_c_div_pot", "srdhm", "rdbpot", "mbqm", "requantize", "depth
 WRAPPERS = ("depthwise_conv2d", "add", "mul", "mean_hw", "mean", "average_pool2d", "hard_swish",
             "lookup", "softmax")
 # No compiled twin: these run ops.py's NumPy kernel (one pass of NumPy each, or float work).
-NUMPY_KERNELS = ("max_pool2d", "pad", "quantize", "dequantize")
+NUMPY_KERNELS = ("max_pool2d", "pad", "quantize", "dequantize", "rescale_uint8")
 FLOAT32_EXACT = 2**24  # float32 holds every integer of magnitude up to this
 
 

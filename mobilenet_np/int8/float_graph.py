@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import ops as float_ops
 from ..errors import UnsupportedError
+from . import hybrid
 from . import ops as int8_ops
 from .tflite_file import Graph, Operator
 
@@ -51,6 +52,33 @@ def prepare_conv(graph: Graph, op: Operator) -> Callable:
         kernel = w.reshape(kh, kw, x.shape[-1], channels_out // x.shape[-1])  # (kh, kw, C, M)
         return activate(float_ops.depthwise_conv2d(x, kernel, b, stride, _pads(op)))
     return conv if op.opcode == "CONV_2D" else depthwise
+
+
+def prepare_hybrid(graph: Graph, op: Operator, kernels) -> Callable:
+    """CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED with int8 weights on float32 activations
+    (dynamic-range files): TFLite's hybrid kernels (``hybrid.py``; ``kernels=reference``
+    runs their loop twins), then the fused activation in float32."""
+    o, activate, w = op.options, _activation(op), graph.tensors[op.inputs[1]]
+    if w.dtype != np.int8 or w.quantization is None or np.any(w.quantization.zero_point != 0):
+        raise UnsupportedError(f"{op.opcode} with {np.dtype(w.dtype).name} weights on float "
+                               f"activations: only symmetric int8 weights (TFLite's hybrid kernels)")
+    run = kernels if hasattr(kernels, "hybrid_conv2d") else hybrid  # the loop twins, or vectorised
+    scale = w.quantization.scale.astype(np.float32)
+    if op.opcode == "FULLY_CONNECTED":
+        def fully_connected(x, weights, b=None):
+            flat = x.reshape(-1, weights.shape[1])  # (N, ..., Cin) -> (N', Cin)
+            out = activate(run.hybrid_fully_connected(flat, weights, scale, b,
+                                                      o["asymmetric_quantize_inputs"]))
+            return out.reshape(*x.shape[:-1], -1) if o["keep_num_dims"] else out
+        return fully_connected
+    if (o["dilation_h_factor"], o["dilation_w_factor"]) != (1, 1):
+        raise UnsupportedError(f"{op.opcode} with dilation is not supported (op {op.index})")
+    stride = (o["stride_h"], o["stride_w"])
+    if op.opcode == "CONV_2D":
+        return lambda x, weights, b=None: activate(run.hybrid_conv2d(x, weights, scale, b, stride,
+                                                                     o["padding"]))
+    return lambda x, weights, b=None: activate(run.hybrid_depthwise_conv2d(
+        x, weights, scale, b, stride, o["padding"], o["depth_multiplier"]))
 
 
 def prepare_fully_connected(graph: Graph, op: Operator) -> Callable:

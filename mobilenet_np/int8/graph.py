@@ -181,7 +181,8 @@ def prepare_mul(graph: Graph, op: Operator, kernels) -> Callable:
     (a_scale, a_zero), (b_scale, b_zero), (y_scale, y_zero) = (
         scale_and_zero(graph.tensors[i]) for i in (*op.inputs, op.outputs[0]))
     multiplier, shift = quantize_multiplier(float(a_scale) * float(b_scale) / float(y_scale))
-    out = Requantize(multiplier, shift, y_zero, *_clamp(op, graph.tensors[op.outputs[0]]), ROUNDING["MUL"])
+    y = graph.tensors[op.outputs[0]]
+    out = Requantize(multiplier, shift, y_zero, *_clamp(op, y), ROUNDING["MUL"], y.dtype)
     return lambda a, b: kernels.mul(a, a_zero, b, b_zero, out)
 
 
@@ -199,13 +200,11 @@ def prepare_mean(graph: Graph, op: Operator, kernels) -> Callable:
     axes = tuple(sorted({int(a) % len(x.shape) for a in axis.data.ravel()}))
     (x_scale, x_zero), (y_scale, y_zero) = scale_and_zero(x), scale_and_zero(y)
     if op.options["keep_dims"] and len(x.shape) == 4 and axes == (1, 2):
-        if y.dtype != np.int8:
-            raise UnsupportedError(f"MEAN with keep_dims on {np.dtype(y.dtype).name} is not "
-                                   f"supported (op {op.index})")
         count = np.float32(x.shape[1] * x.shape[2])
         multiplier, shift = quantize_multiplier(float(x_scale / (count * y_scale)))
+        # rounded, on uint8 too (truncating it was 96 of 96 values off, tests/test_tflite_files.py)
         bias = y_zero - int(round_half_away(np.float32(x_zero) * x_scale / y_scale))
-        return lambda q, *_: kernels.mean_hw(q, multiplier, shift, bias)
+        return lambda q, *_: kernels.mean_hw(q, multiplier, shift, bias, y.dtype)
     count = int(np.prod([x.shape[a] for a in axes]))
     multiplier, shift = quantize_multiplier(float(x_scale) / float(y_scale))
     k = min(count.bit_length() - 1, 32, 31 + shift)
@@ -228,13 +227,18 @@ def prepare_hard_swish(graph: Graph, op: Operator, kernels) -> Callable:
 
 
 def prepare_logistic(graph: Graph, op: Operator, kernels) -> Callable:
-    """LOGISTIC: a 256-entry int8 table, each entry computed in float32 as TFLite's LUTPopulate."""
+    """LOGISTIC: a 256-entry int8 (or uint8) table, each entry computed in float32 as
+    TFLite's LUTPopulate. ``lookup`` reads ``table[q + 128]``: a uint8 input is moved down
+    by 128 first, so that uint8 value q reads entry q."""
     (x_scale, x_zero), (y_scale, y_zero) = _in_out(graph, op)
-    q = np.arange(-128, 128)
+    info = np.iinfo(graph.tensors[op.outputs[0]].dtype)
+    q = np.arange(info.min, info.max + 1)
     real = x_scale * (q - x_zero).astype(np.float32)  # float32
     sigmoid = np.float32(1.0) / (np.float32(1.0) + _expf(-real))
     rounded = round_half_away(sigmoid * (np.float32(1.0) / y_scale))
-    table = np.clip(rounded.astype(np.int64) + y_zero, -128, 127).astype(np.int8)
+    table = np.clip(rounded.astype(np.int64) + y_zero, info.min, info.max).astype(info.dtype)
+    if info.min == 0:
+        return lambda x, *_: kernels.lookup(x.astype(np.int16) - 128, table)
     return lambda x, *_: kernels.lookup(x, table)
 
 
@@ -261,14 +265,27 @@ def prepare_max_pool(graph: Graph, op: Operator, kernels) -> Callable:
 
 
 def prepare_concatenation(graph: Graph, op: Operator, kernels) -> Callable:
-    """CONCATENATION: TFLite requires int8 inputs on the output's scale and zero point."""
+    """CONCATENATION: TFLite requires int8 inputs on the output's scale and zero point; uint8
+    inputs on other scales are requantized in float32 (TFLite's ConcatenationWithScaling)."""
     y = graph.tensors[op.outputs[0]]
-    if any(scale_and_zero(graph.tensors[i]) != scale_and_zero(y) for i in op.inputs):
-        raise UnsupportedError(f"CONCATENATION of inputs on other scales than its output's "
-                               f"(op {op.index})")
     if op.options["fused_activation_function"] != "NONE":
         raise UnsupportedError(f"CONCATENATION with a fused activation (op {op.index})")
-    return lambda *parts: np.concatenate(parts, axis=op.options["axis"])
+    (y_scale, y_zero), axis = scale_and_zero(y), op.options["axis"]
+    inputs = [scale_and_zero(graph.tensors[i]) for i in op.inputs]
+    if all(pair == (y_scale, y_zero) for pair in inputs):
+        return lambda *parts: np.concatenate(parts, axis=axis)
+    if y.dtype != np.uint8:
+        raise UnsupportedError(f"CONCATENATION of int8 inputs on other scales than its output's "
+                               f"(op {op.index})")
+    inverse = np.float32(1.0) / y_scale
+    # per input, float32: scale = in_scale / out_scale, bias = -in_zero_point * scale (as TFLite's)
+    rescales = [None if (scale, zero) == (y_scale, y_zero)
+                else (scale * inverse, np.float32(-zero) * (scale * inverse)) for scale, zero in inputs]
+
+    def run(*parts):
+        return np.concatenate([part if rescale is None else kernels.rescale_uint8(part, *rescale, y_zero)
+                               for part, rescale in zip(parts, rescales, strict=True)], axis=axis)
+    return run
 
 
 def prepare_average_pool(graph: Graph, op: Operator, kernels) -> Callable:

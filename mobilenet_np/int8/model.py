@@ -26,7 +26,7 @@ from . import graph as prep
 from . import ops
 from .compiled import run_in_lanes
 from .fixedpoint import Requantize, quantize_multiplier
-from .float_graph import FLOAT_PREPARE
+from .float_graph import FLOAT_PREPARE, prepare_hybrid
 from .metadata import file_metadata, packed_labels
 from .tflite_file import Graph, Operator, read_tflite
 
@@ -126,7 +126,7 @@ PREPARE = {**INTEGER_PREPARE, **ANY_TYPE_PREPARE}  # every op name this runtime 
 # uint8 kernels checked bit for bit against TFLite (tests/test_tflite_files.py); the other
 # integer ops are refused on uint8 rather than run unchecked.
 UINT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MEAN", "AVERAGE_POOL_2D",
-             "SOFTMAX"}
+             "SOFTMAX", "MUL", "LOGISTIC", "CONCATENATION"}
 WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 EDGE_TPU_OP = "edgetpu-custom-op"
 
@@ -139,10 +139,7 @@ def _step(graph: Graph, op: Operator, kernels) -> Callable:
     if out == np.float32:
         weights = graph.tensors[op.inputs[1]] if op.opcode in WEIGHTED else None
         if weights is not None and weights.dtype in (np.int8, np.uint8):
-            raise UnsupportedError(f"{op.opcode} with {np.dtype(weights.dtype).name} weights on float "
-                                   f"activations (a dynamic-range file, Optimize.DEFAULT without a "
-                                   f"representative dataset) is not supported: convert with "
-                                   f"full-integer quantization, or keep the float file")
+            return prepare_hybrid(graph, op, kernels)  # a dynamic-range file (Optimize.DEFAULT)
         if op.opcode not in FLOAT_PREPARE:
             raise UnsupportedError(f"{op.opcode} on float32 tensors is not supported")
         return FLOAT_PREPARE[op.opcode](graph, op)

@@ -133,21 +133,22 @@ def mul(a: np.ndarray, a_zero_point: int, b: np.ndarray, b_zero_point: int, out:
 NEON_BLOCK = 16  # TFLite's MEAN kernel handles channels 16 at a time, then one by one
 
 
-def mean_hw(x: np.ndarray, multiplier: int, shift: int, bias: int) -> np.ndarray:
+def mean_hw(x: np.ndarray, multiplier: int, shift: int, bias: int, dtype: type = np.int8) -> np.ndarray:
     """MEAN over H and W with keep_dims (global average pooling): TFLite's optimized int8 kernel.
 
     The raw int8 values are summed (no zero point); one multiplier holds
     in_scale / (H * W * out_scale), and ``bias`` = out_zp - round(in_zp * in_scale / out_scale)
     brings the zero points in. Whole blocks of 16 channels are rescaled by the vector code
     (ties up), the last C mod 16 channels by the scalar code (ties away from zero).
-    x (N, H, W, C) int8 -> (N, 1, 1, C) int8.
+    x (N, H, W, C) int8 -> (N, 1, 1, C) int8 (uint8 likewise, clamped to [0, 255]).
     """
     total = x.astype(np.int64).sum(axis=(1, 2), keepdims=True)  # (N, 1, 1, C), |.| < H*W*2^7
     cut = x.shape[3] // NEON_BLOCK * NEON_BLOCK
     scaled = np.concatenate(
         [multiply_by_quantized_multiplier(total[..., :cut], multiplier, shift, "double_up"),
          multiply_by_quantized_multiplier(total[..., cut:], multiplier, shift, "double")], axis=3)
-    return np.clip(scaled + bias, -128, 127).astype(np.int8)
+    info = np.iinfo(dtype)
+    return np.clip(scaled + bias, info.min, info.max).astype(dtype)
 
 
 def mean(x: np.ndarray, x_zero_point: int, axes: tuple[int, ...], out: Requantize,
@@ -174,6 +175,13 @@ def average_pool2d(x: np.ndarray, filter_hw: tuple[int, int], stride: tuple[int,
     total = _windows(x.astype(np.int64), filter_hw, stride, pads, 0).sum(axis=(4, 5))
     rounded = np.where(total > 0, (total + count // 2) // count, -((-total + count // 2) // count))
     return np.clip(rounded, lo, hi).astype(dtype)
+
+
+def rescale_uint8(q: np.ndarray, scale: np.float32, bias: np.float32, zero_point: int) -> np.ndarray:
+    """uint8 moved to another scale in float32, as TFLite's ConcatenationWithScaling:
+    ``round(q * scale + bias) + zero_point`` (ties away from zero), clamped to [0, 255]."""
+    moved = round_half_away(q.astype(np.float32) * np.float32(scale) + np.float32(bias))
+    return np.clip(moved.astype(np.int64) + zero_point, 0, 255).astype(np.uint8)
 
 
 def max_pool2d(x: np.ndarray, filter_hw: tuple[int, int], stride: tuple[int, int],

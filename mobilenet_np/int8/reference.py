@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import conv_output_hw, resolve_padding
-from .fixedpoint import Requantize
+from .fixedpoint import Requantize, round_half_away
 
 DOUBLE, DOUBLE_UP, SINGLE = 0, 1, 2  # fixedpoint's rounding recipes, as numbers the cores take
 ROUNDING_CODES = {"double": DOUBLE, "double_up": DOUBLE_UP, "single": SINGLE}
@@ -229,14 +229,15 @@ def mul_loop(a, a_zero_point, b, b_zero_point, multiplier, shift, stage, out):
         out[i] = requantize((int(a[i]) - a_zero_point) * (int(b[i]) - b_zero_point), multiplier, shift, stage)
 
 
-def mean_hw(x, multiplier, shift, bias):
+def mean_hw(x, multiplier, shift, bias, dtype=np.int8):
     """MEAN over H, W with keep_dims, by loops: raw sum, rescale (16-channel blocks ties up), + bias."""
-    y = np.zeros((x.shape[0], 1, 1, x.shape[3]), np.int8)
-    mean_hw_loop(np.ascontiguousarray(x), multiplier, shift, bias, y)
+    y = np.zeros((x.shape[0], 1, 1, x.shape[3]), dtype)
+    info = np.iinfo(dtype)  # int8 or uint8 clamps
+    mean_hw_loop(np.ascontiguousarray(x), multiplier, shift, bias, info.min, info.max, y)
     return y
 
 
-def mean_hw_loop(x, multiplier, shift, bias, out):
+def mean_hw_loop(x, multiplier, shift, bias, low, high, out):
     """out[n, 0, 0, c] = clamp(rescaled sum over (i, j) of x[n, i, j, c] + bias): TFLite's vector
     code for whole 16-channel blocks (DOUBLE_UP), its scalar code for the rest (DOUBLE)."""
     n_images, height, width, channels = x.shape
@@ -250,7 +251,7 @@ def mean_hw_loop(x, multiplier, shift, bias, out):
                     totals[c] += int(x[n, i, j, c])
         for c in range(channels):
             rounding = DOUBLE_UP if c < vector_channels else DOUBLE
-            out[n, 0, 0, c] = min(max(mbqm(int(totals[c]), multiplier, shift, rounding) + bias, -128), 127)
+            out[n, 0, 0, c] = min(max(mbqm(int(totals[c]), multiplier, shift, rounding) + bias, low), high)
 
 
 def mean(x, x_zero_point, axes, out, keep_dims):
@@ -355,6 +356,15 @@ def hard_swish_loop(x, params, out):
         out[i] = min(max(result, -128), 127)
 
 
+def rescale_uint8(q, scale, bias, zero_point):
+    """uint8 to another scale by elements: round(q * scale + bias) + zero point, in float32."""
+    y = np.zeros(q.shape, np.uint8)
+    for index in np.ndindex(q.shape):
+        moved = int(round_half_away(np.float32(q[index]) * np.float32(scale) + np.float32(bias)))
+        y[index] = min(max(moved + zero_point, 0), 255)
+    return y
+
+
 def lookup(x, table):
     """Table lookup, one element at a time: table[q + 128]."""
     y = np.zeros(x.shape, np.int8)
@@ -410,4 +420,99 @@ def dequantize(q, scale, zero_point):
     y = np.zeros(np.shape(q), np.float32)
     for index in np.ndindex(np.shape(q)):
         y[index] = np.float32(scale) * np.float32(int(q[index]) - zero_point)
+    return y
+
+
+# ---- dynamic-range ("hybrid") kernels: loop twins of hybrid.py --------------------------------
+
+
+def hybrid_quantize(image, asymmetric):
+    """One image's float32 values -> (int8 list, scale, zero point), TFLite's Asymmetric- or
+    SymmetricQuantizeFloats value by value (float32 scale; ties away from zero)."""
+    values = [np.float32(v) for v in np.ravel(image)]
+    low, high = min(min(values), np.float32(0)), max(max(values), np.float32(0))
+    if not asymmetric:
+        reach = max(abs(min(values)), abs(max(values)))
+        if reach == 0:
+            return [0] * len(values), np.float32(1), 0
+        inverse = np.float32(127) / reach
+        return ([min(max(int(round_half_away(v * inverse)), -127), 127) for v in values],
+                reach / np.float32(127), 0)
+    if low == high:
+        return [0] * len(values), np.float32(1), 0
+    scale = (high - low) / np.float32(255)
+    from_min, from_max = -128 - float(low) / float(scale), 127 - float(high) / float(scale)
+    closer_to_min = 128 + abs(float(low) / float(scale)) < 127 + abs(float(high) / float(scale))
+    zero = from_min if closer_to_min else from_max
+    zero_point = -128 if zero <= -128 else 127 if zero >= 127 else int(round_half_away(zero))
+    inverse = np.float32(1.0 / float(scale))
+    return ([min(max(int(round_half_away(v * inverse)) + zero_point, -128), 127)
+             for v in values], scale, zero_point)
+
+
+def _hybrid_output(acc, input_scale, weight_scale, bias, channel, scales_first=True):
+    """One output: float32(acc) times the two scales in TFLite's order, plus the bias."""
+    w_scale = np.float32(weight_scale[channel % len(weight_scale)])
+    if scales_first:
+        y = np.float32(acc) * (input_scale * w_scale)
+    else:
+        y = (np.float32(acc) * w_scale) * input_scale
+    return y if bias is None else y + np.float32(bias[channel])
+
+
+def hybrid_conv2d(x, kernel, weight_scale, bias, stride=(1, 1), padding="SAME"):
+    """Hybrid CONV_2D by loops: each image quantized, integer sums skipping the padding, rescaled."""
+    n_images, height, width, cin = x.shape
+    cout, kh, kw, _ = kernel.shape
+    top, left, out_h, out_w = _geometry((height, width), (kh, kw), stride, padding)
+    y = np.zeros((n_images, out_h, out_w, cout), np.float32)
+    for n in range(n_images):
+        values, scale, zero_point = hybrid_quantize(x[n], len(np.unique(weight_scale)) > 1)
+        q = np.array(values).reshape(height, width, cin)
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for o in range(cout):
+                    acc = 0
+                    for ky in range(kh):
+                        for kx in range(kw):
+                            iy, ix = oy * stride[0] + ky - top, ox * stride[1] + kx - left
+                            if 0 <= iy < height and 0 <= ix < width:
+                                for i in range(cin):
+                                    acc += (int(q[iy, ix, i]) - zero_point) * int(kernel[o, ky, kx, i])
+                    y[n, oy, ox, o] = _hybrid_output(acc, scale, weight_scale, bias, o)
+    return y
+
+
+def hybrid_depthwise_conv2d(x, kernel, weight_scale, bias, stride=(1, 1), padding="SAME",
+                            depth_multiplier=1):
+    """Hybrid DEPTHWISE_CONV_2D by loops: asymmetric per image, (acc * w_scale) * input_scale."""
+    n_images, height, width, channels = x.shape
+    _, kh, kw, channels_out = kernel.shape
+    top, left, out_h, out_w = _geometry((height, width), (kh, kw), stride, padding)
+    y = np.zeros((n_images, out_h, out_w, channels_out), np.float32)
+    for n in range(n_images):
+        values, scale, zero_point = hybrid_quantize(x[n], True)
+        q = np.array(values).reshape(height, width, channels)
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for o in range(channels_out):
+                    acc = 0
+                    for ky in range(kh):
+                        for kx in range(kw):
+                            iy, ix = oy * stride[0] + ky - top, ox * stride[1] + kx - left
+                            if 0 <= iy < height and 0 <= ix < width:
+                                value = int(q[iy, ix, o // depth_multiplier]) - zero_point
+                                acc += value * int(kernel[0, ky, kx, o])
+                    y[n, oy, ox, o] = _hybrid_output(acc, scale, weight_scale, bias, o, scales_first=False)
+    return y
+
+
+def hybrid_fully_connected(x, weights, weight_scale, bias, asymmetric):
+    """Hybrid FULLY_CONNECTED by loops: each row of x (N, Cin) quantized on its own."""
+    y = np.zeros((x.shape[0], weights.shape[0]), np.float32)
+    for n in range(x.shape[0]):
+        q, scale, zero_point = hybrid_quantize(x[n], asymmetric)
+        for o in range(weights.shape[0]):
+            acc = sum((q[i] - zero_point) * int(weights[o, i]) for i in range(weights.shape[1]))
+            y[n, o] = _hybrid_output(acc, scale, weight_scale, bias, o)
     return y

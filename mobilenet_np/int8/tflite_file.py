@@ -58,7 +58,7 @@ OPTIONS = {
     "AVERAGE_POOL_2D": _POOL,
     "MAX_POOL_2D": _POOL,
     "FULLY_CONNECTED": [("fused_activation_function", "b", 0), ("weights_format", "b", 0),
-                        ("keep_num_dims", "?", False)],
+                        ("keep_num_dims", "?", False), ("asymmetric_quantize_inputs", "?", False)],
     "ADD": [("fused_activation_function", "b", 0)],
     "SUB": [("fused_activation_function", "b", 0)],
     "MUL": [("fused_activation_function", "b", 0)],

@@ -5,6 +5,7 @@ own preprocessing (what TFLite's apps feed each kind of input).
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -76,10 +77,44 @@ def uint8_graph_file(tf, seed: int) -> bytes:
             return converter.convert()
 
 
+@functools.cache
+def uint8_v3_ops_file(tf) -> bytes:
+    """A TF1-style uint8 file (fake-quant ranges, ``inference_type=tf.uint8``) of the uint8 ops
+    MobileNetV3's hosted files add: MUL, LOGISTIC, MEAN with keep_dims (squeeze-excite),
+    CONCATENATION of inputs on other scales, QUANTIZE uint8 -> uint8; the converter leaves
+    the hard-swish and the head in float (DEQUANTIZE, float MUL, MEAN, FULLY_CONNECTED)."""
+    tf1, rng = tf.compat.v1, np.random.default_rng(0)
+    fake_quant = tf.quantization.fake_quant_with_min_max_args
+
+    def weights(*shape):
+        return tf.constant(rng.normal(0, 0.3, shape).astype(np.float32))
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf1.placeholder(tf.float32, (1, 16, 16, 3), name="input")
+        y = fake_quant(tf.nn.conv2d(x, weights(3, 3, 3, 16), 2, "SAME") + weights(16), -6, 6)
+        swish = fake_quant(y * fake_quant(tf.nn.relu6(y + 3), 0, 6) / 6, -1, 6)
+        # (-1.3, 3): the MEAN's zero-point bias 58.6, where truncating and rounding differ
+        mean = fake_quant(tf.reduce_mean(swish, axis=[1, 2], keepdims=True), -1.3, 3)
+        squeeze = tf.nn.relu(tf.nn.conv2d(mean, weights(1, 1, 16, 8), 1, "VALID") + weights(8))
+        squeeze = fake_quant(squeeze, 0, 4)
+        excite = fake_quant(tf.nn.conv2d(squeeze, weights(1, 1, 8, 16), 1, "VALID") + weights(16), -6, 6)
+        scaled = fake_quant(swish * fake_quant(tf.nn.sigmoid(excite), 0, 1), -1, 6)
+        both = fake_quant(tf.concat([scaled, fake_quant(y, -6, 6)], axis=3), -6, 6)
+        logits = fake_quant(tf.reduce_mean(both, axis=[1, 2]) @ weights(32, 5), -8, 8)
+        out = tf.nn.softmax(logits, name="out")
+        with tf1.Session(graph=graph) as session:
+            converter = tf1.lite.TFLiteConverter.from_session(session, [x], [out])
+            converter.inference_type = tf.uint8
+            converter.quantized_input_stats = {"input": (128.0, 127.5)}
+            return converter.convert()
+
+
+@functools.cache
 def converted_files(tf) -> dict[str, bytes]:
     """kind -> .tflite bytes from TFLite's converter, one small Keras MobileNetV2 (0.35, 96)
     with the project's calibrated random weights: int8 with uint8 wrappers, float32, float16
-    weights."""
+    weights, dynamic range (int8 weights, float activations). Converted once per session."""
     from helpers.gold import keras_mobilenet, set_keras_weights
     from helpers.int8_cases import calibration_images, convert, float_model
 
@@ -89,9 +124,40 @@ def converted_files(tf) -> dict[str, bytes]:
     converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
     float32 = converter.convert()
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    dynamic_range = converter.convert()  # no representative dataset: int8 weights only
     converter.target_spec.supported_types = [tf.float16]
     return {"uint8 wrappers": convert(tf, keras_model, calibration_images("v2"), tf.uint8),
-            "float32": float32, "float16 weights": converter.convert()}
+            "float32": float32, "float16 weights": converter.convert(), "dynamic range": dynamic_range}
+
+
+@functools.cache
+def dynamic_range_files(tf) -> dict[str, bytes]:
+    """Dynamic-range files (``Optimize.DEFAULT`` without a representative dataset) of the
+    converted V2 0.35/96 (``converted_files``), of V3-Small 0.75/96 with the project's
+    calibrated random weights (5x5 depthwise, hard-swish inputs), and of a small seeded
+    model converted with per-tensor weight scales (TFLite's symmetric hybrid CONV_2D path)."""
+    import keras
+
+    from helpers.gold import keras_mobilenet, set_keras_weights
+    from helpers.int8_cases import float_model
+
+    ours, arch = float_model("v3-small")
+    v3 = keras_mobilenet(ours.alpha, ours.input_shape[0], arch)
+    set_keras_weights(v3, ours.layers, ours.params)
+    layers = keras.layers
+    keras.utils.set_random_seed(11)
+    x = keras.Input((12, 12, 8))
+    y = layers.Conv2D(48, 3, padding="same", activation="relu6")(x)
+    y = layers.Conv2D(40, 1, strides=2)(layers.DepthwiseConv2D(3, padding="same")(y))
+    small = keras.Model(x, layers.Dense(30, bias_initializer="random_normal")(
+        layers.GlobalAveragePooling2D()(y)))
+    files = {"v2": converted_files(tf)["dynamic range"]}
+    for name, model, per_tensor in (("v3-small", v3, False), ("per-tensor", small, True)):
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter._experimental_disable_per_channel = per_tensor
+        files[name] = converter.convert()
+    return files
 
 
 def ops_model_files(tf) -> dict[str, bytes]:
@@ -122,3 +188,70 @@ def ops_model_files(tf) -> dict[str, bytes]:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = converter.inference_output_type = tf.int8
     return {"int8": converter.convert(), "float32": float32}
+
+
+def _metadata_buffer(mean: list[float], std: list[float], labels_name: str) -> bytes:
+    """A TFLITE_METADATA FlatBuffer ("M001", ``metadata_schema.fbs``) built field by field, as
+    TFLite Support's writers lay it out: the input's NormalizationOptions (mean, std) and the
+    output's TENSOR_AXIS_LABELS file name. Slot numbers as ``mobilenet_np/int8/metadata.py``."""
+    import flatbuffers
+
+    b = flatbuffers.Builder(256)
+
+    def floats(values):
+        b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            b.PrependFloat32(v)
+        return b.EndVector()
+
+    def table(fields):  # fields: [(slot, kind, value)], kind "offset" or "uint8"
+        b.StartObject(max(slot for slot, _, _ in fields) + 1)
+        for slot, kind, value in fields:
+            (b.PrependUOffsetTRelativeSlot if kind == "offset" else b.PrependUint8Slot)(slot, value, 0)
+        return b.EndObject()
+
+    def vector(offsets):
+        b.StartVector(4, len(offsets), 4)
+        for offset in reversed(offsets):
+            b.PrependUOffsetTRelative(offset)
+        return b.EndVector()
+
+    mean_offset, std_offset = floats(mean), floats(std)
+    normalization = table([(0, "offset", mean_offset), (1, "offset", std_offset)])
+    unit = table([(0, "uint8", 1), (1, "offset", normalization)])  # 1: NormalizationOptions
+    input_tensor = table([(4, "offset", vector([unit]))])
+    name = b.CreateString(labels_name)
+    labels = table([(0, "offset", name), (2, "uint8", 2)])  # 2: TENSOR_AXIS_LABELS
+    output_tensor = table([(6, "offset", vector([labels]))])
+    subgraph = table([(2, "offset", vector([input_tensor])), (3, "offset", vector([output_tensor]))])
+    b.Finish(table([(3, "offset", vector([subgraph]))]), file_identifier=b"M001")
+    return bytes(b.Output())
+
+
+def with_metadata(tf, blob: bytes, mean: list[float], std: list[float], labels: list[str]) -> bytes:
+    """A .tflite file with TFLite model metadata added as TFLite Support's populator adds it:
+    a TFLITE_METADATA buffer in the model (repacked with TensorFlow's own generated schema)
+    and a zip holding the labels file appended to the end."""
+    import importlib.util
+    import io
+    import zipfile
+
+    import flatbuffers
+
+    path = Path(tf.__file__).parent / "lite" / "python" / "schema_py_generated.py"
+    spec = importlib.util.spec_from_file_location("tflite_schema", path)
+    schema = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(schema)
+    model = schema.ModelT.InitFromPackedBuf(blob, 0)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(_metadata_buffer(mean, std, "labels.txt"), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = "TFLITE_METADATA", len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
+    builder = flatbuffers.Builder(len(blob) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("labels.txt", "\n".join(labels) + "\n")
+    return bytes(builder.Output()) + packed.getvalue()

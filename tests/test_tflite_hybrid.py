@@ -1,0 +1,87 @@
+"""Dynamic-range ("hybrid") .tflite files (``Optimize.DEFAULT`` without a representative
+dataset: int8 weights, float32 activations) against TFLite's interpreter.
+
+Gold model: TFLite's builtin kernels (no XNNPACK), every tensor preserved. Each op is replayed
+on TFLite's own inputs. The hybrid CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED must be
+**bit-exact**: their integer sums are exact and each float32 step is one correctly rounded
+operation in TFLite's order (``mobilenet_np/int8/hybrid.py``), so no round-off may differ. The
+file's other float ops are held to their float32 bounds (``test_tflite_files``). Files: V2
+0.35/96, V3-Small 0.75/96 (the project's calibrated random weights) and a small seeded model
+converted with per-tensor weight scales, each converted once per session.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers.int8_cases import interpreter
+from helpers.tflite_cases import dynamic_range_files, run_gold, sample_pixels
+from test_tflite_files import assert_float_ops_within_bounds, is_hybrid
+
+from mobilenet_np.int8 import hybrid, load_tflite
+from mobilenet_np.int8 import reference as int8_reference
+
+
+@pytest.fixture(scope="module")
+def files(tf):
+    return dynamic_range_files(tf)
+
+
+@pytest.mark.parametrize("name", ["v2", "v3-small", "per-tensor"])
+def test_hybrid_ops_equal_tflite_bit_for_bit(tf, files, name) -> None:
+    blob = files[name]
+    model, gold = load_tflite(blob), interpreter(tf, blob)
+    graph = model.graph
+    hybrid_ops = [(op, run) for op, run in model.steps if is_hybrid(graph, op)]
+    assert len(hybrid_ops) >= 3
+    kinds = {(op.opcode, len(graph.tensors[op.inputs[1]].quantization.scale) > 1) for op, _ in hybrid_ops}
+    if name == "per-tensor":
+        assert ("CONV_2D", False) in kinds and ("FULLY_CONNECTED", False) in kinds  # symmetric conv
+    else:
+        assert {("CONV_2D", True), ("DEPTHWISE_CONV_2D", True)} <= kinds
+    size = model.input.shape[1]
+    images = sample_pixels(size) if size > 12 else np.random.default_rng(4).uniform(
+        -2, 3, (3, size, size, model.input.shape[-1])).astype(np.float32)
+    for image in images:
+        x = model.preprocess(image[None]) if size > 12 else image[None]  # [-1, 1], or seeded
+        tensors = run_gold(gold, x)
+        for op, run in hybrid_ops:
+            inputs = [tensors[graph.tensors[i].name] for i in op.inputs if i >= 0]
+            ours, theirs = run(*inputs), tensors[graph.tensors[op.outputs[0]].name]
+            # the comparison carries information (V3's squeeze-excite convs have 16 outputs)
+            assert len(np.unique(theirs)) > min(20, theirs.size // 4), op.index
+            different = ours != theirs
+            assert not different.any(), (
+                f"op {op.index} ({op.opcode}): {different.sum()} of {ours.size} values differ, "
+                f"by up to {np.abs(ours - theirs).max():.3g}")
+        assert_float_ops_within_bounds(model, tensors)
+
+
+def test_hybrid_kernels_equal_their_loop_twins() -> None:
+    """Per-channel (asymmetric) and per-tensor (symmetric) CONV_2D, DEPTHWISE_CONV_2D with a
+    depth multiplier, FULLY_CONNECTED both ways; two images with different ranges and an
+    all-zero one (scale 1, zero point 0)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, (3, 6, 5, 3)).astype(np.float32)
+    x[1] = np.abs(x[1]) * 4  # a non-negative image: zero point -128
+    x[2] = 0
+    kernel = rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8)
+    depthwise = rng.integers(-127, 128, (1, 3, 3, 6)).astype(np.int8)
+    per_channel = rng.uniform(1e-3, 1e-2, 6).astype(np.float32)
+    bias = rng.normal(0, 0.1, 6).astype(np.float32)
+    for scale in (per_channel[:4], per_channel[:1]):
+        for stride, padding in (((1, 1), "SAME"), ((2, 2), "SAME"), ((2, 1), "VALID")):
+            fast = hybrid.hybrid_conv2d(x, kernel, scale, bias[:4], stride, padding)
+            assert fast.dtype == np.float32 and len(np.unique(fast[:2])) > 20
+            assert np.array_equal(fast, int8_reference.hybrid_conv2d(x, kernel, scale, bias[:4], stride,
+                                                                     padding))
+            assert np.array_equal(fast[2], np.broadcast_to(bias[:4], fast[2].shape))
+    for stride in ((1, 1), (2, 2)):
+        fast = hybrid.hybrid_depthwise_conv2d(x, depthwise, per_channel, bias, stride, "SAME", 2)
+        assert np.array_equal(fast, int8_reference.hybrid_depthwise_conv2d(x, depthwise, per_channel, bias,
+                                                                           stride, "SAME", 2))
+    flat, weights = x.reshape(3, -1), rng.integers(-127, 128, (7, 90)).astype(np.int8)
+    for asymmetric in (True, False):
+        fast = hybrid.hybrid_fully_connected(flat, weights, per_channel[:1], None, asymmetric)
+        assert np.array_equal(fast, int8_reference.hybrid_fully_connected(flat, weights, per_channel[:1],
+                                                                          None, asymmetric))
