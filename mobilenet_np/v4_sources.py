@@ -58,8 +58,9 @@ def hub_path(name: str) -> str:
     return f"{name.removesuffix('.safetensors')}/resolve/main/{HUB_FILE}"
 
 
-PAPER = "Qin et al. 2024 (arXiv:2404.10518), ImageNet-1K classification table"
-# (name, input size the paper used, top-1 %, MACs (M), params (M)), as the paper prints them
+PAPER = "Qin et al. 2024 (arXiv:2404.10518), ImageNet-1K classification table, as reported"
+# (name, input size the paper used, top-1 %, MACs (M), params (M)), as secondary pages quote the
+# paper's table (the table itself was not readable here: reported, not verified)
 PAPER_ROWS = {
     "conv-small": ("MNv4-Conv-S", 224, 73.8, 200, 3.8),
     "conv-medium": ("MNv4-Conv-M", 256, 79.9, 1000, 9.2),

@@ -2,10 +2,10 @@
 
 Run in a side environment with torch, timm and numba (not test dependencies):
 
-    python -m venv /work/venv-torch
-    /work/venv-torch/bin/pip install torch timm safetensors numpy pillow numba
-    /work/venv-torch/bin/pip install -e .
-    /work/venv-torch/bin/python scripts/v4_speed.py [--rounds 15] [conv-small hybrid-medium]
+    python -m venv ~/venv-torch
+    ~/venv-torch/bin/pip install torch timm safetensors numpy pillow numba
+    ~/venv-torch/bin/pip install -e .
+    ~/venv-torch/bin/python scripts/v4_speed.py [--rounds 15] [conv-small hybrid-medium]
 
 The three runners share one process, the same seeded weights (``tests/helpers/v4_weights.py``)
 and the same input; their outputs are compared once first (max |logit difference| printed).
