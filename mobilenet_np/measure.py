@@ -16,8 +16,8 @@ from .model import Network
 from .registry import FAMILIES
 
 
-def median_seconds(run: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time of ``run()`` over ``repeats`` calls, after ``warmup`` unmeasured calls."""
+def run_times(run: Callable[[], object], repeats: int = 5, warmup: int = 1) -> np.ndarray:
+    """Seconds of each of ``repeats`` calls of ``run()``, after ``warmup`` unmeasured calls: (repeats,)."""
     for _ in range(warmup):
         run()
     times = []
@@ -25,7 +25,12 @@ def median_seconds(run: Callable[[], object], repeats: int = 5, warmup: int = 1)
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return np.array(times)
+
+
+def median_seconds(run: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``run()`` over ``repeats`` calls, after ``warmup`` unmeasured calls."""
+    return float(np.median(run_times(run, repeats, warmup)))
 
 
 def time_standard_vs_separable(blocks: list[Block], repeats: int = 3, seed: int = 0) -> list[dict]:

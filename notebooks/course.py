@@ -32,6 +32,7 @@ from mobilenet_np.families.v3 import V3_LARGE
 from mobilenet_np.int8.fixedpoint import Requantize, activation_range, quantize_multiplier
 from mobilenet_np.int8.ops import quantize as int8_quantize
 from mobilenet_np.layers import correct_pad
+from mobilenet_np.measure import run_times
 from mobilenet_np.shapes import same_padding
 
 SOLUTIONS_SWITCH = "MOBILENET_NP_SOLUTIONS"
@@ -953,20 +954,6 @@ def run_blocks(blocks: list, params: dict[str, np.ndarray], x: np.ndarray,
     layers = [layer for block in blocks for layer in block.layers]
     return run_steps(layers, x, lambda layer, x, other: run_layer(
         layer, x, {name: params[f"{layer.name}/{name}"] for name in layer.weights}, other))
-
-
-def run_times(run: Callable[[], object], repeats: int, warmup: bool = True) -> np.ndarray:
-    """Seconds of ``repeats`` calls of ``run()``, after one warm-up call (unless not wanted)."""
-    import time
-
-    if warmup:
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return np.array(times)
 
 
 def seeded_v4(variant: str, resolution: int = 224):

@@ -62,6 +62,14 @@ def extreme_stage(rng, channels: int, rounding: str, dtype=np.int8) -> Requantiz
                       rounding, dtype)
 
 
+def test_the_float32_chunk_counts_a_weight_of_minus_128() -> None:
+    """The exactness bound takes |w| = 128 for an int8 -128 (np.abs keeps int8 -128 negative):
+    an input of int8 at zero point 0 reaches 128, so the largest product is 128 * 128."""
+    weights = np.array([[-128, 5], [3, -7]], np.int8)
+    assert compiled.largest_product(np.int8, 0, weights) == 128 * 128
+    assert compiled.largest_product(np.uint8, 200, weights) == 200 * 128
+
+
 @settings(max_examples=CASES, deadline=None)
 @given(seeds, st.sampled_from(ROUNDINGS), st.booleans(), st.sampled_from([np.int8, np.uint8]))
 def test_fully_connected_extremes_and_chunks_equal_the_twin(seed, rounding, with_bias, dtype) -> None:

@@ -152,7 +152,8 @@ class NumbaKernels:
 def largest_product(dtype: type, zero_point: int, weights: np.ndarray) -> int:
     """max |x - zp| * max |w|: the largest product of an input of ``dtype`` and these weights."""
     info = np.iinfo(dtype)
-    return max(zero_point - int(info.min), int(info.max) - zero_point) * max(int(np.abs(weights).max()), 1)
+    largest_weight = int(np.abs(weights, dtype=np.int64).max())  # in int8, |-128| is -128
+    return max(zero_point - int(info.min), int(info.max) - zero_point) * max(largest_weight, 1)
 
 
 def run_in_lanes(run: Callable[[np.ndarray], np.ndarray], q: np.ndarray,
