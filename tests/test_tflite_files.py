@@ -32,6 +32,7 @@ from helpers.tflite_cases import (
     REAL,
     REAL_FILES,
     UINT8_FILE,
+    arg_max_files,
     converted_files,
     gold_input,
     ops_model_files,
@@ -45,9 +46,11 @@ from helpers.tflite_cases import (
 
 import mobilenet_np as mnp
 from mobilenet_np import ops as float_ops
+from mobilenet_np.errors import InputError
 from mobilenet_np.int8 import is_tflite, load_tflite
 from mobilenet_np.int8 import ops as int8_ops
 from mobilenet_np.int8 import reference as int8_reference
+from mobilenet_np.int8.classify import Int8Classifier
 from mobilenet_np.int8.fixedpoint import Requantize, activation_range
 from mobilenet_np.int8.opnames import BUILTIN_NAMES
 
@@ -409,6 +412,26 @@ def test_ops_around_the_network_equal_tflite(tf, ops_files, kind) -> None:
             x = int8_ops.quantize(x, *model.input_quantization)
         _, compared = assert_equal_to_tflite(model, gold, x)
         assert compared >= len(model.graph.operators)
+
+
+@pytest.mark.parametrize("kind", ["int8", "float32"])
+def test_arg_max_equals_tflite(tf, kind) -> None:
+    """A file ending in ARG_MAX: the indices equal TFLite's (ties to the first, as TFLite), and a
+    classifier that outputs indices is refused by classify in one line, not misread."""
+    blob = arg_max_files(tf)[kind]
+    model, gold = load_tflite(blob), interpreter(tf, blob)
+    assert model.graph.operators[-1].opcode == "ARG_MAX"
+    indices = []
+    for k in range(8):
+        x = np.random.default_rng(k).uniform(-1, 1, (2, 6, 6, 3)).astype(np.float32)
+        if kind == "int8":
+            x = int8_ops.quantize(x, *model.input_quantization)
+        out, _ = assert_equal_to_tflite(model, gold, x)
+        assert out.dtype == np.int32 and out.shape == (2,)
+        indices.extend(out.tolist())
+    assert len(set(indices)) >= 3  # not one class for every input
+    with pytest.raises(InputError, match="not an image classifier"):
+        Int8Classifier(model)
 
 
 # ---- uint8 kernels: loop twins ----------------------------------------------------------------

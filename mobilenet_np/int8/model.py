@@ -103,6 +103,13 @@ def _prepare_dequantize(graph: Graph, op: Operator, kernels) -> Callable:
     return lambda q: kernels.dequantize(q, scale, zero)
 
 
+def _prepare_arg_max(graph: Graph, op: Operator, kernels) -> Callable:
+    """ARG_MAX: the index of the largest value along the axis its second input names; ties go
+    to the first, as TFLite's kernel (and np.argmax) break them. Output int32 or int64."""
+    out = graph.tensors[op.outputs[0]].dtype
+    return lambda x, axis: np.argmax(x, axis=int(np.asarray(axis).reshape(-1)[0])).astype(out)
+
+
 # Integer ops (int8; uint8 for those in UINT8_OPS) and the ops that only move values (any type).
 INTEGER_PREPARE = {
     "CONV_2D": prep.prepare_conv, "DEPTHWISE_CONV_2D": prep.prepare_conv,
@@ -120,7 +127,7 @@ ANY_TYPE_PREPARE = {
     "SHAPE": lambda g, op, k: lambda q: np.array(q.shape, np.int32),
     "PACK": lambda g, op, k: lambda *values: np.stack(values, axis=op.options["axis"]),
     "SQUEEZE": lambda g, op, k: lambda q: np.squeeze(q, axis=op.options["squeeze_dims"] or None),
-    "QUANTIZE": _prepare_quantize, "DEQUANTIZE": _prepare_dequantize,
+    "QUANTIZE": _prepare_quantize, "DEQUANTIZE": _prepare_dequantize, "ARG_MAX": _prepare_arg_max,
 }
 PREPARE = {**INTEGER_PREPARE, **ANY_TYPE_PREPARE}  # every op name this runtime runs
 # uint8 kernels checked bit for bit against TFLite (tests/test_tflite_files.py); the other

@@ -190,6 +190,32 @@ def ops_model_files(tf) -> dict[str, bytes]:
     return {"int8": converter.convert(), "float32": float32}
 
 
+@functools.cache
+def arg_max_files(tf) -> dict[str, bytes]:
+    """float32 and int8 files ending in ARG_MAX (a classifier that outputs its class index):
+    MEAN, FULLY_CONNECTED, ARG_MAX on a (2, 6, 6, 3) input, seeded weights."""
+    rng = np.random.default_rng(7)
+    weights = tf.constant(rng.normal(size=(3, 10)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([2, 6, 6, 3], tf.float32)])
+    def classes(x):
+        logits = tf.matmul(tf.reduce_mean(x, axis=[1, 2]), weights)  # (2, 10)
+        return tf.math.argmax(logits, axis=1, output_type=tf.int32)  # (2,)
+
+    def representative():
+        for _ in range(8):
+            yield [rng.uniform(-1, 1, (2, 6, 6, 3)).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([classes.get_concrete_function()],
+                                                                classes)
+    float32 = converter.convert()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    return {"int8": converter.convert(), "float32": float32}
+
+
 def _metadata_buffer(mean: list[float], std: list[float], labels_name: str) -> bytes:
     """A TFLITE_METADATA FlatBuffer ("M001", ``metadata_schema.fbs``) built field by field, as
     TFLite Support's writers lay it out: the input's NormalizationOptions (mean, std) and the
