@@ -2,10 +2,10 @@
 
 A float .tflite file (TF Hub, Model Maker, or a float16-weights file whose DEQUANTIZE ops
 widen the weights at run time) is the float network of the rest of the package in TFLite's
-layouts: CONV_2D kernels ``(Cout, kh, kw, Cin)`` become ``(kh, kw, Cin, Cout)``,
-DEPTHWISE_CONV_2D kernels ``(1, kh, kw, C * M)`` become ``(kh, kw, C, M)`` (TFLite's channel
-``c * M + m`` is ours). Results equal TFLite's up to float32 round-off: both sum the same
-products in a different order (docs/int8.md gives the bound).
+layouts. Most ops are the ``ops.py`` kernels: equal to TFLite's up to float32 round-off
+(docs/int8.md gives the bound). CONV_2D, DEPTHWISE_CONV_2D and HARD_SWISH add in TFLite's
+own order (``float_order.py``, bit-exact on the files measured), because in a dynamic-range
+file their outputs are quantized by the next hybrid op, where an ulp can become a step.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import ops as float_ops
 from ..errors import UnsupportedError
-from . import hybrid
+from . import float_order, hybrid
 from . import ops as int8_ops
 from .tflite_file import Graph, Operator
 
@@ -32,25 +32,19 @@ def _activation(op: Operator) -> Callable:
     return FUSED[name]
 
 
-def _pads(op: Operator) -> str:
-    return op.options["padding"].lower()  # "same" (TensorFlow's rule, TFLite's) or "valid"
-
-
 def prepare_conv(graph: Graph, op: Operator) -> Callable:
-    """CONV_2D / DEPTHWISE_CONV_2D: the weights (maybe computed by a DEQUANTIZE) in our layout."""
+    """CONV_2D / DEPTHWISE_CONV_2D (weights maybe computed by a DEQUANTIZE), summed in TFLite's
+    order (``float_order.py``): a dynamic-range graph's hybrid ops quantize what these compute."""
     o, activate = op.options, _activation(op)
     if (o["dilation_h_factor"], o["dilation_w_factor"]) != (1, 1):
         raise UnsupportedError(f"{op.opcode} with dilation is not supported (op {op.index})")
     stride = (o["stride_h"], o["stride_w"])
 
     def conv(x, w, b=None):
-        kernel = np.transpose(w, (1, 2, 3, 0))  # (Cout, kh, kw, Cin) -> (kh, kw, Cin, Cout)
-        return activate(float_ops.conv2d(x, kernel, b, stride, _pads(op)))
+        return activate(float_order.conv2d(x, w, b, stride, o["padding"]))
 
     def depthwise(x, w, b=None):
-        _, kh, kw, channels_out = w.shape
-        kernel = w.reshape(kh, kw, x.shape[-1], channels_out // x.shape[-1])  # (kh, kw, C, M)
-        return activate(float_ops.depthwise_conv2d(x, kernel, b, stride, _pads(op)))
+        return activate(float_order.depthwise_conv2d(x, w, b, stride, o["padding"], o["depth_multiplier"]))
     return conv if op.opcode == "CONV_2D" else depthwise
 
 
@@ -140,6 +134,6 @@ FLOAT_PREPARE = {
     "MUL": prepare_binary, "MAX_POOL_2D": prepare_max_pool,
     "CONCATENATION": lambda graph, op: lambda *parts: _activation(op)(
         np.concatenate(parts, axis=op.options["axis"])),
-    "HARD_SWISH": lambda graph, op: float_ops.hard_swish,
+    "HARD_SWISH": lambda graph, op: float_order.hard_swish,
     "LOGISTIC": lambda graph, op: lambda x: np.float32(1) / (np.float32(1) + np.exp(-x)),
 }

@@ -1,0 +1,138 @@
+"""TFLite's float32 CONV_2D, DEPTHWISE_CONV_2D and HARD_SWISH, summed in TFLite's own order.
+
+Any summation order is within float32 round-off of the exact result, and a float graph
+needs no more. A dynamic-range graph does: each hybrid op quantizes its float input to int8,
+and one ulp of difference in that input can cross a rounding boundary (a whole quantization
+step) or move the image's min/max. So the float ops of a .tflite graph here add their
+products in the order TFLite's builtin kernels do (TFLite 2.21's x86-64 wheel, no
+XNNPACK; measured on every float conv, depthwise conv and hard-swish of the V2 0.35/96 and
+V3-Small 0.75/96 dynamic-range files, 3 images: 0 of 1,709,544 values differ):
+
+* DEPTHWISE_CONV_2D (``depthwiseconv_float.h``): the accumulator starts at the bias and adds
+  ``input * filter`` tap by tap, rows then columns; each product and sum rounded (no FMA).
+* CONV_2D (im2col, then ``cpu_backend_gemm`` on Eigen): ``sum_k patch[k] * filter[k]`` over
+  k = (kh, kw, Cin), then ``+ bias``. Eigen's matrix-matrix kernel (AVX: 8 floats a packet,
+  4 output pixels a micro-tile) adds k in order, except in its one-packet kernel (output
+  channels past the multiples of 16 that its 3- and 2-packet kernels take): there even k and
+  odd k run in two sums, added after the last multiple of 8 of k, then the rest in order.
+  One output pixel (a 1x1 image: squeeze-excite) is a matrix-vector product instead: 8 lanes,
+  lane l summing k = l, l + 8, ..., folded as ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)),
+  then the k past the last multiple of 8 in order.
+* HARD_SWISH (``optimized_ops.h``, 4 floats a step): ``relu6(x + 3) * (x * (1/6))``; a tail
+  of fewer than 4 values as ``x * relu6(x + 3) / 6``.
+
+Not modelled (so equal only within the float32 bound, as any order): Eigen's cache blocking
+of large products (depth past its block size, a few hundred) and output channels left after
+the multiples of 4.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..shapes import resolve_padding
+
+F32 = np.float32
+PACKET = 8  # floats in an AVX register: Eigen's packet
+WIDE_ROWS = (3 * PACKET, 2 * PACKET)  # rows Eigen's 3- and 2-packet kernels take, in order
+
+
+def _windows(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: str) -> np.ndarray:
+    """Every receptive field, zero-padded: (N, H, W, C) -> (N, Ho, Wo, kh, kw, C) view."""
+    pads = resolve_padding(padding, x.shape[1:3], (kh, kw), stride, "tflite float conv")
+    padded = np.pad(x, ((0, 0), *pads, (0, 0)))
+    windows = sliding_window_view(padded, (kh, kw), axis=(1, 2))[:, ::stride[0], ::stride[1]]
+    return windows.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, C, kh, kw) -> (N, Ho, Wo, kh, kw, C)
+
+
+def _sum_in_order(cols: np.ndarray, weights: np.ndarray, depths: range) -> np.ndarray:
+    """sum over k in ``depths`` of cols[:, k] * weights[k], one float32 rounding each. (P, Cout)."""
+    acc = np.zeros((len(cols), weights.shape[1]), F32)
+    for k in depths:
+        acc += cols[:, k:k + 1] * weights[k]  # (P, 1) * (Cout,)
+    return acc
+
+
+def _sum_even_odd(cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Eigen's one-packet kernel: even and odd k in two sums up to the last multiple of 8, then in order."""
+    depth = weights.shape[0]
+    peeled = depth - depth % PACKET
+    even, odd = (_sum_in_order(cols, weights, range(first, peeled, 2)) for first in (0, 1))
+    acc = even + odd
+    for k in range(peeled, depth):
+        acc += cols[:, k:k + 1] * weights[k]
+    return acc
+
+
+def gemm_in_eigen_order(cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """cols (P, K) times weights (K, Cout), added in the order of Eigen's AVX kernels. (P, Cout)."""
+    if len(cols) == 1:
+        return gemv_in_eigen_order(cols[0], weights)[None]
+    cout = weights.shape[1]
+    wide = 0
+    for rows in WIDE_ROWS:  # 24 output channels at a time, then 16: k in order
+        wide += (cout - wide) // rows * rows
+    tiles = len(cols) - len(cols) % 4  # output pixels in 4-wide micro-tiles
+    depths = range(weights.shape[0])
+    out = np.empty((len(cols), cout), F32)
+    out[:, :wide] = _sum_in_order(cols, weights[:, :wide], depths)
+    out[:tiles, wide:] = _sum_even_odd(cols[:tiles], weights[:, wide:])  # the one-packet kernel
+    out[tiles:, wide:] = _sum_in_order(cols[tiles:], weights[:, wide:], depths)  # single pixels
+    return out
+
+
+def gemv_in_eigen_order(col: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """One pixel's (K,) patch times weights (K, Cout): Eigen's matrix-vector order. (Cout,)."""
+    depth = weights.shape[0]
+    full = depth - depth % PACKET
+    lanes = np.zeros((PACKET, weights.shape[1]), F32)  # lane l sums k = l, l + 8, ...
+    for start in range(0, full, PACKET):
+        lanes += col[start:start + PACKET, None] * weights[start:start + PACKET]
+    halves = lanes[:4] + lanes[4:]  # the two 4-float halves of the AVX register, added
+    acc = (halves[0] + halves[2]) + (halves[1] + halves[3])
+    for k in range(full, depth):
+        acc += col[k] * weights[k]
+    return acc
+
+
+def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
+           stride: tuple[int, int], padding: str) -> np.ndarray:
+    """CONV_2D: x (N, H, W, Cin), kernel (Cout, kh, kw, Cin), bias (Cout,) -> (N, Ho, Wo, Cout)."""
+    cout, kh, kw, _ = kernel.shape
+    windows = _windows(x, kh, kw, stride, padding)  # (N, Ho, Wo, kh, kw, Cin)
+    cols = windows.reshape(-1, kernel[0].size)  # (P, kh*kw*Cin): TFLite's im2col
+    out = gemm_in_eigen_order(cols, kernel.reshape(cout, -1).T)  # (P, Cout)
+    if bias is not None:
+        out = out + bias
+    return out.reshape(*windows.shape[:3], cout)  # (N, Ho, Wo, Cout)
+
+
+def depthwise_conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
+                     stride: tuple[int, int], padding: str, depth_multiplier: int = 1) -> np.ndarray:
+    """DEPTHWISE_CONV_2D: x (N, H, W, C), kernel (1, kh, kw, C * M) -> (N, Ho, Wo, C * M).
+
+    Output channel c * M + m reads input channel c (TFLite's layout). Bias first, then the taps.
+    """
+    _, kh, kw, channels = kernel.shape
+    if depth_multiplier > 1:
+        x = x.repeat(depth_multiplier, axis=3)  # (N, H, W, C * M)
+    windows = _windows(x, kh, kw, stride, padding)  # (N, Ho, Wo, kh, kw, C * M)
+    acc = np.zeros((*windows.shape[:3], channels), F32)
+    if bias is not None:
+        acc += bias
+    for i in range(kh):
+        for j in range(kw):
+            acc += windows[:, :, :, i, j] * kernel[0, i, j]
+    return acc
+
+
+def hard_swish(x: np.ndarray) -> np.ndarray:
+    """HARD_SWISH as TFLite's optimized kernel: relu6(x + 3) * (x * (1/6)), the last size % 4 values
+    as x * relu6(x + 3) / 6. Any shape -> the same shape, float32."""
+    flat = x.reshape(-1)
+    relu6 = np.minimum(np.maximum(flat + F32(3), F32(0)), F32(6))
+    out = relu6 * (flat * (F32(1) / F32(6)))
+    tail = len(flat) - len(flat) % 4
+    out[tail:] = flat[tail:] * relu6[tail:] / F32(6)
+    return out.reshape(x.shape)
