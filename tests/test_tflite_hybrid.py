@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.bounds import softmax_roundoff_bound
 from helpers.int8_cases import interpreter
 from helpers.tflite_cases import dynamic_range_files, run_gold, sample_pixels
 from test_tflite_files import assert_float_ops_within_bounds, is_hybrid
 
-from mobilenet_np.int8 import hybrid, load_tflite
+from mobilenet_np.int8 import float_order, hybrid, load_tflite
 from mobilenet_np.int8 import reference as int8_reference
 
 
@@ -57,6 +58,49 @@ def test_hybrid_ops_equal_tflite_bit_for_bit(tf, files, name) -> None:
         assert_float_ops_within_bounds(model, tensors)
 
 
+FLOAT_KINDS = {  # each file's float ops that feed a hybrid op
+    "v2": {"CONV_2D", "DEPTHWISE_CONV_2D"}, "v3-small": {"CONV_2D", "DEPTHWISE_CONV_2D", "HARD_SWISH"},
+    "per-tensor": {"DEPTHWISE_CONV_2D"}}
+
+
+@pytest.mark.parametrize("name", ["v2", "v3-small", "per-tensor"])
+def test_dynamic_range_files_equal_tflite_end_to_end(tf, files, name) -> None:
+    """The whole file, run by ``forward``: every tensor bit for bit, up to the final SOFTMAX.
+
+    Each hybrid op is bit-exact on equal inputs (above), and the float ops before them add
+    in TFLite's order (``int8/float_order.py``: the small float convolutions, hard-swish)
+    or are single correctly rounded operations (ADD, MUL, MEAN's sum then division as
+    TFLite's), so equal inputs give equal outputs all the way. Only the SOFTMAX after the
+    last hybrid op may round differently: within its float32 bound of the same logits.
+    """
+    blob = files[name]
+    model, gold = load_tflite(blob), interpreter(tf, blob)
+    graph = model.graph
+    float_kinds = {op.opcode for op, _ in model.steps if not is_hybrid(graph, op)}
+    assert FLOAT_KINDS[name] <= float_kinds  # the kernels float_order.py sums in TFLite's order
+    last_hybrid = max(i for i, (op, _) in enumerate(model.steps) if is_hybrid(graph, op))
+    size = model.input.shape[1]
+    images = sample_pixels(size) if size > 12 else np.random.default_rng(4).uniform(
+        -2, 3, (3, size, size, model.input.shape[-1])).astype(np.float32)
+    for image in images:
+        x = model.preprocess(image[None]) if size > 12 else image[None]
+        tensors = run_gold(gold, x)
+        out, ours = model.forward(x, capture=True)
+        for position, (op, _) in enumerate(model.steps):
+            tensor = graph.tensors[op.outputs[0]].name
+            mine, theirs = ours[tensor], tensors[tensor]
+            if op.opcode == "SOFTMAX" and position > last_hybrid:
+                assert np.all(np.abs(mine - theirs) <= softmax_roundoff_bound(theirs)), tensor
+            else:
+                different = mine != theirs
+                assert not different.any(), (
+                    f"op {op.index} ({op.opcode}): {different.sum()} of {mine.size} values differ, "
+                    f"by up to {np.abs(mine.astype(np.float64) - theirs).max():.3g}")
+        expected = tensors[model.output.name]
+        assert len(np.unique(expected)) > 20  # the comparison carries information
+        assert np.all(np.abs(out - expected) <= softmax_roundoff_bound(expected))
+
+
 def test_hybrid_kernels_equal_their_loop_twins() -> None:
     """Per-channel (asymmetric) and per-tensor (symmetric) CONV_2D, DEPTHWISE_CONV_2D with a
     depth multiplier, FULLY_CONNECTED both ways; two images with different ranges and an
@@ -85,3 +129,28 @@ def test_hybrid_kernels_equal_their_loop_twins() -> None:
         fast = hybrid.hybrid_fully_connected(flat, weights, per_channel[:1], None, asymmetric)
         assert np.array_equal(fast, int8_reference.hybrid_fully_connected(flat, weights, per_channel[:1],
                                                                           None, asymmetric))
+
+
+def test_float_order_kernels_equal_their_loop_twins() -> None:
+    """Every summation path of float_order.py: output channels in Eigen's 3-packet, and
+    one-packet (even/odd) kernels, pixel counts off the 4-wide tiles, a depth past its last
+    multiple of 8, one pixel (the matrix-vector lanes); depthwise with a depth multiplier and
+    padding; hard-swish with a tail of fewer than 4 values."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, (2, 5, 3, 3)).astype(np.float32)
+    kernel = rng.normal(0, 1, (28, 3, 3, 3)).astype(np.float32)  # 24 + 4 channels, depth 27
+    bias = rng.normal(0, 1, 28).astype(np.float32)
+    for stride, padding in (((1, 1), "SAME"), ((2, 1), "VALID")):
+        fast = float_order.conv2d(x, kernel, bias, stride, padding)
+        assert np.array_equal(fast, int8_reference.tflite_conv2d(x, kernel, bias, stride, padding))
+    pixel = rng.normal(0, 1, (1, 1, 1, 13)).astype(np.float32)  # one pixel, depth 8 + 5
+    one_by_one = rng.normal(0, 1, (10, 1, 1, 13)).astype(np.float32)
+    assert np.array_equal(float_order.conv2d(pixel, one_by_one, None, (1, 1), "SAME"),
+                          int8_reference.tflite_conv2d(pixel, one_by_one, None))
+    depthwise = rng.normal(0, 1, (1, 3, 3, 6)).astype(np.float32)
+    for stride in ((1, 1), (2, 2)):
+        fast = float_order.depthwise_conv2d(x, depthwise, bias[:6], stride, "SAME", 2)
+        assert np.array_equal(fast, int8_reference.tflite_depthwise_conv2d(x, depthwise, bias[:6], stride,
+                                                                          "SAME", 2))
+    values = np.linspace(-4, 4, 23, dtype=np.float32)  # 23 = 5 steps of 4 and a tail of 3
+    assert np.array_equal(float_order.hard_swish(values), int8_reference.tflite_hard_swish(values))

@@ -22,8 +22,8 @@ V3-Small 0.75/96 dynamic-range files, 3 images: 0 of 1,709,544 values differ):
   of fewer than 4 values as ``x * relu6(x + 3) / 6``.
 
 Not modelled (so equal only within the float32 bound, as any order): Eigen's cache blocking
-of large products (depth past its block size, a few hundred) and output channels left after
-the multiples of 4.
+of large products (depth past its block size, a few hundred), output channels left after
+the multiples of 4, and a matrix-vector product's last row when the channels are odd.
 """
 
 from __future__ import annotations

@@ -516,3 +516,93 @@ def hybrid_fully_connected(x, weights, weight_scale, bias, asymmetric):
             acc = sum((q[i] - zero_point) * int(weights[o, i]) for i in range(weights.shape[1]))
             y[n, o] = _hybrid_output(acc, scale, weight_scale, bias, o)
     return y
+
+
+# ---- float ops of a .tflite graph in TFLite's order: loop twins of float_order.py -----------
+
+
+def _eigen_sum(products, kernel):
+    """float32 products added as one of Eigen's kernels does: "in order" (k = 0, 1, ...),
+    "even/odd" (two sums over the first multiple of 8 of k, then the rest in order), or
+    "lanes" (the matrix-vector product: 8 lane sums folded ((0+4)+(2+6))+((1+5)+(3+7)))."""
+    peeled = len(products) - len(products) % 8
+    if kernel == "in order":
+        total = np.float32(0)
+        for p in products:
+            total = total + p
+        return total
+    if kernel == "even/odd":
+        even, odd = np.float32(0), np.float32(0)
+        for k in range(0, peeled, 2):
+            even, odd = even + products[k], odd + products[k + 1]
+        total = even + odd
+    else:
+        lane = [np.float32(0)] * 8
+        for k in range(peeled):
+            lane[k % 8] = lane[k % 8] + products[k]
+        total = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]))
+    for p in products[peeled:]:
+        total = total + p
+    return total
+
+
+def tflite_conv2d(x, kernel, bias, stride=(1, 1), padding="SAME"):
+    """Float CONV_2D by loops, kernel (Cout, kh, kw, Cin): each output's products over
+    k = (ky, kx, i) (padding as zeros, as TFLite's im2col) summed by the Eigen kernel that
+    computes it (one pixel: "lanes"; channels past the multiples of 24 and 16, in 4-pixel
+    tiles: "even/odd"; else "in order"), then + bias."""
+    n_images, height, width, cin = x.shape
+    cout, kh, kw, _ = kernel.shape
+    top, left, out_h, out_w = _geometry((height, width), (kh, kw), stride, padding)
+    pixels = n_images * out_h * out_w
+    wide = cout // 24 * 24
+    wide += (cout - wide) // 16 * 16
+    y = np.zeros((n_images, out_h, out_w, cout), np.float32)
+    for p in range(pixels):
+        n, oy, ox = p // (out_h * out_w), p // out_w % out_h, p % out_w
+        for o in range(cout):
+            products = []
+            for ky in range(kh):
+                for kx in range(kw):
+                    iy, ix = oy * stride[0] + ky - top, ox * stride[1] + kx - left
+                    inside = 0 <= iy < height and 0 <= ix < width
+                    for i in range(cin):
+                        value = x[n, iy, ix, i] if inside else np.float32(0)
+                        products.append(value * kernel[o, ky, kx, i])
+            tiled = o >= wide and p < pixels - pixels % 4  # in Eigen's one-packet kernel
+            total = _eigen_sum(products, "lanes" if pixels == 1 else "even/odd" if tiled else "in order")
+            y[n, oy, ox, o] = total if bias is None else total + bias[o]
+    return y
+
+
+def tflite_depthwise_conv2d(x, kernel, bias, stride=(1, 1), padding="SAME", depth_multiplier=1):
+    """Float DEPTHWISE_CONV_2D by loops, kernel (1, kh, kw, C * M): start at the bias, add
+    each tap inside the image, rows then columns."""
+    n_images, height, width, _ = x.shape
+    _, kh, kw, channels_out = kernel.shape
+    top, left, out_h, out_w = _geometry((height, width), (kh, kw), stride, padding)
+    y = np.zeros((n_images, out_h, out_w, channels_out), np.float32)
+    for n in range(n_images):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for o in range(channels_out):
+                    acc = np.float32(0) if bias is None else np.float32(bias[o])
+                    for ky in range(kh):
+                        for kx in range(kw):
+                            iy, ix = oy * stride[0] + ky - top, ox * stride[1] + kx - left
+                            if 0 <= iy < height and 0 <= ix < width:
+                                acc = acc + x[n, iy, ix, o // depth_multiplier] * kernel[0, ky, kx, o]
+                    y[n, oy, ox, o] = acc
+    return y
+
+
+def tflite_hard_swish(x):
+    """Float HARD_SWISH value by value: relu6(x + 3) * (x * (1/6)) in TFLite's 4-wide steps,
+    x * relu6(x + 3) / 6 for the last size % 4 values."""
+    flat = np.ravel(x).astype(np.float32)
+    out = np.zeros(flat.shape, np.float32)
+    stepped = len(flat) - len(flat) % 4
+    for k, v in enumerate(flat):
+        relu6 = min(max(v + np.float32(3), np.float32(0)), np.float32(6))
+        out[k] = relu6 * (v * (np.float32(1) / np.float32(6))) if k < stepped else v * relu6 / np.float32(6)
+    return out.reshape(np.shape(x))
