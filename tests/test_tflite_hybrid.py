@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from helpers.bounds import softmax_roundoff_bound
 from helpers.int8_cases import interpreter
-from helpers.tflite_cases import dynamic_range_files, run_gold, sample_pixels
+from helpers.tflite_cases import dynamic_range_files, float_order_file, run_gold, sample_pixels
 from test_tflite_files import assert_float_ops_within_bounds, is_hybrid
 
 from mobilenet_np.int8 import float_order, hybrid, load_tflite
@@ -131,20 +131,40 @@ def test_hybrid_kernels_equal_their_loop_twins() -> None:
                                                                           None, asymmetric))
 
 
+def test_float_order_kernels_equal_tflite_on_every_path(tf) -> None:
+    """The summation paths of ``float_order.py`` the MobileNet files do not reach, on a float
+    file made to reach them (``tflite_cases.float_order_file``): every tensor bit for bit,
+    on 20 seeded inputs (the hard-swish tail rounds differently in one input of three)."""
+    blob = float_order_file(tf)
+    model, gold = load_tflite(blob), interpreter(tf, blob)
+    graph = model.graph
+    reached = {(op.opcode, graph.tensors[op.outputs[0]].shape[-1]) for op, _ in model.steps}
+    assert {("HARD_SWISH", 3), ("DEPTHWISE_CONV_2D", 56)} <= reached
+    assert {("CONV_2D", c) for c in (28, 13, 8, 10, 11)} <= reached
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        x = rng.uniform(-5, 5, (1, 7, 7, 3)).astype(np.float32)
+        tensors = run_gold(gold, x)
+        _, ours = model.forward(x, capture=True)
+        for tensor, value in ours.items():
+            different = value != tensors[tensor]
+            assert not different.any(), f"{tensor}: {different.sum()} of {value.size} values differ"
+
+
 def test_float_order_kernels_equal_their_loop_twins() -> None:
-    """Every summation path of float_order.py: output channels in Eigen's 3-packet, and
-    one-packet (even/odd) kernels, pixel counts off the 4-wide tiles, a depth past its last
-    multiple of 8, one pixel (the matrix-vector lanes); depthwise with a depth multiplier and
-    padding; hard-swish with a tail of fewer than 4 values."""
+    """Every summation path of float_order.py: output channels in Eigen's 2-packet (in order),
+    one-packet (even/odd) and last-channel (pairs) kernels, pixel counts off the 4-wide
+    tiles, a depth past its last multiple of 8, one pixel (the matrix-vector lanes, an odd
+    last row); depthwise with a depth multiplier and padding; hard-swish with a tail."""
     rng = np.random.default_rng(3)
     x = rng.normal(0, 1, (2, 5, 3, 3)).astype(np.float32)
-    kernel = rng.normal(0, 1, (28, 3, 3, 3)).astype(np.float32)  # 24 + 4 channels, depth 27
-    bias = rng.normal(0, 1, 28).astype(np.float32)
+    kernel = rng.normal(0, 1, (29, 3, 3, 3)).astype(np.float32)  # 16 + 8 + 4 + 1 channels, depth 27
+    bias = rng.normal(0, 1, 29).astype(np.float32)
     for stride, padding in (((1, 1), "SAME"), ((2, 1), "VALID")):
         fast = float_order.conv2d(x, kernel, bias, stride, padding)
         assert np.array_equal(fast, int8_reference.tflite_conv2d(x, kernel, bias, stride, padding))
     pixel = rng.normal(0, 1, (1, 1, 1, 13)).astype(np.float32)  # one pixel, depth 8 + 5
-    one_by_one = rng.normal(0, 1, (10, 1, 1, 13)).astype(np.float32)
+    one_by_one = rng.normal(0, 1, (11, 1, 1, 13)).astype(np.float32)  # odd: a last row alone
     assert np.array_equal(float_order.conv2d(pixel, one_by_one, None, (1, 1), "SAME"),
                           int8_reference.tflite_conv2d(pixel, one_by_one, None))
     depthwise = rng.normal(0, 1, (1, 3, 3, 6)).astype(np.float32)

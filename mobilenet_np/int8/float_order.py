@@ -12,18 +12,23 @@ V3-Small 0.75/96 dynamic-range files, 3 images: 0 of 1,709,544 values differ):
   ``input * filter`` tap by tap, rows then columns; each product and sum rounded (no FMA).
 * CONV_2D (im2col, then ``cpu_backend_gemm`` on Eigen): ``sum_k patch[k] * filter[k]`` over
   k = (kh, kw, Cin), then ``+ bias``. Eigen's matrix-matrix kernel (AVX: 8 floats a packet,
-  4 output pixels a micro-tile) adds k in order, except in its one-packet kernel (output
-  channels past the multiples of 16 that its 3- and 2-packet kernels take): there even k and
-  odd k run in two sums, added after the last multiple of 8 of k, then the rest in order.
+  16 registers: 2 packets of output channels by 4 output pixels a micro-tile) adds k in order
+  for the channels in multiples of 16; the ones after (8 or 4 channels, in 4-pixel tiles) go
+  through its one-packet kernel, where even k and odd k run in two sums, added after the last
+  multiple of 8 of k, then the rest in order.
   One output pixel (a 1x1 image: squeeze-excite) is a matrix-vector product instead: 8 lanes,
   lane l summing k = l, l + 8, ..., folded as ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)),
   then the k past the last multiple of 8 in order.
-* HARD_SWISH (``optimized_ops.h``, 4 floats a step): ``relu6(x + 3) * (x * (1/6))``; a tail
-  of fewer than 4 values as ``x * relu6(x + 3) / 6``.
+  The last channels (past the multiples of 4) and an odd channel count's last matrix-vector
+  row take their own orders (``_sum_by_pairs``, ``gemv_in_eigen_order``).
+* HARD_SWISH (``optimized_ops.h``): ``relu6(x + 3) * (x * (1/6))`` in steps of 4 values; the
+  last size % 4 values as ``(x * relu6(x + 3)) * (1/6)``.
 
-Not modelled (so equal only within the float32 bound, as any order): Eigen's cache blocking
-of large products (depth past its block size, a few hundred), output channels left after
-the multiples of 4, and a matrix-vector product's last row when the channels are odd.
+The paths these two files do not reach (depth past a multiple of 8 in the even/odd kernel,
+the last channels, odd matrix-vector rows, a pixel count off the 4-wide tiles, a depth
+multiplier, the hard-swish tail) were measured on a small float file made for them
+(``tests/test_tflite_hybrid.py``). Not modelled, so equal only within the float32 bound as any
+order is: Eigen's cache blocking of large products (a depth past its block, some hundreds).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from ..shapes import resolve_padding
 
 F32 = np.float32
 PACKET = 8  # floats in an AVX register: Eigen's packet
-WIDE_ROWS = (3 * PACKET, 2 * PACKET)  # rows Eigen's 3- and 2-packet kernels take, in order
+WIDE = 2 * PACKET  # output channels Eigen's 2-packet kernel takes at a time: k in order
 
 
 def _windows(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: str) -> np.ndarray:
@@ -46,9 +51,10 @@ def _windows(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: 
     return windows.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, C, kh, kw) -> (N, Ho, Wo, kh, kw, C)
 
 
-def _sum_in_order(cols: np.ndarray, weights: np.ndarray, depths: range) -> np.ndarray:
-    """sum over k in ``depths`` of cols[:, k] * weights[k], one float32 rounding each. (P, Cout)."""
-    acc = np.zeros((len(cols), weights.shape[1]), F32)
+def _sum_in_order(cols: np.ndarray, weights: np.ndarray, depths: range,
+                  acc: np.ndarray | None = None) -> np.ndarray:
+    """acc plus cols[:, k] * weights[k] for k in ``depths``, one float32 rounding each. (P, Cout)."""
+    acc = np.zeros((len(cols), weights.shape[1]), F32) if acc is None else acc
     for k in depths:
         acc += cols[:, k:k + 1] * weights[k]  # (P, 1) * (Cout,)
     return acc
@@ -59,41 +65,57 @@ def _sum_even_odd(cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
     depth = weights.shape[0]
     peeled = depth - depth % PACKET
     even, odd = (_sum_in_order(cols, weights, range(first, peeled, 2)) for first in (0, 1))
-    acc = even + odd
-    for k in range(peeled, depth):
-        acc += cols[:, k:k + 1] * weights[k]
-    return acc
+    return _sum_in_order(cols, weights, range(peeled, depth), even + odd)
+
+
+def _sum_by_pairs(cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Eigen's kernel for the last channels (past the multiples of 4): k in pairs (even k in one
+    lane, odd k in another), pair m in register m % 4 up to the last multiple of 8, the
+    registers folded (0 + 1) + (2 + 3); the remaining pairs; even + odd; an odd last k."""
+    depth = weights.shape[0]
+    peeled, paired = depth - depth % PACKET, depth - depth % 2
+
+    def lane(parity: int) -> np.ndarray:
+        registers = [_sum_in_order(cols, weights, range(2 * r + parity, peeled, PACKET)) for r in range(4)]
+        folded = (registers[0] + registers[1]) + (registers[2] + registers[3])
+        return _sum_in_order(cols, weights, range(peeled + parity, paired, 2), folded)
+    return _sum_in_order(cols, weights, range(paired, depth), lane(0) + lane(1))
 
 
 def gemm_in_eigen_order(cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """cols (P, K) times weights (K, Cout), added in the order of Eigen's AVX kernels. (P, Cout)."""
     if len(cols) == 1:
         return gemv_in_eigen_order(cols[0], weights)[None]
-    cout = weights.shape[1]
-    wide = 0
-    for rows in WIDE_ROWS:  # 24 output channels at a time, then 16: k in order
-        wide += (cout - wide) // rows * rows
-    tiles = len(cols) - len(cols) % 4  # output pixels in 4-wide micro-tiles
-    depths = range(weights.shape[0])
-    out = np.empty((len(cols), cout), F32)
-    out[:, :wide] = _sum_in_order(cols, weights[:, :wide], depths)
-    out[:tiles, wide:] = _sum_even_odd(cols[:tiles], weights[:, wide:])  # the one-packet kernel
-    out[tiles:, wide:] = _sum_in_order(cols[tiles:], weights[:, wide:], depths)  # single pixels
+    cout, depths = weights.shape[1], range(weights.shape[0])
+    wide = cout - cout % WIDE  # the 2-packet kernel's channels: k in order
+    packed = cout - cout % 4  # then the one-packet (and half-packet) kernel's; then the last ones
+    tiles = len(cols) - len(cols) % 4  # output pixels in 4-wide micro-tiles; the rest: k in order
+    out = _sum_in_order(cols, weights, depths)
+    out[:tiles, wide:packed] = _sum_even_odd(cols[:tiles], weights[:, wide:packed])
+    out[:tiles, packed:] = _sum_by_pairs(cols[:tiles], weights[:, packed:])
     return out
 
 
 def gemv_in_eigen_order(col: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """One pixel's (K,) patch times weights (K, Cout): Eigen's matrix-vector order. (Cout,)."""
-    depth = weights.shape[0]
+    depth, cout = weights.shape
     full = depth - depth % PACKET
-    lanes = np.zeros((PACKET, weights.shape[1]), F32)  # lane l sums k = l, l + 8, ...
+    lanes = np.zeros((PACKET, cout), F32)  # lane l sums k = l, l + 8, ...
     for start in range(0, full, PACKET):
         lanes += col[start:start + PACKET, None] * weights[start:start + PACKET]
-    halves = lanes[:4] + lanes[4:]  # the two 4-float halves of the AVX register, added
-    acc = (halves[0] + halves[2]) + (halves[1] + halves[3])
-    for k in range(full, depth):
-        acc += col[k] * weights[k]
-    return acc
+    acc = _fold(lanes)[None]  # (1, Cout)
+    out = _sum_in_order(col[None], weights, range(full, depth), acc.copy())[0]  # then k in order
+    if cout % 2 and depth - full >= 4:  # an odd count's last row runs alone: 4 more k in one step
+        step = col[full:full + 4] * weights[full:full + 4, -1]  # (4,)
+        last = acc[:, -1:] + ((step[0] + step[2]) + (step[1] + step[3]))  # (1, 1)
+        out[-1] = _sum_in_order(col[None], weights[:, -1:], range(full + 4, depth), last)[0, 0]
+    return out
+
+
+def _fold(lanes: np.ndarray) -> np.ndarray:
+    """An AVX register's 8 lane sums (8, C) -> (C,): its two halves added, then ((0+2) + (1+3))."""
+    halves = lanes[:4] + lanes[4:]
+    return (halves[0] + halves[2]) + (halves[1] + halves[3])
 
 
 def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
@@ -128,11 +150,12 @@ def depthwise_conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
 
 
 def hard_swish(x: np.ndarray) -> np.ndarray:
-    """HARD_SWISH as TFLite's optimized kernel: relu6(x + 3) * (x * (1/6)), the last size % 4 values
-    as x * relu6(x + 3) / 6. Any shape -> the same shape, float32."""
+    """HARD_SWISH as TFLite's optimized kernel: relu6(x + 3) * (x * (1/6)) four values at a time,
+    the last size % 4 values as (x * relu6(x + 3)) * (1/6). Any shape -> the same, float32."""
     flat = x.reshape(-1)
     relu6 = np.minimum(np.maximum(flat + F32(3), F32(0)), F32(6))
-    out = relu6 * (flat * (F32(1) / F32(6)))
-    tail = len(flat) - len(flat) % 4
-    out[tail:] = flat[tail:] * relu6[tail:] / F32(6)
+    sixth = F32(1) / F32(6)
+    out = relu6 * (flat * sixth)
+    stepped = len(flat) - len(flat) % 4
+    out[stepped:] = (flat[stepped:] * relu6[stepped:]) * sixth
     return out.reshape(x.shape)

@@ -522,41 +522,60 @@ def hybrid_fully_connected(x, weights, weight_scale, bias, asymmetric):
 
 
 def _eigen_sum(products, kernel):
-    """float32 products added as one of Eigen's kernels does: "in order" (k = 0, 1, ...),
-    "even/odd" (two sums over the first multiple of 8 of k, then the rest in order), or
-    "lanes" (the matrix-vector product: 8 lane sums folded ((0+4)+(2+6))+((1+5)+(3+7)))."""
-    peeled = len(products) - len(products) % 8
+    """float32 products added as one of Eigen's kernels does (``float_order.py``): "in order"
+    (k = 0, 1, ...); "even/odd" (even k and odd k in two sums up to the last multiple of 8,
+    added, then the rest in order); "pairs" (lane (k % 8) // 2 * 2 + k % 2 of 8, i.e. pair m
+    in register m % 4, registers folded (0+1)+(2+3) per parity, the rest pairs, even + odd,
+    an odd last k); "lanes" (8 lanes k % 8 folded ((0+4)+(2+6))+((1+5)+(3+7)), the rest in
+    order); "lanes, odd row" (the same 8 lanes, then 4 k folded (0+2)+(1+3), the rest)."""
+    total, octets = np.float32(0), len(products) - len(products) % 8
     if kernel == "in order":
-        total = np.float32(0)
-        for p in products:
-            total = total + p
-        return total
-    if kernel == "even/odd":
-        even, odd = np.float32(0), np.float32(0)
-        for k in range(0, peeled, 2):
+        rest = 0
+    elif kernel == "even/odd":
+        sums = [np.float32(0), np.float32(0)]
+        for k in range(octets):
+            sums[k % 2] = sums[k % 2] + products[k]
+        total, rest = sums[0] + sums[1], octets
+    elif kernel == "pairs":
+        r = [[np.float32(0), np.float32(0)] for _ in range(4)]  # 4 registers of [even k, odd k]
+        for k in range(octets):
+            r[k % 8 // 2][k % 2] = r[k % 8 // 2][k % 2] + products[k]
+        even, odd = ((r[0][b] + r[1][b]) + (r[2][b] + r[3][b]) for b in (0, 1))
+        paired = len(products) - len(products) % 2
+        for k in range(octets, paired, 2):
             even, odd = even + products[k], odd + products[k + 1]
-        total = even + odd
+        total, rest = even + odd, paired
     else:
         lane = [np.float32(0)] * 8
-        for k in range(peeled):
+        for k in range(octets):
             lane[k % 8] = lane[k % 8] + products[k]
         total = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]))
-    for p in products[peeled:]:
+        rest = octets
+        if kernel == "lanes, odd row" and len(products) - octets >= 4:
+            step = products[octets:octets + 4]
+            total, rest = total + ((step[0] + step[2]) + (step[1] + step[3])), octets + 4
+    for p in products[rest:]:
         total = total + p
     return total
 
 
+def _eigen_kernel(pixel, channel, pixels, channels):
+    """Which of Eigen's summation orders computes output (pixel, channel) of a CONV_2D."""
+    if pixels == 1:
+        return "lanes, odd row" if channels % 2 and channel == channels - 1 else "lanes"
+    if channel < channels // 16 * 16 or pixel >= pixels - pixels % 4:
+        return "in order"
+    return "even/odd" if channel < channels // 4 * 4 else "pairs"
+
+
 def tflite_conv2d(x, kernel, bias, stride=(1, 1), padding="SAME"):
     """Float CONV_2D by loops, kernel (Cout, kh, kw, Cin): each output's products over
-    k = (ky, kx, i) (padding as zeros, as TFLite's im2col) summed by the Eigen kernel that
-    computes it (one pixel: "lanes"; channels past the multiples of 24 and 16, in 4-pixel
-    tiles: "even/odd"; else "in order"), then + bias."""
+    k = (ky, kx, i) (padding as zeros, as TFLite's im2col) summed in the order of the Eigen
+    kernel that computes it (``_eigen_kernel``), then + bias."""
     n_images, height, width, cin = x.shape
     cout, kh, kw, _ = kernel.shape
     top, left, out_h, out_w = _geometry((height, width), (kh, kw), stride, padding)
     pixels = n_images * out_h * out_w
-    wide = cout // 24 * 24
-    wide += (cout - wide) // 16 * 16
     y = np.zeros((n_images, out_h, out_w, cout), np.float32)
     for p in range(pixels):
         n, oy, ox = p // (out_h * out_w), p // out_w % out_h, p % out_w
@@ -569,8 +588,7 @@ def tflite_conv2d(x, kernel, bias, stride=(1, 1), padding="SAME"):
                     for i in range(cin):
                         value = x[n, iy, ix, i] if inside else np.float32(0)
                         products.append(value * kernel[o, ky, kx, i])
-            tiled = o >= wide and p < pixels - pixels % 4  # in Eigen's one-packet kernel
-            total = _eigen_sum(products, "lanes" if pixels == 1 else "even/odd" if tiled else "in order")
+            total = _eigen_sum(products, _eigen_kernel(p, o, pixels, cout))
             y[n, oy, ox, o] = total if bias is None else total + bias[o]
     return y
 
@@ -597,12 +615,12 @@ def tflite_depthwise_conv2d(x, kernel, bias, stride=(1, 1), padding="SAME", dept
 
 
 def tflite_hard_swish(x):
-    """Float HARD_SWISH value by value: relu6(x + 3) * (x * (1/6)) in TFLite's 4-wide steps,
-    x * relu6(x + 3) / 6 for the last size % 4 values."""
-    flat = np.ravel(x).astype(np.float32)
+    """Float HARD_SWISH value by value: relu6(x + 3) * (x * (1/6)) in TFLite's steps of 4,
+    (x * relu6(x + 3)) * (1/6) for the last size % 4 values."""
+    flat, sixth = np.ravel(x).astype(np.float32), np.float32(1) / np.float32(6)
     out = np.zeros(flat.shape, np.float32)
     stepped = len(flat) - len(flat) % 4
     for k, v in enumerate(flat):
         relu6 = min(max(v + np.float32(3), np.float32(0)), np.float32(6))
-        out[k] = relu6 * (v * (np.float32(1) / np.float32(6))) if k < stepped else v * relu6 / np.float32(6)
+        out[k] = relu6 * (v * sixth) if k < stepped else (v * relu6) * sixth
     return out.reshape(np.shape(x))

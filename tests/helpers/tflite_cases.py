@@ -160,6 +160,35 @@ def dynamic_range_files(tf) -> dict[str, bytes]:
     return files
 
 
+@functools.cache
+def float_order_file(tf) -> bytes:
+    """A small float32 file whose ops reach every summation path of ``int8/float_order.py`` that
+    the MobileNet files do not: on a (1, 7, 7, 3) input (49 pixels, one past the 4-wide tiles),
+    HARD_SWISH on 147 values (a tail of 3), 3x3 CONV_2D to 28 channels (16 + 8 + 4: the
+    even/odd kernels, depth 27) and to 13 (8 + 4 + 1: the last channel), a 1x1 CONV_2D of depth
+    28 to 8 channels, DEPTHWISE_CONV_2D with depth multiplier 2 and stride 2, and 1x1 convs on
+    a 1x1 image (matrix-vector: depth 13 to 10 and to 11 channels, an odd last row). Seeded."""
+    rng = np.random.default_rng(0)
+
+    def weights(*shape):
+        return tf.constant(rng.normal(0, 0.5, shape).astype(np.float32))
+
+    def conv(x, kernel, stride=1):
+        return tf.nn.conv2d(x, kernel, stride, "SAME") + weights(kernel.shape[-1])
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 7, 7, 3], tf.float32)])
+    def model(x):
+        swish = x * tf.nn.relu6(x + 3) / 6
+        wide = conv(swish, weights(3, 3, 3, 28))
+        depthwise = tf.nn.depthwise_conv2d(wide, weights(3, 3, 28, 2), [1, 2, 2, 1], "SAME") + weights(56)
+        narrow = conv(wide, weights(1, 1, 28, 8))
+        pixel = tf.reduce_mean(conv(swish, weights(3, 3, 3, 13)), axis=[1, 2], keepdims=True)  # (1, 1, 1, 13)
+        parts = [narrow, depthwise, conv(pixel, weights(1, 1, 13, 10)), conv(pixel, weights(1, 1, 13, 11))]
+        return tf.concat([tf.reduce_mean(part, axis=[1, 2]) for part in parts], axis=1)
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model).convert()
+
+
 def ops_model_files(tf) -> dict[str, bytes]:
     """int8 and float32 files of a small Keras model made of the ops MobileNet files use
     around the network: an NCHW input (TRANSPOSE), MAX_POOL_2D (VALID and SAME),
