@@ -140,7 +140,7 @@ def test_float_order_kernels_equal_tflite_on_every_path(tf) -> None:
     graph = model.graph
     reached = {(op.opcode, graph.tensors[op.outputs[0]].shape[-1]) for op, _ in model.steps}
     assert {("HARD_SWISH", 3), ("DEPTHWISE_CONV_2D", 56)} <= reached
-    assert {("CONV_2D", c) for c in (28, 13, 8, 10, 11)} <= reached
+    assert {("CONV_2D", c) for c in (28, 13, 8, 10, 11)} | {("FULLY_CONNECTED", 7)} <= reached
     rng = np.random.default_rng(1)
     for _ in range(20):
         x = rng.uniform(-5, 5, (1, 7, 7, 3)).astype(np.float32)
@@ -155,7 +155,8 @@ def test_float_order_kernels_equal_their_loop_twins() -> None:
     """Every summation path of float_order.py: output channels in Eigen's 2-packet (in order),
     one-packet (even/odd) and last-channel (pairs) kernels, pixel counts off the 4-wide
     tiles, a depth past its last multiple of 8, one pixel (the matrix-vector lanes, an odd
-    last row); depthwise with a depth multiplier and padding; hard-swish with a tail."""
+    last row); FULLY_CONNECTED on one and two rows; depthwise with a depth multiplier and
+    padding; hard-swish with a tail."""
     rng = np.random.default_rng(3)
     x = rng.normal(0, 1, (2, 5, 3, 3)).astype(np.float32)
     kernel = rng.normal(0, 1, (29, 3, 3, 3)).astype(np.float32)  # 16 + 8 + 4 + 1 channels, depth 27
@@ -167,6 +168,10 @@ def test_float_order_kernels_equal_their_loop_twins() -> None:
     one_by_one = rng.normal(0, 1, (11, 1, 1, 13)).astype(np.float32)  # odd: a last row alone
     assert np.array_equal(float_order.conv2d(pixel, one_by_one, None, (1, 1), "SAME"),
                           int8_reference.tflite_conv2d(pixel, one_by_one, None))
+    flat, weights = x.reshape(2, -1)[:, :21], rng.normal(0, 1, (7, 21)).astype(np.float32)
+    for rows in (flat, flat[:1]):  # a 2-row product, and the matrix-vector one
+        assert np.array_equal(float_order.fully_connected(rows, weights, bias[:7]),
+                              int8_reference.tflite_fully_connected(rows, weights, bias[:7]))
     depthwise = rng.normal(0, 1, (1, 3, 3, 6)).astype(np.float32)
     for stride in ((1, 1), (2, 2)):
         fast = float_order.depthwise_conv2d(x, depthwise, bias[:6], stride, "SAME", 2)

@@ -3,8 +3,8 @@
 A float .tflite file (TF Hub, Model Maker, or a float16-weights file whose DEQUANTIZE ops
 widen the weights at run time) is the float network of the rest of the package in TFLite's
 layouts. Most ops are the ``ops.py`` kernels: equal to TFLite's up to float32 round-off
-(docs/int8.md gives the bound). CONV_2D, DEPTHWISE_CONV_2D and HARD_SWISH add in TFLite's
-own order (``float_order.py``, bit-exact on the files measured), because in a dynamic-range
+(docs/int8.md gives the bound). CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and HARD_SWISH
+add in TFLite's own order (``float_order.py``, bit-exact on the files measured), because in a dynamic-range
 file their outputs are quantized by the next hybrid op, where an ulp can become a step.
 """
 
@@ -76,11 +76,11 @@ def prepare_hybrid(graph: Graph, op: Operator, kernels) -> Callable:
 
 
 def prepare_fully_connected(graph: Graph, op: Operator) -> Callable:
-    """FULLY_CONNECTED: weights (Cout, Cin); the input flattened to (N', Cin)."""
+    """FULLY_CONNECTED: weights (Cout, Cin); the input flattened to (N', Cin); TFLite's order."""
     activate = _activation(op)
 
     def run(x, w, b=None):
-        out = activate(float_ops.dense(x.reshape(-1, w.shape[1]), w.T, b))  # (N', Cout)
+        out = activate(float_order.fully_connected(x.reshape(-1, w.shape[1]), w, b))  # (N', Cout)
         return out.reshape(*x.shape[:-1], -1) if op.options["keep_num_dims"] else out
     return run
 

@@ -1,4 +1,4 @@
-"""TFLite's float32 CONV_2D, DEPTHWISE_CONV_2D and HARD_SWISH, summed in TFLite's own order.
+"""TFLite's float32 convolutions, FULLY_CONNECTED and HARD_SWISH, summed in TFLite's own order.
 
 Any summation order is within float32 round-off of the exact result, and a float graph
 needs no more. A dynamic-range graph does: each hybrid op quantizes its float input to int8,
@@ -21,6 +21,7 @@ V3-Small 0.75/96 dynamic-range files, 3 images: 0 of 1,709,544 values differ):
   then the k past the last multiple of 8 in order.
   The last channels (past the multiples of 4) and an odd channel count's last matrix-vector
   row take their own orders (``_sum_by_pairs``, ``gemv_in_eigen_order``).
+* FULLY_CONNECTED: the same product, weights as the filter (one image: matrix-vector).
 * HARD_SWISH (``optimized_ops.h``): ``relu6(x + 3) * (x * (1/6))`` in steps of 4 values; the
   last size % 4 values as ``(x * relu6(x + 3)) * (1/6)``.
 
@@ -128,6 +129,13 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
     if bias is not None:
         out = out + bias
     return out.reshape(*windows.shape[:3], cout)  # (N, Ho, Wo, Cout)
+
+
+def fully_connected(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """FULLY_CONNECTED: x (N, Cin), weights (Cout, Cin) -> (N, Cout); the same Eigen product as
+    CONV_2D (one row: the matrix-vector order), then + bias."""
+    out = gemm_in_eigen_order(x, weights.T)  # (N, Cout)
+    return out if bias is None else out + bias
 
 
 def depthwise_conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,

@@ -593,6 +593,12 @@ def tflite_conv2d(x, kernel, bias, stride=(1, 1), padding="SAME"):
     return y
 
 
+def tflite_fully_connected(x, weights, bias):
+    """Float FULLY_CONNECTED by loops, x (N, Cin), weights (Cout, Cin): the CONV_2D twin on N
+    one-pixel images (the same Eigen product)."""
+    return tflite_conv2d(x[:, None, None, :], weights[:, None, None, :], bias)[:, 0, 0]  # (N, Cout)
+
+
 def tflite_depthwise_conv2d(x, kernel, bias, stride=(1, 1), padding="SAME", depth_multiplier=1):
     """Float DEPTHWISE_CONV_2D by loops, kernel (1, kh, kw, C * M): start at the bias, add
     each tap inside the image, rows then columns."""
