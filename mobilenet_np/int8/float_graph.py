@@ -3,9 +3,9 @@
 A float .tflite file (TF Hub, Model Maker, or a float16-weights file whose DEQUANTIZE ops
 widen the weights at run time) is the float network of the rest of the package in TFLite's
 layouts. Most ops are the ``ops.py`` kernels: equal to TFLite's up to float32 round-off
-(docs/int8.md gives the bound). CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and HARD_SWISH
-add in TFLite's own order (``float_order.py``, bit-exact on the files measured), because in a dynamic-range
-file their outputs are quantized by the next hybrid op, where an ulp can become a step.
+(docs/int8.md gives the bound). CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, HARD_SWISH and
+SOFTMAX compute in TFLite's own order (``float_order.py``, bit-exact on the files measured):
+in a dynamic-range file the next hybrid op quantizes them, where an ulp can become a step.
 """
 
 from __future__ import annotations
@@ -105,9 +105,8 @@ def prepare_mean(graph: Graph, op: Operator) -> Callable:
 
 
 def prepare_softmax(graph: Graph, op: Operator) -> Callable:
-    """SOFTMAX of ``beta * x`` over the last axis."""
-    beta = np.float32(op.options["beta"])
-    return lambda x: float_ops.softmax(x * beta if beta != 1 else x)
+    """SOFTMAX of ``beta * x`` over the last axis, as TFLite computes it (``float_order.py``)."""
+    return lambda x: float_order.softmax(x, op.options["beta"])
 
 
 BINARY = {"ADD": np.add, "SUB": np.subtract, "MUL": np.multiply}

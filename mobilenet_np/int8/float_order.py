@@ -1,4 +1,4 @@
-"""TFLite's float32 convolutions, FULLY_CONNECTED and HARD_SWISH, summed in TFLite's own order.
+"""TFLite's float32 convolutions, FULLY_CONNECTED, HARD_SWISH and SOFTMAX, in TFLite's own order.
 
 Any summation order is within float32 round-off of the exact result, and a float graph
 needs no more. A dynamic-range graph does: each hybrid op quantizes its float input to int8,
@@ -24,12 +24,17 @@ V3-Small 0.75/96 dynamic-range files, 3 images: 0 of 1,709,544 values differ):
 * FULLY_CONNECTED: the same product, weights as the filter (one image: matrix-vector).
 * HARD_SWISH (``optimized_ops.h``): ``relu6(x + 3) * (x * (1/6))`` in steps of 4 values; the
   last size % 4 values as ``(x * relu6(x + 3)) * (1/6)``.
+* SOFTMAX (``optimized_ops.h`` on Eigen): ``e = exp(beta * (x - max))`` by Eigen's float
+  polynomial (``eigen_exp``, every value), each row summed as Eigen's reduction (from the
+  row's first 32-byte-aligned value: two 8-float registers in turn, added, folded; then the
+  values outside them), then ``e * (1 / sum)``: a multiplication by the reciprocal.
 
 The paths these two files do not reach (depth past a multiple of 8 in the even/odd kernel,
 the last channels, odd matrix-vector rows, a pixel count off the 4-wide tiles, a depth
 multiplier, the hard-swish tail) were measured on a small float file made for them
 (``tests/test_tflite_hybrid.py``). Not modelled, so equal only within the float32 bound as any
-order is: Eigen's cache blocking of large products (a depth past its block, some hundreds).
+order is: Eigen's cache blocking of large products (a depth past its block, some hundreds),
+and exponentials below -87 (probabilities under 1e-38, where Eigen scales in two steps).
 """
 
 from __future__ import annotations
@@ -167,3 +172,57 @@ def hard_swish(x: np.ndarray) -> np.ndarray:
     stepped = len(flat) - len(flat) % 4
     out[stepped:] = (flat[stepped:] * relu6[stepped:]) * sixth
     return out.reshape(x.shape)
+
+
+EXP_CONSTANTS = {  # Eigen's pexp_float (Cephes): ln 2 in two parts, a degree-6 polynomial
+    "log2e": F32(1.44269504088896341), "ln2_hi": F32(-0.693359375), "ln2_lo": F32(2.12194440e-4),
+    "p2": F32(0.49999988079071044921875), "p3": F32(0.16666518151760101318359375),
+    "p4": F32(4.166965186595916748046875e-2), "p5": F32(8.36894474923610687255859375e-3),
+    "p6": F32(1.37449637986719608306884765625e-3)}
+
+
+def eigen_exp(x: np.ndarray) -> np.ndarray:
+    """exp(x) as Eigen's vectorised float exp computes it, each step one float32 rounding (no FMA):
+    x = m ln 2 + r, m = floor(x log2(e) + 1/2), exp(r) by a polynomial, times 2^m. Any shape."""
+    c = EXP_CONSTANTS
+    x = np.minimum(x, F32(88.723))
+    m = np.floor(x * c["log2e"] + F32(0.5))
+    r = m * c["ln2_lo"] + (m * c["ln2_hi"] + x)  # x - m ln 2, ln 2 in two parts
+    r2 = r * r
+    even = r2 * (r2 * c["p6"] + c["p4"]) + c["p2"]
+    odd = r2 * c["p5"] + c["p3"]
+    y = r2 * (r * odd + even) + (r + F32(1))
+    return np.where(x < F32(-104), F32(0), np.ldexp(y, m.astype(np.int32))).astype(F32)
+
+
+def eigen_row_sum(row: np.ndarray, start: int = 0) -> np.float32:
+    """Eigen's sum of a contiguous (K,) row whose first 32-byte-aligned value is ``start``:
+    8-float registers from there, two in turn, added, one more if left, folded; then the
+    values before ``start`` and after the last whole register, one by one."""
+    size = len(row)
+    whole = (size - start) // PACKET * PACKET
+    if whole == 0:
+        return np.add.accumulate(row, dtype=F32)[-1]  # too short for a register: in order
+    acc = row[start:start + PACKET]
+    if whole > PACKET:  # two registers in turn, then added, then one more if left
+        pairs = whole // (2 * PACKET) * (2 * PACKET)
+        second = row[start + PACKET:start + 2 * PACKET]
+        for i in range(start + 2 * PACKET, start + pairs, 2 * PACKET):
+            acc, second = acc + row[i:i + PACKET], second + row[i + PACKET:i + 2 * PACKET]
+        acc = acc + second
+        if whole > pairs:
+            acc = acc + row[start + pairs:start + whole]
+    total = _fold(acc[:, None])[0]
+    for value in (*row[:start], *row[start + whole:]):
+        total = total + value
+    return total
+
+
+def softmax(x: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """SOFTMAX over the last axis, as TFLite's optimized kernel. (..., K) -> (..., K) float32."""
+    rows = x.reshape(-1, x.shape[-1])  # (R, K), one row after another in memory
+    shifted = (rows - rows.max(axis=1, keepdims=True)) * F32(beta)
+    e = eigen_exp(shifted)  # (R, K)
+    k = rows.shape[1]
+    sums = np.array([eigen_row_sum(row, -n * k % PACKET) for n, row in enumerate(e)], F32)  # (R,)
+    return (e * (F32(1) / sums)[:, None]).reshape(x.shape)

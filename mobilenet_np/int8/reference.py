@@ -17,6 +17,7 @@ import numpy as np
 
 from ..shapes import conv_output_hw, resolve_padding
 from .fixedpoint import Requantize, round_half_away
+from .float_order import eigen_exp
 
 DOUBLE, DOUBLE_UP, SINGLE = 0, 1, 2  # fixedpoint's rounding recipes, as numbers the cores take
 ROUNDING_CODES = {"double": DOUBLE, "double_up": DOUBLE_UP, "single": SINGLE}
@@ -630,3 +631,44 @@ def tflite_hard_swish(x):
         relu6 = min(max(v + np.float32(3), np.float32(0)), np.float32(6))
         out[k] = relu6 * (v * sixth) if k < stepped else (v * relu6) * sixth
     return out.reshape(np.shape(x))
+
+
+def _eigen_row_sum(values, start):
+    """Eigen's sum of one row, value by value: 8 lanes from the aligned ``start``, a second
+    register taking every other 8, the two added, one more 8 if left, the lanes folded
+    ((0+4)+(2+6))+((1+5)+(3+7)); then the values before ``start`` and after, in order."""
+    whole = (len(values) - start) // 8 * 8
+    if whole == 0:
+        total = values[0]
+        for v in values[1:]:
+            total = total + v
+        return total
+    lanes = [values[start + j] for j in range(8)]
+    if whole > 8:
+        pairs = whole // 16 * 16
+        second = [values[start + 8 + j] for j in range(8)]
+        for i in range(start + 16, start + pairs, 16):
+            for j in range(8):
+                lanes[j], second[j] = lanes[j] + values[i + j], second[j] + values[i + 8 + j]
+        lanes = [lanes[j] + second[j] for j in range(8)]
+        if whole > pairs:
+            lanes = [lanes[j] + values[start + pairs + j] for j in range(8)]
+    total = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
+    for v in values[:start] + values[start + whole:]:
+        total = total + v
+    return total
+
+
+def tflite_softmax(x, beta=1.0):
+    """Float SOFTMAX by loops over rows (..., K): exp(beta * (x - max)) value by value with
+    Eigen's polynomial (``float_order.eigen_exp``), the row summed as Eigen's reduction from
+    its first 32-byte-aligned value, then each times 1 / sum."""
+    rows = np.asarray(x, np.float32).reshape(-1, np.shape(x)[-1])
+    y = np.zeros(rows.shape, np.float32)
+    for n, row in enumerate(rows):
+        top = max(row)
+        e = [np.float32(eigen_exp(np.float32((v - top) * np.float32(beta)))) for v in row]
+        inverse = np.float32(1) / _eigen_row_sum(e, -n * len(row) % 8)
+        for k, value in enumerate(e):
+            y[n, k] = value * inverse
+    return y.reshape(np.shape(x))

@@ -52,17 +52,6 @@ def softmax_bound(probs: np.ndarray, logit_bound: float) -> float:
     d p_i = p_i (d z_i - sum_j p_j d z_j), so |d p_i| <= 2 p_i max |d z|."""
     return 2 * float(np.max(probs)) * logit_bound
 
-def softmax_roundoff_bound(probs: np.ndarray) -> np.ndarray:
-    """How far two float32 softmaxes of the *same* logits may differ, per probability.
-
-    p = exp(z_i - max z) / sum: the shift is the same correctly rounded subtraction in both
-    runtimes; then each exp within 1 ulp (2 u relative), a K-term float32 sum (Higham: K u),
-    one division (u); both runtimes that far from exact in opposite directions: twice
-    (K u / (1 - K u) + 3 u) p, K = the last axis.
-    """
-    k = probs.shape[-1]
-    return 2 * (k * UNIT_ROUNDOFF / (1 - k * UNIT_ROUNDOFF) + 3 * UNIT_ROUNDOFF) * np.abs(probs) + 1e-30
-
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
 

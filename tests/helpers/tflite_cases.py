@@ -167,7 +167,8 @@ def float_order_file(tf) -> bytes:
     HARD_SWISH on 147 values (a tail of 3), 3x3 CONV_2D to 28 channels (16 + 8 + 4: the
     even/odd kernels, depth 27) and to 13 (8 + 4 + 1: the last channel), a 1x1 CONV_2D of depth
     28 to 8 channels, DEPTHWISE_CONV_2D with depth multiplier 2 and stride 2, and 1x1 convs on
-    a 1x1 image (matrix-vector: depth 13 to 10 and to 11 channels, an odd last row), and a
+    a 1x1 image (matrix-vector: depth 13 to 10 and to 11 channels, an odd last row), SOFTMAX
+    on 5 rows of 17 (rows starting off Eigen's 8-float alignment, exp tails), and a
     FULLY_CONNECTED of depth 85 to 7. Seeded."""
     rng = np.random.default_rng(0)
 
@@ -186,7 +187,8 @@ def float_order_file(tf) -> bytes:
         pixel = tf.reduce_mean(conv(swish, weights(3, 3, 3, 13)), axis=[1, 2], keepdims=True)  # (1, 1, 1, 13)
         parts = [narrow, depthwise, conv(pixel, weights(1, 1, 13, 10)), conv(pixel, weights(1, 1, 13, 11))]
         pooled = tf.concat([tf.reduce_mean(part, axis=[1, 2]) for part in parts], axis=1)  # (1, 85)
-        return tf.matmul(pooled, weights(85, 7)) + weights(7)  # FULLY_CONNECTED: an odd last row
+        rows = tf.nn.softmax(tf.reshape(pooled, [5, 17]))  # rows of 17: 4 alignments, tails
+        return tf.matmul(tf.reshape(rows, [1, 85]), weights(85, 7)) + weights(7)  # an odd last row
 
     return tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model).convert()
 
