@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -38,19 +39,20 @@ def call_step(step: Step, x: np.ndarray, earlier: np.ndarray | None) -> np.ndarr
     return step(x) if step.source is None else step(x, earlier)
 
 
-def run_in_lanes(steps: list[Step], x: np.ndarray, batch_size: int, lanes: int) -> np.ndarray:
-    """Run x (N, H, W, 3) through the steps ``batch_size`` images at a time, on ``lanes`` threads.
+def run_in_lanes(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch_size: int,
+                 lanes: int) -> np.ndarray:
+    """Run ``run`` on x (N, ...) ``batch_size`` images at a time, on ``lanes`` threads.
 
     With one image, or ``lanes=1``, BLAS keeps all its threads and no lane is started. (The
     BLAS limit is process-wide while the lanes run, and restored when they finish.)
     """
     lanes = max(1, min(lanes, len(x)))
     size = max(1, min(batch_size, -(-len(x) // lanes)))  # ceil: every lane gets a chunk
-    chunks = [x[i:i + size] for i in range(0, len(x), size)]  # each (n, H, W, 3)
+    chunks = [x[i:i + size] for i in range(0, len(x), size)]  # each (n, ...)
     if lanes == 1:
-        return np.concatenate([run_plan(steps, chunk) for chunk in chunks])
+        return np.concatenate([run(chunk) for chunk in chunks])
     with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(lanes) as pool:
-        return np.concatenate(list(pool.map(functools.partial(run_plan, steps), chunks)))
+        return np.concatenate(list(pool.map(run, chunks)))
 
 
 def cpu_cores() -> int:

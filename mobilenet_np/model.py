@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -13,7 +14,7 @@ from .download import official_weights
 from .errors import InputError
 from .interpreter import run_steps
 from .kinds import KINDS, run_layer
-from .lanes import cpu_cores, run_in_lanes
+from .lanes import cpu_cores, run_in_lanes, run_plan
 from .layers import Block, Layer, Params
 from .plan import compile_plan
 from .random_init import calibrate_batch_norm, random_weights
@@ -142,7 +143,7 @@ class Network:
         if not fused:
             return np.concatenate([self.forward(x[i:i + batch_size], output, check_range=False)
                                    for i in range(0, len(x), batch_size)])
-        out = run_in_lanes(self.fused_steps, x, batch_size, lanes)
+        out = run_in_lanes(functools.partial(run_plan, self.fused_steps), x, batch_size, lanes)
         return ops.softmax(out) if steps[-1].kind == "softmax" else out
 
     def check_input(self, x: np.ndarray, check_range: bool = True) -> np.ndarray:

@@ -9,13 +9,13 @@ Numba: the loops you read are the loops that run.
   ``reference.py``'s own wrapper, its ``*_loop`` core compiled (int8 and uint8); HARD_SWISH
   the same, run once on all 256 int8 inputs when first called, then looked up;
 - CONV_2D, FULLY_CONNECTED: an exact float32 matrix product (BLAS, the weights made float32
-  once; why it is exact: ``_exact_matmul``, docs/int8.md), after an im2col gather for kernels
-  larger than 1 x 1, then the compiled ``requantize_loop``: bias, per-channel multiplier and
-  shift, zero point and clamp in one pass;
+  once; why it is exact: ``_exact_matmul``, docs/int8.md) of the compiled ``centre_loop``'s
+  x - zero point, after an im2col gather for kernels larger than 1 x 1, then the compiled
+  ``requantize_loop``: bias, per-channel multiplier and shift, zero point and clamp in one pass;
 - everything else (``NUMPY_KERNELS``: MAX_POOL_2D, PAD, QUANTIZE, DEQUANTIZE; float ops run on
   the float kernels anyway): the NumPy kernel of ``ops``, unchanged.
 
-Compiled in nopython mode with the GIL released, so a batch runs in lanes (``run_in_lanes``),
+Compiled in nopython mode with the GIL released, so a batch runs in lanes (``lanes.run_in_lanes``),
 and cached on disk beside ``reference.py``: the first call in a fresh install compiles.
 """
 
@@ -24,20 +24,18 @@ from __future__ import annotations
 import functools
 import types
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..errors import MissingDependencyError
-from ..lanes import _blas_controller, cpu_cores
 from ..shapes import resolve_padding
 from . import ops, reference
 from .fixedpoint import Requantize
 
 # Compiled, in the order they call each other (the scalar helpers first).
 CORES = ("_c_div", "_c_div_pot", "srdhm", "rdbpot", "mbqm", "requantize", "depthwise_loop", "requantize_loop",
-         "add_loop", "mul_loop", "mean_hw_loop", "mean_loop", "average_pool_loop", "hard_swish_loop",
-         "lookup_loop", "softmax_loop")
+         "centre_loop", "add_loop", "mul_loop", "mean_hw_loop", "mean_loop", "average_pool_loop",
+         "hard_swish_loop", "lookup_loop", "softmax_loop")
 # reference.py's wrappers, run as they are, calling the compiled cores.
 WRAPPERS = ("depthwise_conv2d", "add", "mul", "mean_hw", "mean", "average_pool2d", "hard_swish",
             "lookup", "softmax")
@@ -91,9 +89,14 @@ class NumbaKernels:
             held = self._prepared[what, id(constant)] = (constant, make())
         return held[1]
 
-    def _epilogue(self, sums: np.ndarray, bias: np.ndarray | None, out: Requantize) -> np.ndarray:
-        """(P, C) exact sums -> (P, C) outputs: one compiled pass for bias and requantization."""
-        channels = sums.shape[1]
+    def _product(self, x: np.ndarray, x_zero_point: int, weights: np.ndarray, bias: np.ndarray | None,
+                 out: Requantize) -> np.ndarray:
+        """(P, K) inputs -> (P, Cout) outputs of CONV_2D and FULLY_CONNECTED: x - zp (compiled),
+        the exact matmul (BLAS), then bias and requantization (compiled), one pass each."""
+        x, channels = np.ascontiguousarray(x), len(weights)
+        centred = np.empty(x.shape, np.float32)  # (P, K), exact
+        self.cores.centre_loop(x, x_zero_point, centred)
+        sums = self._exact_matmul(centred, x.dtype, x_zero_point, weights)  # (P, Cout)
         bias = self._once("no bias", out, lambda: np.zeros(channels, np.int64)) if bias is None else bias
         stage = self._once("stage", out, lambda: reference.output_stage(out, channels))
         y = np.empty(sums.shape, out.dtype)
@@ -104,27 +107,27 @@ class NumbaKernels:
         """(Cout, ...) weights as the (K, Cout) float32 matrix BLAS multiplies, made once."""
         return self._once("matrix", weights, lambda: weights.reshape(len(weights), -1).T.astype(np.float32))
 
-    def _exact_matmul(self, x: np.ndarray, x_zero_point: int, weights: np.ndarray) -> np.ndarray:
-        """(P, K) integers minus their zero point @ (Cout, K) weights, exactly: (P, Cout) float32/64.
+    def _exact_matmul(self, centred: np.ndarray, dtype: type, x_zero_point: int,
+                      weights: np.ndarray) -> np.ndarray:
+        """(P, K) integers x - zp, held in float32, @ (Cout, K) weights, exactly: (P, Cout) float32/64.
 
         float32 holds every integer up to 2^24, so a float32 matmul over k terms is exact when
         k * max|x - zp| * max|w| <= 2^24 (docs/int8.md): K is cut into such chunks (one, for
         K <= 512 with int8 weights), whose exact float32 sums are added in float64 (exact too).
         """
         matrix = self._matrix(weights)  # (K, Cout)
-        chunk = self._once(f"chunk for {x.dtype} at {x_zero_point}", weights,  # weights may be shared
-                           lambda: FLOAT32_EXACT // largest_product(x.dtype, x_zero_point, weights))
-        centred = np.subtract(x, np.float32(x_zero_point), dtype=np.float32)  # (P, K), exact
+        chunk = self._once(f"chunk for {np.dtype(dtype)} at {x_zero_point}", weights,  # weights may be shared
+                           lambda: FLOAT32_EXACT // largest_product(dtype, x_zero_point, weights))
         if len(matrix) <= chunk:
             return centred @ matrix
-        sums = np.zeros((len(x), matrix.shape[1]), np.float64)
+        sums = np.zeros((len(centred), matrix.shape[1]), np.float64)
         for start in range(0, len(matrix), chunk):
             sums += centred[:, start:start + chunk] @ matrix[start:start + chunk]
         return sums
 
     def conv2d(self, x: np.ndarray, x_zero_point: int, kernel: np.ndarray, bias: np.ndarray,
                out: Requantize, stride: tuple[int, int] = (1, 1), padding: str = "SAME") -> np.ndarray:
-        """CONV_2D: im2col (none for a 1 x 1), one exact matmul, then the epilogue."""
+        """CONV_2D: im2col (none for a 1 x 1), then ``_product``."""
         cout, kh, kw, cin = kernel.shape
         cols = x
         if (kh, kw, *stride) != (1, 1, 1, 1):
@@ -133,8 +136,8 @@ class NumbaKernels:
             windows = ops._windows(x, (kh, kw), stride, pads, x_zero_point)  # (N, Ho, Wo, Cin, kh, kw)
             cols = windows.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, kh, kw, Cin): the kernel's order
         shape = (*cols.shape[:3], cout)
-        sums = self._exact_matmul(cols.reshape(-1, kh * kw * cin), x_zero_point, kernel)  # (P, Cout)
-        return self._epilogue(sums, bias, out).reshape(shape)
+        y = self._product(cols.reshape(-1, kh * kw * cin), x_zero_point, kernel, bias, out)  # (P, Cout)
+        return y.reshape(shape)
 
     def hard_swish(self, x: np.ndarray, params) -> np.ndarray:
         """HARD_SWISH: an int8 input takes 256 values, so the compiled twin runs once on each of
@@ -146,7 +149,7 @@ class NumbaKernels:
     def fully_connected(self, x: np.ndarray, x_zero_point: int, weights: np.ndarray,
                         bias: np.ndarray | None, out: Requantize) -> np.ndarray:
         """FULLY_CONNECTED: (N, Cin) @ (Cin, Cout) exactly, then the epilogue."""
-        return self._epilogue(self._exact_matmul(x, x_zero_point, weights), bias, out)
+        return self._product(x, x_zero_point, weights, bias, out)
 
 
 def largest_product(dtype: type, zero_point: int, weights: np.ndarray) -> int:
@@ -154,16 +157,3 @@ def largest_product(dtype: type, zero_point: int, weights: np.ndarray) -> int:
     info = np.iinfo(dtype)
     largest_weight = int(np.abs(weights, dtype=np.int64).max())  # in int8, |-128| is -128
     return max(zero_point - int(info.min), int(info.max) - zero_point) * max(largest_weight, 1)
-
-
-def run_in_lanes(run: Callable[[np.ndarray], np.ndarray], q: np.ndarray,
-                 lanes: int | None = None) -> np.ndarray:
-    """A batch (N, ...) in ``lanes`` chunks side by side (default: one per core), BLAS one thread
-    per lane: the compiled cores release the GIL, as in the float path's ``lanes.py``."""
-    lanes = max(1, min(lanes or cpu_cores(), len(q)))
-    if lanes == 1:
-        return run(q)
-    size = -(-len(q) // lanes)  # ceil: every lane gets a chunk
-    chunks = [q[i:i + size] for i in range(0, len(q), size)]
-    with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(lanes) as pool:
-        return np.concatenate(list(pool.map(run, chunks)))

@@ -21,10 +21,10 @@ import numpy as np
 from ..checks import PIXELS, check_input
 from ..errors import InputError, MobileNetError, UnsupportedError, WeightsError
 from ..imagenet import preprocess_input
+from ..lanes import cpu_cores, run_in_lanes
 from ..shapes import as_float32
 from . import graph as prep
 from . import ops
-from .compiled import run_in_lanes
 from .fixedpoint import Requantize, quantize_multiplier
 from .float_graph import FLOAT_PREPARE, prepare_hybrid
 from .metadata import file_metadata, packed_labels
@@ -245,7 +245,7 @@ class TFLiteModel:
                              f"(N, {', '.join(map(str, self.input.shape[1:]))}), got "
                              f"{q.dtype} {q.shape}")
         if self.backend == "numba" and not capture:
-            return run_in_lanes(self._run, q)  # a batch in per-core lanes, as the float path
+            return run_in_lanes(self._run, q, len(q), cpu_cores())  # per-core lanes, as the float path
         return self._run(q, capture)
 
     def _run(self, q: np.ndarray, capture: bool = False):

@@ -193,6 +193,16 @@ def requantize_loop(sums, bias, multiplier, shift, stage, out):
             out[p, c] = requantize(acc, int(multiplier[c]), int(shift[c]), stage)
 
 
+def centre_loop(x, zero_point, out):
+    """out (P, K) float32 = x (P, K) - zero_point: the exact matmul's input (``compiled``).
+
+    Every difference of two 8-bit integers, in [-255, 255], is exact in float32.
+    """
+    for p in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            out[p, k] = np.float32(x[p, k]) - np.float32(zero_point)
+
+
 def add(a, b, params):
     """ADD (SUB) by elements: each input << 20, scaled (double rounding), summed (subtracted), requantized."""
     a, b = np.broadcast_arrays(a, b)
