@@ -3,10 +3,10 @@
 Any summation order is within float32 round-off of the exact result, and a float graph
 needs no more. A dynamic-range graph does: each hybrid op quantizes its float input to int8,
 and one ulp of difference in that input can cross a rounding boundary (a whole quantization
-step) or move the image's min/max. So the float ops of a .tflite graph here add their
-products in the order TFLite's builtin kernels do (TFLite 2.21's x86-64 wheel, no
-XNNPACK; measured on every float conv, depthwise conv and hard-swish of the V2 0.35/96 and
-V3-Small 0.75/96 dynamic-range files, 3 images: 0 of 1,709,544 values differ):
+step) or move the image's min/max. So the float ops of a .tflite graph here compute in the
+order TFLite's builtin kernels do (TFLite 2.21's x86-64 wheel, no XNNPACK; read from its
+kernels and the Eigen headers the wheel ships, then measured: on the V2 0.35/96 and V3-Small
+0.75/96 dynamic-range files every tensor equals TFLite's, tests/test_tflite_hybrid.py):
 
 * DEPTHWISE_CONV_2D (``depthwiseconv_float.h``): the accumulator starts at the bias and adds
   ``input * filter`` tap by tap, rows then columns; each product and sum rounded (no FMA).
