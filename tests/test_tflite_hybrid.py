@@ -7,7 +7,8 @@ on TFLite's own inputs. The hybrid CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTE
 operation in TFLite's order (``mobilenet_np/int8/hybrid.py``), so no round-off may differ. The
 file's other float ops are held to their float32 bounds (``test_tflite_files``) op by op, and
 end to end every tensor is bit for bit TFLite's: the float ops compute in TFLite's order
-(``int8/float_order.py``, checked on a small float file made to reach each of its paths).
+(``int8/float_order.py``, checked on a small float file made to reach each of its paths), and
+so every tensor of the float files is TFLite's bit for bit too.
 Files: V2 0.35/96, V3-Small 0.75/96 (the project's calibrated random weights) and a small
 seeded model converted with per-tensor weight scales, each converted once per session.
 """
@@ -19,8 +20,16 @@ import platform
 import numpy as np
 import pytest
 from helpers.int8_cases import interpreter
-from helpers.tflite_cases import dynamic_range_files, float_order_file, run_gold, sample_pixels
-from test_tflite_files import assert_float_ops_within_bounds, is_hybrid
+from helpers.tflite_cases import (
+    FLOAT_FILE,
+    converted_files,
+    dynamic_range_files,
+    float_order_file,
+    gold_input,
+    run_gold,
+    sample_pixels,
+)
+from test_tflite_files import assert_float_ops_within_bounds, is_hybrid, real_file
 
 from mobilenet_np.int8 import float_order, hybrid, load_tflite
 from mobilenet_np.int8 import reference as int8_reference
@@ -106,6 +115,24 @@ def test_dynamic_range_files_equal_tflite_end_to_end(tf, files, name) -> None:
                 f"op {op.index} ({op.opcode}): {different.sum()} of {different.size} values differ, "
                 f"by up to {np.abs(ours[tensor].astype(np.float64) - tensors[tensor]).max():.3g}")
         assert np.array_equal(out, tensors[model.output.name])
+
+
+@pytest.mark.parametrize("name", ["TF Hub V1 0.25/224", "float32", "float16 weights"])
+def test_float_files_equal_tflite_bit_for_bit(tf, name) -> None:
+    """Float files too: with the float ops in TFLite's order, every tensor is TFLite's bit for
+    bit on the sample photos and noise image (Google's TF Hub file, when the shared folder has
+    it; the converted V2 0.35/96 float32 and float16-weights files)."""
+    skip_unless_x86_64()
+    blob = real_file(FLOAT_FILE).read_bytes() if name.startswith("TF Hub") else converted_files(tf)[name]
+    model, gold = load_tflite(blob), interpreter(tf, blob)
+    for image in sample_pixels(model.input.shape[1]):
+        x = gold_input(model, image[None])
+        tensors = run_gold(gold, x)
+        out, ours = model.forward(x, capture=True)
+        assert len(np.unique(out)) > 20  # the comparison carries information
+        for tensor, value in ours.items():
+            different = value != tensors[tensor]
+            assert not different.any(), f"{tensor}: {different.sum()} of {value.size} values differ"
 
 
 def test_hybrid_kernels_equal_their_loop_twins() -> None:
