@@ -191,7 +191,8 @@ def test_float_order_kernels_equal_their_loop_twins() -> None:
     one-packet (even/odd) and last-channel (pairs) kernels, pixel counts off the 4-wide
     tiles, a depth past its last multiple of 8, one pixel (the matrix-vector lanes, an odd
     last row); FULLY_CONNECTED on one and two rows; depthwise with a depth multiplier and
-    padding; hard-swish with a tail; softmax rows of several lengths and alignments."""
+    padding; MEAN over two axes; hard-swish with a tail; softmax rows of several lengths and
+    alignments."""
     rng = np.random.default_rng(3)
     x = rng.normal(0, 1, (2, 5, 3, 3)).astype(np.float32)
     kernel = rng.normal(0, 1, (29, 3, 3, 3)).astype(np.float32)  # 16 + 8 + 4 + 1 channels, depth 27
@@ -214,6 +215,8 @@ def test_float_order_kernels_equal_their_loop_twins() -> None:
                                                                           "SAME", 2))
     values = np.linspace(-4, 4, 23, dtype=np.float32)  # 23 = 5 steps of 4 and a tail of 3
     assert np.array_equal(float_order.hard_swish(values), int8_reference.tflite_hard_swish(values))
+    for axes, keep in (((1, 2), True), ((0, 2), False)):
+        assert np.array_equal(float_order.mean(x, axes, keep), int8_reference.tflite_mean(x, axes, keep))
     for shape in ((5, 17), (2, 40), (1, 5)):  # rows off the 8-float alignment; two registers; one short row
         logits = rng.normal(0, 4, shape).astype(np.float32)
         assert np.array_equal(float_order.softmax(logits, 0.5), int8_reference.tflite_softmax(logits, 0.5))

@@ -1,11 +1,12 @@
-"""The float32 ops of a .tflite graph, run on the package's float kernels (``mobilenet_np.ops``).
+"""The float32 ops of a .tflite graph.
 
 A float .tflite file (TF Hub, Model Maker, or a float16-weights file whose DEQUANTIZE ops
 widen the weights at run time) is the float network of the rest of the package in TFLite's
-layouts. Most ops are the ``ops.py`` kernels: equal to TFLite's up to float32 round-off
-(docs/int8.md gives the bound). CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, HARD_SWISH and
+layouts. CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MEAN, AVERAGE_POOL_2D, HARD_SWISH and
 SOFTMAX compute in TFLite's own order (``float_order.py``, bit-exact on the files measured):
 in a dynamic-range file the next hybrid op quantizes them, where an ulp can become a step.
+ADD, SUB, MUL and the clamps are one correctly rounded step (``mobilenet_np.ops``), the same
+in any runtime; LOGISTIC is within float32 round-off of TFLite's (docs/int8.md).
 """
 
 from __future__ import annotations
@@ -92,16 +93,16 @@ def prepare_average_pool(graph: Graph, op: Operator) -> Callable:
         raise UnsupportedError(f"float AVERAGE_POOL_2D only over the whole image (op {op.index}: "
                                f"{o['filter_height']}x{o['filter_width']} on {height}x{width})")
     activate = _activation(op)
-    return lambda x: activate(float_ops.global_average_pool(x, keepdims=True))  # (N, 1, 1, C)
+    return lambda x: activate(float_order.mean(x, (1, 2), keep_dims=True))  # (N, 1, 1, C)
 
 
 def prepare_mean(graph: Graph, op: Operator) -> Callable:
-    """MEAN over constant axes, in float32."""
+    """MEAN over constant axes, in float32, in TFLite's order (``float_order.py``)."""
     axes = graph.tensors[op.inputs[1]].data
     if axes is None:
         raise UnsupportedError(f"MEAN needs constant axes (op {op.index})")
     axes = tuple(sorted({int(a) % len(graph.tensors[op.inputs[0]].shape) for a in axes.ravel()}))
-    return lambda x, *_: x.mean(axis=axes, keepdims=op.options["keep_dims"], dtype=np.float32)
+    return lambda x, *_: float_order.mean(x, axes, op.options["keep_dims"])
 
 
 def prepare_softmax(graph: Graph, op: Operator) -> Callable:

@@ -1,4 +1,4 @@
-"""TFLite's float32 convolutions, FULLY_CONNECTED, HARD_SWISH and SOFTMAX, in TFLite's own order.
+"""TFLite's float32 convolutions, FULLY_CONNECTED, MEAN, HARD_SWISH, SOFTMAX, in TFLite's own order.
 
 Any summation order is within float32 round-off of the exact result, and a float graph
 needs no more. A dynamic-range graph does: each hybrid op quantizes its float input to int8,
@@ -22,6 +22,7 @@ kernels and the Eigen headers the wheel ships, then measured: on the V2 0.35/96 
   The last channels (past the multiples of 4) and an odd channel count's last matrix-vector
   row take their own orders (``_sum_by_pairs``, ``gemv_in_eigen_order``).
 * FULLY_CONNECTED: the same product, weights as the filter (one image: matrix-vector).
+* MEAN and whole-image AVERAGE_POOL_2D: positions added one after another, then divided.
 * HARD_SWISH (``optimized_ops.h``): ``relu6(x + 3) * (x * (1/6))`` in steps of 4 values; the
   last size % 4 values as ``(x * relu6(x + 3)) * (1/6)``.
 * SOFTMAX (``optimized_ops.h`` on Eigen): ``e = exp(beta * (x - max))`` by Eigen's float
@@ -57,24 +58,29 @@ def _windows(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: 
     return windows.transpose(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, C, kh, kw) -> (N, Ho, Wo, kh, kw, C)
 
 
-def _sum_in_order(cols: np.ndarray, weights: np.ndarray, depths: range,
+def _sum_in_order(patches: np.ndarray, weights: np.ndarray, depths: range,
                   acc: np.ndarray | None = None) -> np.ndarray:
-    """acc plus cols[:, k] * weights[k] for k in ``depths``, one float32 rounding each. (P, Cout)."""
-    acc = np.zeros((len(cols), weights.shape[1]), F32) if acc is None else acc
+    """acc plus weights[k] * patches[k] for k in ``depths``, one float32 rounding each.
+
+    patches (K, P): row k holds every pixel's k-th patch value; weights (K, Cout) -> (Cout, P).
+    """
+    acc = np.zeros((weights.shape[1], patches.shape[1]), F32) if acc is None else acc
+    product = np.empty_like(acc)
     for k in depths:
-        acc += cols[:, k:k + 1] * weights[k]  # (P, 1) * (Cout,)
+        np.multiply(weights[k][:, None], patches[k], out=product)  # (Cout, 1) * (P,)
+        acc += product
     return acc
 
 
-def _sum_even_odd(cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _sum_even_odd(patches: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Eigen's one-packet kernel: even and odd k in two sums up to the last multiple of 8, then in order."""
     depth = weights.shape[0]
     peeled = depth - depth % PACKET
-    even, odd = (_sum_in_order(cols, weights, range(first, peeled, 2)) for first in (0, 1))
-    return _sum_in_order(cols, weights, range(peeled, depth), even + odd)
+    even, odd = (_sum_in_order(patches, weights, range(first, peeled, 2)) for first in (0, 1))
+    return _sum_in_order(patches, weights, range(peeled, depth), even + odd)
 
 
-def _sum_by_pairs(cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _sum_by_pairs(patches: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Eigen's kernel for the last channels (past the multiples of 4): k in pairs (even k in one
     lane, odd k in another), pair m in register m % 4 up to the last multiple of 8, the
     registers folded (0 + 1) + (2 + 3); the remaining pairs; even + odd; an odd last k."""
@@ -82,10 +88,10 @@ def _sum_by_pairs(cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
     peeled, paired = depth - depth % PACKET, depth - depth % 2
 
     def lane(parity: int) -> np.ndarray:
-        registers = [_sum_in_order(cols, weights, range(2 * r + parity, peeled, PACKET)) for r in range(4)]
+        registers = [_sum_in_order(patches, weights, range(2 * r + parity, peeled, PACKET)) for r in range(4)]
         folded = (registers[0] + registers[1]) + (registers[2] + registers[3])
-        return _sum_in_order(cols, weights, range(peeled + parity, paired, 2), folded)
-    return _sum_in_order(cols, weights, range(paired, depth), lane(0) + lane(1))
+        return _sum_in_order(patches, weights, range(peeled + parity, paired, 2), folded)
+    return _sum_in_order(patches, weights, range(paired, depth), lane(0) + lane(1))
 
 
 def gemm_in_eigen_order(cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -96,10 +102,11 @@ def gemm_in_eigen_order(cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
     wide = cout - cout % WIDE  # the 2-packet kernel's channels: k in order
     packed = cout - cout % 4  # then the one-packet (and half-packet) kernel's; then the last ones
     tiles = len(cols) - len(cols) % 4  # output pixels in 4-wide micro-tiles; the rest: k in order
-    out = _sum_in_order(cols, weights, depths)
-    out[:tiles, wide:packed] = _sum_even_odd(cols[:tiles], weights[:, wide:packed])
-    out[:tiles, packed:] = _sum_by_pairs(cols[:tiles], weights[:, packed:])
-    return out
+    patches = np.ascontiguousarray(cols.T)  # (K, P): each k's values in one contiguous row
+    out = _sum_in_order(patches, weights, depths)  # (Cout, P)
+    out[wide:packed, :tiles] = _sum_even_odd(patches[:, :tiles], weights[:, wide:packed])
+    out[packed:, :tiles] = _sum_by_pairs(patches[:, :tiles], weights[:, packed:])
+    return np.ascontiguousarray(out.T)  # (P, Cout), C order: the next op's sums (MEAN) follow memory order
 
 
 def gemv_in_eigen_order(col: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -109,12 +116,12 @@ def gemv_in_eigen_order(col: np.ndarray, weights: np.ndarray) -> np.ndarray:
     lanes = np.zeros((PACKET, cout), F32)  # lane l sums k = l, l + 8, ...
     for start in range(0, full, PACKET):
         lanes += col[start:start + PACKET, None] * weights[start:start + PACKET]
-    acc = _fold(lanes)[None]  # (1, Cout)
-    out = _sum_in_order(col[None], weights, range(full, depth), acc.copy())[0]  # then k in order
+    acc = _fold(lanes)[:, None]  # (Cout, 1)
+    out = _sum_in_order(col[:, None], weights, range(full, depth), acc.copy())[:, 0]  # then k in order
     if cout % 2 and depth - full >= 4:  # an odd count's last row runs alone: 4 more k in one step
         step = col[full:full + 4] * weights[full:full + 4, -1]  # (4,)
-        last = acc[:, -1:] + ((step[0] + step[2]) + (step[1] + step[3]))  # (1, 1)
-        out[-1] = _sum_in_order(col[None], weights[:, -1:], range(full + 4, depth), last)[0, 0]
+        last = acc[-1:] + ((step[0] + step[2]) + (step[1] + step[3]))  # (1, 1)
+        out[-1] = _sum_in_order(col[:, None], weights[:, -1:], range(full + 4, depth), last)[0, 0]
     return out
 
 
@@ -160,6 +167,18 @@ def depthwise_conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
         for j in range(kw):
             acc += windows[:, :, :, i, j] * kernel[0, i, j]
     return acc
+
+
+def mean(x: np.ndarray, axes: tuple[int, ...], keep_dims: bool) -> np.ndarray:
+    """MEAN (and whole-image AVERAGE_POOL_2D) as TFLite's kernels: per output, the values
+    added one after another in row-major order of the reduced axes, then divided by their count."""
+    kept = [a for a in range(x.ndim) if a not in axes]
+    values = np.transpose(x, (*axes, *kept)).reshape(-1, *[x.shape[a] for a in kept])  # (R, kept...)
+    total = np.zeros(values.shape[1:], F32)
+    for value in values:
+        total += value
+    out = total / F32(len(values))
+    return out.reshape([1 if a in axes else x.shape[a] for a in range(x.ndim)]) if keep_dims else out
 
 
 def hard_swish(x: np.ndarray) -> np.ndarray:

@@ -631,6 +631,22 @@ def tflite_depthwise_conv2d(x, kernel, bias, stride=(1, 1), padding="SAME", dept
     return y
 
 
+def tflite_mean(x, axes, keep_dims):
+    """Float MEAN by loops: each output's values (row-major over the reduced axes) added one
+    after another in float32, then divided by their count."""
+    x = np.asarray(x, np.float32)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    count = int(np.prod([x.shape[a] for a in axes]))
+    out = np.zeros([x.shape[a] for a in kept], np.float32)
+    for out_index in np.ndindex(*out.shape):
+        total = np.float32(0)
+        for reduced in np.ndindex(*[x.shape[a] for a in axes]):
+            where = dict(zip(kept, out_index, strict=True)) | dict(zip(axes, reduced, strict=True))
+            total = total + x[tuple(where[a] for a in range(x.ndim))]
+        out[out_index] = total / np.float32(count)
+    return out.reshape([1 if a in axes else x.shape[a] for a in range(x.ndim)]) if keep_dims else out
+
+
 def tflite_hard_swish(x):
     """Float HARD_SWISH value by value: relu6(x + 3) * (x * (1/6)) in TFLite's steps of 4,
     (x * relu6(x + 3)) * (1/6) for the last size % 4 values."""
