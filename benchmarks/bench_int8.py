@@ -14,7 +14,8 @@ with each backend. Interleaved rounds in rotating order (``bench_vs_tensorflow.m
 medians, min-max, the ratios issue #25 targets (int8 numba / TFLite builtin <= 1.0 at batch
 1), peak RSS of each int8 backend at the largest batch (a fresh child process each), and the
 share of CPU time the hypervisor stole. ``--profile``: where the int8 time goes, per op type,
-at batch 1, numpy vs numba. Not a test: nothing here asserts a time.
+at batch 1, numpy vs numba, and the compiled requantizing epilogue's cost per output. Not a
+test: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -101,6 +102,27 @@ def profile_ops(model, q: np.ndarray, repeats: int) -> dict[str, float]:
     return {opcode: 1e3 * float(np.median(t[1:])) for opcode, t in times.items()}  # first: warm-up
 
 
+def requantize_ns_per_output(repeats: int) -> float:
+    """The compiled epilogue alone (bias, multiplier, shift, zero point, clamp): ns per output,
+    on V2's largest 1x1 output (112 x 112 x 96), the CPU time of one thread."""
+    from mobilenet_np.int8 import reference
+    from mobilenet_np.int8.compiled import NumbaKernels
+    from mobilenet_np.int8.fixedpoint import Requantize
+
+    rng = np.random.default_rng(0)
+    sums = rng.integers(-2**20, 2**20, (112 * 112, 96)).astype(np.float32)  # (P, C)
+    bias = rng.integers(-2**16, 2**16, 96)
+    out = Requantize(rng.integers(2**30, 2**31, 96), rng.integers(-12, 1, 96), 3)
+    y, core = np.empty(sums.shape, np.int8), NumbaKernels().cores.requantize_loop
+    stage = reference.output_stage(out, 96)
+    seconds = []
+    for _ in range(repeats + 1):
+        start = time.process_time()
+        core(sums, bias, *stage, y)
+        seconds.append(time.process_time() - start)
+    return 1e9 * float(np.median(seconds[1:])) / sums.size  # first: compiling
+
+
 def peak_rss_mib(blob: bytes, backend: str, batch: int) -> float:
     with tempfile.NamedTemporaryFile(suffix=".tflite") as file:
         file.write(blob)
@@ -167,6 +189,11 @@ def main() -> None:
         print("where the int8 time goes at batch 1 (ms per op type, median):")
         for opcode in sorted(spent["numba"], key=spent["numba"].get, reverse=True):
             print(f"  {opcode:<20} numpy {spent['numpy'][opcode]:8.2f}   numba {spent['numba'][opcode]:8.2f}")
+        ns, graph = requantize_ns_per_output(args.repeats), int8["numba"].graph
+        outputs = sum(int(np.prod(graph.tensors[op.outputs[0]].shape[1:])) for op, _ in int8["numba"].steps
+                      if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
+        print(f"the compiled requantizing epilogue alone (int64 arithmetic, one thread): {ns:.2f} ns per "
+              f"output; {outputs / 1e6:.2f}M outputs requantized per image: {outputs * ns / 1e6:.1f} ms")
     if before and after:
         print(f"hypervisor steal during the rounds: "
               f"{100 * (after[0] - before[0]) / max(after[1] - before[1], 1):.1f}% of CPU time")

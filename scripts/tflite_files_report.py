@@ -7,8 +7,10 @@ For each kind: the tensor types, which kernels run it, the largest output differ
 TFLite's builtin kernels over the sample pixels (matplotlib's two photos and one seeded noise
 image; integer outputs in LSB, float ones absolute) with how many tensors were compared, and
 for Google's files the top-1 label on each photo. Float tensors run end to end that are not
-bit for bit TFLite's are counted by op kind (over the 3 images). Files converted here (a Keras MobileNetV2
-0.35/96 with random weights, a TF1-style uint8 graph) have no meaningful top-1.
+bit for bit TFLite's are counted by op kind (over the 3 images); a float file (whose float ops
+run on BLAS by default) is measured again with ``float_order="tflite"``. Files converted here
+(a Keras MobileNetV2 0.35/96 with random weights, a TF1-style uint8 graph) have no meaningful
+top-1.
 """
 
 from __future__ import annotations
@@ -40,14 +42,23 @@ from helpers.tflite_cases import (  # noqa: E402
 )
 
 from mobilenet_np.errors import MobileNetError  # noqa: E402
-from mobilenet_np.int8 import Int8Classifier, load_tflite  # noqa: E402
+from mobilenet_np.int8 import Int8Classifier, float_blas, load_tflite  # noqa: E402
+from mobilenet_np.int8.float_graph import float_kernels, is_hybrid  # noqa: E402
 
 
 def tiers(model) -> str:
-    """Which kernels run the file: integer (int8/uint8), float, or both."""
-    kinds = {np.dtype(model.graph.tensors[op.outputs[0]].dtype).name for op in model.graph.operators
-             if op.opcode not in ("RESHAPE", "SQUEEZE", "QUANTIZE", "DEQUANTIZE")}
+    """Which kernels run the file: integer (int8/uint8), float, hybrid (int8 weights on floats)."""
+    graph = model.graph
+    kinds = {"hybrid" if is_hybrid(graph, op) else np.dtype(graph.tensors[op.outputs[0]].dtype).name
+             for op in graph.operators if op.opcode not in ("RESHAPE", "SQUEEZE", "QUANTIZE", "DEQUANTIZE")}
     return " + ".join(sorted(kinds - {"int32"}))
+
+
+def float_sums(graph) -> bool:
+    """Whether the graph has float ops whose order of summation ``float_order`` picks."""
+    summed = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "AVERAGE_POOL_2D", "SOFTMAX"}
+    return any(op.opcode in summed and graph.tensors[op.outputs[0]].dtype == np.float32
+               for op in graph.operators)
 
 
 def hybrid_differing(model, tensors: dict) -> int:
@@ -99,12 +110,21 @@ def row(kind: str, blob: bytes, real: bool) -> str:
     except MobileNetError as error:
         return f"| {kind} | refused: {str(error).split(': ', 1)[1]} | | | |"
     io = f"{np.dtype(model.input.dtype).name} -> {np.dtype(model.output.dtype).name}"
+    measured = describe(model, blob)
+    if float_kernels(model.graph, "auto") is float_blas and float_sums(model.graph):  # on BLAS by default
+        exact = describe(load_tflite(blob, float_order="tflite"), blob)
+        measured += f"; with `float_order=\"tflite\"`: {exact}"
+    return (f"| {kind} | {io}, {model.output.shape[-1]} classes | {tiers(model)} | {measured} "
+            f"| {top1(model) if real else '-'} |")
+
+
+def describe(model, blob: bytes) -> str:
+    """The largest output difference, and which tensors differ, as the table prints them."""
     worst, differing, floats = compare(model, interpreter(tf, blob), sample_pixels(model.input.shape[1]))
     unit = " LSB" if model.output.dtype != np.float32 else ""
     off = ", ".join(f"{opcode} x{count}" for opcode, count in sorted(floats.items())) or "none"
-    return (f"| {kind} | {io}, {model.output.shape[-1]} classes | {tiers(model)} | {worst:.3g}{unit} "
-            f"({differing} integer tensors or hybrid ops differ; float tensors not bit-exact: {off}) "
-            f"| {top1(model) if real else '-'} |")
+    return (f"{worst:.3g}{unit} ({differing} integer tensors or hybrid ops differ; float tensors "
+            f"not bit-exact: {off})")
 
 
 def main() -> None:

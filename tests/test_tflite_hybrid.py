@@ -31,8 +31,10 @@ from helpers.tflite_cases import (
 )
 from test_tflite_files import assert_float_ops_within_bounds, is_hybrid, real_file
 
+from mobilenet_np.errors import InputError
 from mobilenet_np.int8 import float_order, hybrid, load_tflite
 from mobilenet_np.int8 import reference as int8_reference
+from mobilenet_np.int8 import reference_float_order as float_twins
 
 
 @pytest.fixture(scope="module")
@@ -119,12 +121,13 @@ def test_dynamic_range_files_equal_tflite_end_to_end(tf, files, name) -> None:
 
 @pytest.mark.parametrize("name", ["TF Hub V1 0.25/224", "float32", "float16 weights"])
 def test_float_files_equal_tflite_bit_for_bit(tf, name) -> None:
-    """Float files too: with the float ops in TFLite's order, every tensor is TFLite's bit for
-    bit on the sample photos and noise image (Google's TF Hub file, when the shared folder has
-    it; the converted V2 0.35/96 float32 and float16-weights files)."""
+    """Float files too, when asked (``float_order="tflite"``; by default they run on BLAS, within
+    the float32 bound: test_tflite_files): every tensor is TFLite's bit for bit on the sample
+    photos and noise image (Google's TF Hub file, when the shared folder has it; the converted
+    V2 0.35/96 float32 and float16-weights files)."""
     skip_unless_x86_64()
     blob = real_file(FLOAT_FILE).read_bytes() if name.startswith("TF Hub") else converted_files(tf)[name]
-    model, gold = load_tflite(blob), interpreter(tf, blob)
+    model, gold = load_tflite(blob, float_order="tflite"), interpreter(tf, blob)
     for image in sample_pixels(model.input.shape[1]):
         x = gold_input(model, image[None])
         tensors = run_gold(gold, x)
@@ -171,7 +174,7 @@ def test_float_order_kernels_equal_tflite_on_every_path(tf) -> None:
     on 20 seeded inputs (the hard-swish tail rounds differently in one input of three)."""
     skip_unless_x86_64()
     blob = float_order_file(tf)
-    model, gold = load_tflite(blob), interpreter(tf, blob)
+    model, gold = load_tflite(blob, float_order="tflite"), interpreter(tf, blob)
     graph = model.graph
     reached = {(op.opcode, graph.tensors[op.outputs[0]].shape[-1]) for op, _ in model.steps}
     assert {("HARD_SWISH", 3), ("DEPTHWISE_CONV_2D", 56), ("FULLY_CONNECTED", 7), ("SOFTMAX", 17)} <= reached
@@ -199,24 +202,36 @@ def test_float_order_kernels_equal_their_loop_twins() -> None:
     bias = rng.normal(0, 1, 29).astype(np.float32)
     for stride, padding in (((1, 1), "SAME"), ((2, 1), "VALID")):
         fast = float_order.conv2d(x, kernel, bias, stride, padding)
-        assert np.array_equal(fast, int8_reference.tflite_conv2d(x, kernel, bias, stride, padding))
+        assert np.array_equal(fast, float_twins.tflite_conv2d(x, kernel, bias, stride, padding))
     pixel = rng.normal(0, 1, (1, 1, 1, 13)).astype(np.float32)  # one pixel, depth 8 + 5
     one_by_one = rng.normal(0, 1, (11, 1, 1, 13)).astype(np.float32)  # odd: a last row alone
     assert np.array_equal(float_order.conv2d(pixel, one_by_one, None, (1, 1), "SAME"),
-                          int8_reference.tflite_conv2d(pixel, one_by_one, None))
+                          float_twins.tflite_conv2d(pixel, one_by_one, None))
     flat, weights = x.reshape(2, -1)[:, :21], rng.normal(0, 1, (7, 21)).astype(np.float32)
     for rows in (flat, flat[:1]):  # a 2-row product, and the matrix-vector one
         assert np.array_equal(float_order.fully_connected(rows, weights, bias[:7]),
-                              int8_reference.tflite_fully_connected(rows, weights, bias[:7]))
+                              float_twins.tflite_fully_connected(rows, weights, bias[:7]))
     depthwise = rng.normal(0, 1, (1, 3, 3, 6)).astype(np.float32)
     for stride in ((1, 1), (2, 2)):
         fast = float_order.depthwise_conv2d(x, depthwise, bias[:6], stride, "SAME", 2)
-        assert np.array_equal(fast, int8_reference.tflite_depthwise_conv2d(x, depthwise, bias[:6], stride,
+        assert np.array_equal(fast, float_twins.tflite_depthwise_conv2d(x, depthwise, bias[:6], stride,
                                                                           "SAME", 2))
     values = np.linspace(-4, 4, 23, dtype=np.float32)  # 23 = 5 steps of 4 and a tail of 3
-    assert np.array_equal(float_order.hard_swish(values), int8_reference.tflite_hard_swish(values))
+    assert np.array_equal(float_order.hard_swish(values), float_twins.tflite_hard_swish(values))
     for axes, keep in (((1, 2), True), ((0, 2), False)):
-        assert np.array_equal(float_order.mean(x, axes, keep), int8_reference.tflite_mean(x, axes, keep))
+        assert np.array_equal(float_order.mean(x, axes, keep), float_twins.tflite_mean(x, axes, keep))
     for shape in ((5, 17), (2, 40), (1, 5)):  # rows off the 8-float alignment; two registers; one short row
         logits = rng.normal(0, 4, shape).astype(np.float32)
-        assert np.array_equal(float_order.softmax(logits, 0.5), int8_reference.tflite_softmax(logits, 0.5))
+        assert np.array_equal(float_order.softmax(logits, 0.5), float_twins.tflite_softmax(logits, 0.5))
+
+
+def test_float_order_auto_is_tflite_order_only_where_hybrid_ops_quantize(tf, files) -> None:
+    """"auto": TFLite's order in a dynamic-range graph, BLAS in a float one; a wrong name is one line."""
+    from mobilenet_np.int8 import float_blas, float_graph
+
+    dynamic, plain = load_tflite(files["v2"]).graph, load_tflite(converted_files(tf)["float32"]).graph
+    assert float_graph.float_kernels(dynamic, "auto") is float_order
+    assert float_graph.float_kernels(plain, "auto") is float_blas
+    assert float_graph.float_kernels(plain, "tflite") is float_order
+    with pytest.raises(InputError, match="float_order must be one of auto, tflite, blas"):
+        load_tflite(files["v2"], float_order="exact")

@@ -26,7 +26,7 @@ from ..shapes import as_float32
 from . import graph as prep
 from . import ops
 from .fixedpoint import Requantize, quantize_multiplier
-from .float_graph import FLOAT_PREPARE, prepare_hybrid
+from .float_graph import FLOAT_PREPARE, float_kernels, is_hybrid, prepare_hybrid
 from .metadata import file_metadata, packed_labels
 from .tflite_file import Graph, Operator, read_tflite
 
@@ -134,22 +134,21 @@ PREPARE = {**INTEGER_PREPARE, **ANY_TYPE_PREPARE}  # every op name this runtime 
 # integer ops are refused on uint8 rather than run unchecked.
 UINT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MEAN", "AVERAGE_POOL_2D",
              "SOFTMAX", "MUL", "LOGISTIC", "CONCATENATION"}
-WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 EDGE_TPU_OP = "edgetpu-custom-op"
 
 
-def _step(graph: Graph, op: Operator, kernels) -> Callable:
-    """The function that runs one op, on the tier its output's type asks for."""
+def _step(graph: Graph, op: Operator, kernels, floats) -> Callable:
+    """The function that runs one op, on the tier its output's type asks for (``floats``: the
+    float ops' module, ``float_graph.float_kernels``)."""
     if op.opcode in ANY_TYPE_PREPARE:
         return ANY_TYPE_PREPARE[op.opcode](graph, op, kernels)
     out = graph.tensors[op.outputs[0]].dtype
     if out == np.float32:
-        weights = graph.tensors[op.inputs[1]] if op.opcode in WEIGHTED else None
-        if weights is not None and weights.dtype in (np.int8, np.uint8):
+        if is_hybrid(graph, op):
             return prepare_hybrid(graph, op, kernels)  # a dynamic-range file (Optimize.DEFAULT)
         if op.opcode not in FLOAT_PREPARE:
             raise UnsupportedError(f"{op.opcode} on float32 tensors is not supported")
-        return FLOAT_PREPARE[op.opcode](graph, op)
+        return FLOAT_PREPARE[op.opcode](graph, op, floats)
     if out == np.uint8 and op.opcode not in UINT8_OPS:
         raise UnsupportedError(f"{op.opcode} on uint8 tensors is not supported (uint8 runs "
                                f"{', '.join(sorted(UINT8_OPS))}): convert to full int8 "
@@ -159,10 +158,10 @@ def _step(graph: Graph, op: Operator, kernels) -> Callable:
     return INTEGER_PREPARE[op.opcode](graph, op, kernels)
 
 
-def _prepared(graph: Graph, op: Operator, kernels, name: str) -> Callable:
+def _prepared(graph: Graph, op: Operator, kernels, floats, name: str) -> Callable:
     """One op made ready to run; a file whose op cannot be (damaged, unusual) is one line."""
     try:
-        return _step(graph, op, kernels)
+        return _step(graph, op, kernels, floats)
     except MobileNetError as error:
         raise type(error)(f"{name}: op {op.index} ({op.opcode}): {error}") from None
     except Exception as error:  # noqa: BLE001
@@ -187,14 +186,15 @@ def _check_ops(graph: Graph, name: str) -> None:
 class TFLiteModel:
     """A .tflite graph compiled to NumPy steps (NHWC, the file's dtypes)."""
 
-    def __init__(self, graph: Graph, name: str = "<model>", kernels=ops, backend: str = "numpy") -> None:
+    def __init__(self, graph: Graph, name: str = "<model>", kernels=ops, backend: str = "numpy",
+                 float_order: str = "auto") -> None:
         self.graph, self.name, self.backend = graph, name, backend
-        kernels = backend_kernels(backend, kernels)
+        kernels, floats = backend_kernels(backend, kernels), float_kernels(graph, float_order)
         _check_ops(graph, name)
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
             raise UnsupportedError(f"{name}: expected one input and one output, got "
                                    f"{len(graph.inputs)} and {len(graph.outputs)}")
-        self.steps = [(op, _prepared(graph, op, kernels, name)) for op in graph.operators]
+        self.steps = [(op, _prepared(graph, op, kernels, floats, name)) for op in graph.operators]
         self.input, self.output = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
         self.metadata = file_metadata(graph, name)
         named = self.metadata.labels_file if self.metadata else None
@@ -304,8 +304,12 @@ def backend_kernels(backend: str, kernels=ops):
     raise InputError(f"backend must be 'numpy' or 'numba', got {backend!r}")
 
 
-def load_tflite(path: str | Path | bytes, kernels=ops, backend: str = "numpy") -> TFLiteModel:
+def load_tflite(path: str | Path | bytes, kernels=ops, backend: str = "numpy",
+                float_order: str = "auto") -> TFLiteModel:
     """Read a .tflite file (path or bytes) and compile it; ``kernels=reference`` runs the loop
-    twins, ``backend="numba"`` the loop twins compiled (needs Numba)."""
+    twins, ``backend="numba"`` the loop twins compiled (needs Numba). Float ops: ``float_order=
+    "tflite"`` adds in TFLite's order (bit-exact on x86-64), ``"blas"`` on BLAS (within float32
+    round-off, several times faster), ``"auto"`` the first where hybrid ops quantize their
+    results (a dynamic-range file), else the second."""
     name = "<bytes>" if isinstance(path, (bytes, bytearray)) else str(path)
-    return TFLiteModel(read_tflite(path), name, kernels, backend)
+    return TFLiteModel(read_tflite(path), name, kernels, backend, float_order)
