@@ -34,6 +34,7 @@ from helpers.tflite_cases import (
     UINT8_FILE,
     arg_max_files,
     converted_files,
+    float_io_int8_file,
     gold_input,
     ops_model_files,
     real_labels,
@@ -432,6 +433,21 @@ def test_arg_max_equals_tflite(tf, kind) -> None:
     assert len(set(indices)) >= 3  # not one class for every input
     with pytest.raises(InputError, match="not an image classifier"):
         Int8Classifier(model)
+
+
+def test_int8_file_with_float_output_equals_tflite_bit_for_bit(tf) -> None:
+    """TF2's default full-int8 file, float in and out: every tensor TFLite's bit for bit, the
+    DEQUANTIZE'd float output included (TFLite's optimized order: steps of 8, then the tail)."""
+    blob = float_io_int8_file(tf)
+    model, gold = load_tflite(blob), interpreter(tf, blob)
+    assert [op.opcode for op in model.graph.operators][::4] == ["QUANTIZE", "DEQUANTIZE"]
+    for k in range(10):
+        x = np.random.default_rng(k).normal(0, 2, (1, 8, 8, 3)).astype(np.float32)
+        tensors = run_gold(gold, x)
+        out, ours = model.forward(x, capture=True)
+        assert out.dtype == np.float32 and len(np.unique(out)) > 20  # the comparison carries information
+        for name, value in ours.items():
+            assert np.array_equal(value, tensors[name]), name
 
 
 # ---- uint8 kernels: loop twins ----------------------------------------------------------------

@@ -274,5 +274,15 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) -> np.
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """DEQUANTIZE, int8 or uint8 -> float32: ``scale * (q - zero_point)`` in float32."""
-    return np.float32(scale) * (np.asarray(q, np.int64) - zero_point).astype(np.float32)
+    """DEQUANTIZE, int8 or uint8 (any shape) -> float32, as TFLite's optimized kernel: eight
+    values at a time ``float32(q) * scale + float32(-zero_point * scale)`` (two float32
+    roundings; the zero point times the scale in float64), the last size % 8 values
+    ``float32(scale * (q - zero_point))`` in float64. (``scale * (q - zero_point)`` in float32
+    is as close to the real value, and a rounding away from TFLite's in half the values.)"""
+    q = np.asarray(q)
+    flat = q.reshape(-1)
+    stepped = flat.size - flat.size % 8
+    out = np.empty(flat.size, np.float32)
+    out[:stepped] = flat[:stepped].astype(np.float32) * np.float32(scale) + np.float32(-zero_point * scale)
+    out[stepped:] = (scale * (flat[stepped:].astype(np.float64) - zero_point)).astype(np.float32)
+    return out.reshape(q.shape)

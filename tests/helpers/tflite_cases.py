@@ -249,6 +249,24 @@ def arg_max_files(tf) -> dict[str, bytes]:
     return {"int8": converter.convert(), "float32": float32}
 
 
+@functools.cache
+def float_io_int8_file(tf) -> bytes:
+    """A full-int8 file with TF2's default float input and output: QUANTIZE, CONV_2D, MEAN,
+    FULLY_CONNECTED (37 outputs: DEQUANTIZE's steps of 8 and a tail of 5), DEQUANTIZE;
+    a seeded Keras model on 8 x 8 x 3 inputs, 16 seeded calibration images."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    x = keras.Input((8, 8, 3))
+    y = keras.layers.Dense(37)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(13, 3)(x)))
+    calibration = np.random.default_rng(0).normal(0, 1, (16, 8, 8, 3)).astype(np.float32)
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(x, y))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([image[None]] for image in calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
 def _metadata_buffer(mean: list[float], std: list[float], labels_name: str) -> bytes:
     """A TFLITE_METADATA FlatBuffer ("M001", ``metadata_schema.fbs``) built field by field, as
     TFLite Support's writers lay it out: the input's NormalizationOptions (mean, std) and the
