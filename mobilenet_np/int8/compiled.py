@@ -11,7 +11,8 @@ Numba: the loops you read are the loops that run.
 - CONV_2D, FULLY_CONNECTED: an exact float32 matrix product (BLAS, the weights made float32
   once; why it is exact: ``_exact_matmul``, docs/int8.md) of the compiled ``centre_loop``'s
   x - zero point, after an im2col gather for kernels larger than 1 x 1, then the compiled
-  ``requantize_loop``: bias, per-channel multiplier and shift, zero point and clamp in one pass;
+  ``requantize_loop``: bias, per-channel multiplier and shift, zero point and clamp in one pass
+  (in float64, exactly: ``requantize_in_float64``, which vectorises where int64 does not);
 - everything else (``NUMPY_KERNELS``: MAX_POOL_2D, PAD, QUANTIZE, DEQUANTIZE; float ops run on
   the float kernels anyway): the NumPy kernel of ``ops``, unchanged.
 
@@ -33,7 +34,8 @@ from . import ops, reference
 from .fixedpoint import Requantize
 
 # Compiled, in the order they call each other (the scalar helpers first).
-CORES = ("_c_div", "_c_div_pot", "srdhm", "rdbpot", "mbqm", "requantize", "depthwise_loop", "requantize_loop",
+CORES = ("_c_div", "_c_div_pot", "srdhm", "rdbpot", "mbqm", "requantize", "requantize_in_float64",
+         "depthwise_loop", "requantize_loop",
          "centre_loop", "add_loop", "mul_loop", "mean_hw_loop", "mean_loop", "average_pool_loop",
          "hard_swish_loop", "lookup_loop", "softmax_loop")
 # reference.py's wrappers, run as they are, calling the compiled cores.
@@ -97,10 +99,10 @@ class NumbaKernels:
         centred = np.empty(x.shape, np.float32)  # (P, K), exact
         self.cores.centre_loop(x, x_zero_point, centred)
         sums = self._exact_matmul(centred, x.dtype, x_zero_point, weights)  # (P, Cout)
-        bias = self._once("no bias", out, lambda: np.zeros(channels, np.int64)) if bias is None else bias
-        stage = self._once("stage", out, lambda: reference.output_stage(out, channels))
+        stage = self._once(f"stage, bias {id(bias)}", out,  # bias: a constant of the graph, kept by it
+                           lambda: reference.float64_stage(out, channels, bias))
         y = np.empty(sums.shape, out.dtype)
-        self.cores.requantize_loop(sums, bias, *stage, y)
+        self.cores.requantize_loop(sums, *stage, y)
         return y
 
     def _matrix(self, weights: np.ndarray) -> np.ndarray:

@@ -13,6 +13,8 @@ multiplier < 2^31). The wrappers unpack a ``Requantize`` into ``output_stage`` a
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..shapes import conv_output_hw, resolve_padding
@@ -70,6 +72,50 @@ def requantize(acc: int, multiplier: int, shift: int, stage: tuple[int, int, int
     """One accumulator to the output type; stage = (rounding, zero point, lo, hi)."""
     rounding, zero_point, lo, hi = stage
     return min(max(mbqm(acc, multiplier, shift, rounding) + zero_point, lo), hi)
+
+
+def requantize_in_float64(acc: float, high: float, low: float, left: float, right: float,
+                          stage: tuple[int, int, int, int]) -> float:
+    """``requantize``, the same integer, computed in float64 (``float64_stage`` gives the
+    constants): the compiled loops vectorise float64, not int64 (AVX2 has no 64-bit multiply).
+
+    srdhm(a, M) is floor(a M / 2^31 + 1/2) (every tie up, as its nudge and truncation give).
+    a M needs 62 bits, float64 holds 53, so M is cut in two: a (M >> 16) / 2^15 = ``a * high``
+    and a (M & 0xFFFF) / 2^31 = ``a * low``, each exact while |a| = |acc << left| < 2^31 (as
+    TFLite's int32 requires); the floor of their sum is the floor of the first's whole part
+    plus that of its fraction plus the second plus 1/2, a sum of at most 48 bits: exact. Then
+    h / 2^right (``right`` = 2^-right: exact) rounded ties away from zero (DOUBLE) or up
+    (DOUBLE_UP; SINGLE has no second step: right = 1, h whole). M >= 0 always (quantize_multiplier),
+    so srdhm's one saturating case, a = M = -2^31, never arises.
+    """
+    rounding, zero_point, lo, hi = stage
+    a = acc * left  # acc << left
+    scaled = a * high
+    whole = np.floor(scaled)
+    h = whole + np.floor((scaled - whole) + (a * low + 0.5))  # srdhm(a, M), or SINGLE's one rounding
+    q = h * right
+    if rounding == DOUBLE:
+        rounded = math.copysign(np.floor(abs(q) + 0.5), q)  # ties away from zero
+    else:
+        rounded = np.floor(q + 0.5)  # ties up
+    return min(max(rounded + zero_point, lo), hi)
+
+
+def float64_stage(out: Requantize, channels: int, bias=None):
+    """A layer's bias and ``Requantize`` as ``requantize_in_float64`` takes them: (C,) float64
+    bias (exact: int32 values; zeros for none), ``high``, ``low``, ``left`` (2^left), ``right``
+    (2^-right), and the stage tuple (SINGLE: one rounding of acc M / 2^(31 - shift), so high
+    and low carry the whole scale and left = right = 1). All float64, converted once here:
+    the loops then convert nothing but the sums."""
+    multiplier, shift, stage = output_stage(out, channels)
+    bias = np.zeros(channels) if bias is None else np.asarray(bias, np.float64)
+    high, low = (multiplier >> 16).astype(np.float64), (multiplier & 0xFFFF).astype(np.float64)
+    if stage[0] == SINGLE:
+        total = 31 - shift  # (x M + 2^(total - 1)) >> total
+        ones = np.ones(channels)
+        return bias, np.ldexp(high, 16 - total), np.ldexp(low, -total), ones, ones, stage
+    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+    return bias, np.ldexp(high, -15), np.ldexp(low, -31), np.ldexp(1.0, left), np.ldexp(1.0, -right), stage
 
 
 def output_stage(out: Requantize, channels: int):
@@ -132,17 +178,18 @@ def depthwise_conv2d(x, x_zero_point, kernel, bias, out, stride=(1, 1), padding=
     if depth_multiplier > 1:
         x = np.repeat(x, depth_multiplier, axis=3)  # (N, H, W, C * M): channel c*M + m
     y = np.zeros((n_images, out_h, out_w, channels_out), out.dtype)
-    depthwise_loop(np.ascontiguousarray(x), x_zero_point, np.ascontiguousarray(kernel[0]), bias,
-                   *output_stage(out, channels_out), tuple(stride), (top, left), y)
+    depthwise_loop(np.ascontiguousarray(x), x_zero_point, np.ascontiguousarray(kernel[0]),
+                   *float64_stage(out, channels_out, bias), tuple(stride), (top, left), y)
     return y
 
 
-def depthwise_loop(x, x_zero_point, kernel, bias, multiplier, shift, stage, stride, top_left, out):
+def depthwise_loop(x, x_zero_point, kernel, bias, high, low, left, right, stage, stride, top_left, out):
     """out[n, oy, ox, c] = requantize(bias[c] + sum over taps of (x[n, iy, ix, c] - zp) * kernel[ky, kx, c]).
 
     x (N, H, W, C), kernel (kh, kw, C), out (N, Ho, Wo, C). One output row at a time: each
     tap adds its share to the row's int32 sums (|sum| <= kh * kw * 255 * 255 < 2^31), then
-    the row is requantized. Taps on the padding are skipped: they add (zp - zp) * w = 0.
+    the row is requantized (``requantize_in_float64``: ``requantize``'s integer). Taps on the
+    padding are skipped: they add (zp - zp) * w = 0.
     """
     n_images, height, width, channels = x.shape
     kh, kw = kernel.shape[:2]
@@ -162,8 +209,8 @@ def depthwise_loop(x, x_zero_point, kernel, bias, multiplier, shift, stage, stri
                                 sums[ox, c] += (int(x[n, iy, ix, c]) - x_zero_point) * int(kernel[ky, kx, c])
             for ox in range(out.shape[2]):
                 for c in range(channels):
-                    out[n, oy, ox, c] = requantize(int(sums[ox, c]) + int(bias[c]), int(multiplier[c]),
-                                                   int(shift[c]), stage)
+                    out[n, oy, ox, c] = requantize_in_float64(float(sums[ox, c]) + float(bias[c]), high[c],
+                                                              low[c], left[c], right[c], stage)
 
 
 def fully_connected(x, x_zero_point, weights, bias, out):
@@ -175,21 +222,21 @@ def fully_connected(x, x_zero_point, weights, bias, out):
                 sums[n, o] += (int(x[n, i]) - x_zero_point) * int(weights[o, i])
     y = np.zeros(sums.shape, out.dtype)
     bias = np.zeros(weights.shape[0], np.int64) if bias is None else bias
-    requantize_loop(sums, bias, *output_stage(out, weights.shape[0]), y)
+    requantize_loop(sums, *float64_stage(out, weights.shape[0], bias), y)
     return y
 
 
-def requantize_loop(sums, bias, multiplier, shift, stage, out):
-    """The epilogue of CONV_2D and FULLY_CONNECTED: out[p, c] = requantize(sums[p, c] + bias[c]).
+def requantize_loop(sums, bias, high, low, left, right, stage, out):
+    """The epilogue of CONV_2D and FULLY_CONNECTED: out[p, c] = requantize(sums[p, c] + bias[c]),
+    by ``requantize_in_float64`` (``float64_stage``'s constants).
 
     sums (P, C): int32-valued integers, or floats holding them exactly (BLAS's products, see
-    ops); read as int32 first, as TFLite's accumulators are (it lets the compiled loop convert
-    eight floats at once).
+    ``compiled``); bias (C,) float64; each exact in float64.
     """
     for p in range(sums.shape[0]):
         for c in range(sums.shape[1]):
-            acc = int(np.int32(sums[p, c])) + int(bias[c])
-            out[p, c] = requantize(acc, int(multiplier[c]), int(shift[c]), stage)
+            out[p, c] = requantize_in_float64(float(sums[p, c]) + float(bias[c]), high[c], low[c], left[c],
+                                              right[c], stage)
 
 
 def centre_loop(x, zero_point, out):
