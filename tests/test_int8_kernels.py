@@ -47,6 +47,25 @@ def test_saturating_rounding_doubling_high_mul_matches_python_ints(a, b) -> None
     assert int(fixedpoint.saturating_rounding_doubling_high_mul(-(2**31), -(2**31))) == 2**31 - 1
 
 
+@settings(max_examples=2000)
+@given(int32s, st.integers(0, 2**31 - 1), st.integers(-31, 7), st.sampled_from(ROUNDINGS))
+def test_requantize_in_float64_is_requantize(acc, multiplier, shift, rounding) -> None:
+    """The float64 route gives requantize's integer, unclamped, wherever acc << shift fits int32
+    (TFLite's own condition): the multiplier's ends, every shift, ties included (below)."""
+    acc = max(min(acc, 2**31 - 1), -(2**31)) >> max(shift, 0)
+    code = reference.ROUNDING_CODES[rounding]
+    stage = (code, 0, -(2**40), 2**40)
+    _, high, low, left, right, _ = reference.float64_stage(Requantize(multiplier, shift, 0,
+                                                                      rounding=rounding), 1)
+    got = reference.requantize_in_float64(float(acc), high[0], low[0], left[0], right[0], stage)
+    assert got == reference.requantize(acc, multiplier, shift, stage)
+    for tie in (-6, -5, 5, 1):  # the ties of test_rounding_recipes_differ_exactly_at_ties
+        for m, sh in ((2**30, -1), (2**30 + 1, -1), (2**30, 0)):
+            _, h, lw, le, r, _ = reference.float64_stage(Requantize(m, sh, 0, rounding=rounding), 1)
+            assert (reference.requantize_in_float64(float(tie), h[0], lw[0], le[0], r[0], stage)
+                    == reference.requantize(tie, m, sh, stage))
+
+
 def test_rounding_recipes_differ_exactly_at_ties() -> None:
     # -6 * 0.5 * 2^-1 = -1.5: a tie in the final shift. Away from zero -> -2; up -> -1.
     assert reference.mbqm(-6, 2**30, -1, reference.DOUBLE) == -2
