@@ -39,7 +39,7 @@ CORES = ("_c_div", "_c_div_pot", "srdhm", "rdbpot", "mbqm", "requantize", "requa
          "centre_loop", "add_loop", "mul_loop", "mean_hw_loop", "mean_loop", "average_pool_loop",
          "hard_swish_loop", "lookup_loop", "softmax_loop")
 # reference.py's wrappers, run as they are, calling the compiled cores.
-WRAPPERS = ("depthwise_conv2d", "add", "mul", "mean_hw", "mean", "average_pool2d", "hard_swish",
+WRAPPERS = ("depthwise_staged", "add", "mul", "mean_hw", "mean", "average_pool2d", "hard_swish",
             "lookup", "softmax")
 # No compiled twin: these run ops.py's NumPy kernel (one pass of NumPy each, or float work).
 NUMPY_KERNELS = ("max_pool2d", "pad", "quantize", "dequantize", "rescale_uint8")
@@ -99,11 +99,21 @@ class NumbaKernels:
         centred = np.empty(x.shape, np.float32)  # (P, K), exact
         self.cores.centre_loop(x, x_zero_point, centred)
         sums = self._exact_matmul(centred, x.dtype, x_zero_point, weights)  # (P, Cout)
-        stage = self._once(f"stage, bias {id(bias)}", out,  # bias: a constant of the graph, kept by it
-                           lambda: reference.float64_stage(out, channels, bias))
         y = np.empty(sums.shape, out.dtype)
-        self.cores.requantize_loop(sums, *stage, y)
+        self.cores.requantize_loop(sums, *self._stage(out, channels, bias), y)
         return y
+
+    def _stage(self, out: Requantize, channels: int, bias: np.ndarray | None) -> tuple:
+        """A layer's bias and ``Requantize`` as the cores take them (``float64_stage``), made once."""
+        return self._once(f"stage, bias {id(bias)}", out,  # bias: a constant of the graph, kept by it
+                          lambda: reference.float64_stage(out, channels, bias))
+
+    def depthwise_conv2d(self, x: np.ndarray, x_zero_point: int, kernel: np.ndarray, bias: np.ndarray,
+                         out: Requantize, stride: tuple[int, int] = (1, 1), padding: str = "SAME",
+                         depth_multiplier: int = 1) -> np.ndarray:
+        """DEPTHWISE_CONV_2D: ``reference.py``'s loops, their float64 stage made once per layer."""
+        return self.twins.depthwise_staged(x, x_zero_point, kernel, self._stage(out, kernel.shape[3], bias),
+                                           out.dtype, stride, padding, depth_multiplier)
 
     def _matrix(self, weights: np.ndarray) -> np.ndarray:
         """(Cout, ...) weights as the (K, Cout) float32 matrix BLAS multiplies, made once."""

@@ -172,14 +172,21 @@ def conv2d(x, x_zero_point, kernel, bias, out, stride=(1, 1), padding="SAME"):
 
 def depthwise_conv2d(x, x_zero_point, kernel, bias, out, stride=(1, 1), padding="SAME", depth_multiplier=1):
     """DEPTHWISE_CONV_2D by loops: output channel c * M + m reads input channel c only."""
+    stage = float64_stage(out, kernel.shape[3], bias)
+    return depthwise_staged(x, x_zero_point, kernel, stage, out.dtype, stride, padding, depth_multiplier)
+
+
+def depthwise_staged(x, x_zero_point, kernel, stage, dtype, stride, padding, depth_multiplier):
+    """``depthwise_conv2d`` with its bias and ``Requantize`` already as ``float64_stage`` gives
+    them: a caller running the layer again (``compiled``) makes them once."""
     n_images, height, width, _ = x.shape
     _, kh, kw, channels_out = kernel.shape
     top, left, out_h, out_w = _geometry((height, width), (kh, kw), stride, padding)
     if depth_multiplier > 1:
         x = np.repeat(x, depth_multiplier, axis=3)  # (N, H, W, C * M): channel c*M + m
-    y = np.zeros((n_images, out_h, out_w, channels_out), out.dtype)
-    depthwise_loop(np.ascontiguousarray(x), x_zero_point, np.ascontiguousarray(kernel[0]),
-                   *float64_stage(out, channels_out, bias), tuple(stride), (top, left), y)
+    y = np.zeros((n_images, out_h, out_w, channels_out), dtype)
+    depthwise_loop(np.ascontiguousarray(x), x_zero_point, np.ascontiguousarray(kernel[0]), *stage,
+                   tuple(stride), (top, left), y)
     return y
 
 
