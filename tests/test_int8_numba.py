@@ -155,6 +155,35 @@ def test_elementwise_kernels_equal_their_twins(nb, seed) -> None:
                               reference.softmax(logits, exp, 1 / 256, zero, dtype))
 
 
+@settings(max_examples=CASES, deadline=None)
+@given(seeds)
+def test_pair_ops_equal_their_twins(nb, seed) -> None:
+    """ADD/SUB and MUL looked up in their 256 x 256 tables: int8 and uint8, both sides
+    broadcast, a single value on either side (a row or column of the table), a table kept
+    across calls and never shared between zero points or types."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(d) for d in rng.integers(1, 6, 4))
+    sides = [(shape, shape), (shape, (shape[0], 1, 1, shape[3])), ((1, 1, 1, shape[3]), shape),
+             (shape, ()), ((), shape), ((1, 1), shape[2:]), ((), ())]
+    for dtype in (np.int8, np.uint8):
+        info = np.iinfo(dtype)
+        zeros = [int(z) for z in rng.integers(int(info.min), int(info.max) + 1, 4)]
+        stage = extreme_stage(rng, 1, "double", dtype)
+        out = Requantize(stage.multiplier[0], np.int64(-20 + int(rng.integers(-2, 3))), stage.zero_point,
+                         int(info.min), int(info.max), "double", dtype)
+        params = AddParams(20, zeros[0], int(rng.integers(2**30, 2**31)), int(rng.integers(-3, 1)),
+                           zeros[1], int(rng.integers(2**30, 2**31)), int(rng.integers(-3, 1)), out,
+                           int(rng.choice([1, -1])))
+        product = Requantize(stage.multiplier[0], np.int64(int(rng.integers(-14, -4))), stage.zero_point,
+                             int(info.min), int(info.max), "double", dtype)
+        for a_shape, b_shape in sides:
+            a, b = (rng.integers(int(info.min), int(info.max) + 1, side).astype(dtype)
+                    for side in (a_shape, b_shape))
+            assert np.array_equal(nb.add(a, b, params), reference.add(a, b, params))
+            for za, zb in (zeros[2:], zeros[:2]):  # one Requantize, two pairs of zero points
+                assert np.array_equal(nb.mul(a, za, b, zb, product), reference.mul(a, za, b, zb, product))
+
+
 # ---- whole networks, against TFLite's builtin kernels -------------------------------------------
 
 

@@ -5,9 +5,10 @@ ops with a ``NumbaKernels``: the kernel functions of ``ops``, same arguments, sa
 for bit (tests/test_int8_numba.py), each running a loop core of ``reference.py`` compiled by
 Numba: the loops you read are the loops that run.
 
-- DEPTHWISE_CONV_2D, ADD/SUB, MUL, MEAN, AVERAGE_POOL_2D, LOGISTIC (its table), SOFTMAX:
-  ``reference.py``'s own wrapper, its ``*_loop`` core compiled (int8 and uint8); HARD_SWISH
-  the same, run once on all 256 int8 inputs when first called, then looked up;
+- DEPTHWISE_CONV_2D, MEAN, AVERAGE_POOL_2D, LOGISTIC (its table), SOFTMAX: ``reference.py``'s
+  own wrapper, its ``*_loop`` core compiled (int8 and uint8); HARD_SWISH the same, run once on
+  all 256 int8 inputs when first called, then looked up; ADD/SUB and MUL likewise, run once on
+  all 256 x 256 pairs of inputs (``_pair_op``);
 - CONV_2D, FULLY_CONNECTED: an exact float32 matrix product (BLAS, the weights made float32
   once; why it is exact: ``_exact_matmul``, docs/int8.md) of the compiled ``centre_loop``'s
   x - zero point, after an im2col gather for kernels larger than 1 x 1, then the compiled
@@ -37,7 +38,7 @@ from .fixedpoint import Requantize
 CORES = ("_c_div", "_c_div_pot", "srdhm", "rdbpot", "mbqm", "requantize", "requantize_in_float64",
          "depthwise_loop", "requantize_loop",
          "centre_loop", "add_loop", "mul_loop", "mean_hw_loop", "mean_loop", "average_pool_loop",
-         "hard_swish_loop", "lookup_loop", "softmax_loop")
+         "hard_swish_loop", "lookup_loop", "lookup_pair_loop", "softmax_loop")
 # reference.py's wrappers, run as they are, calling the compiled cores.
 WRAPPERS = ("depthwise_staged", "add", "mul", "mean_hw", "mean", "average_pool2d", "hard_swish",
             "lookup", "softmax")
@@ -85,7 +86,8 @@ class NumbaKernels:
 
     def _once(self, what: str, constant: object, make: Callable[[], object]) -> object:
         """``make()``, computed the first time ``what`` is asked of ``constant`` (an array, a
-        Requantize), which is kept alongside so that its id stays its own."""
+        Requantize), which is kept alongside so that its id stays its own. Keys name a type by
+        its one-letter code (``dtype.char``): ``str(dtype)`` takes 10 us, as long as a small op."""
         held = self._prepared.get((what, id(constant)))
         if held is None or held[0] is not constant:
             held = self._prepared[what, id(constant)] = (constant, make())
@@ -128,7 +130,8 @@ class NumbaKernels:
         K <= 512 with int8 weights), whose exact float32 sums are added in float64 (exact too).
         """
         matrix = self._matrix(weights)  # (K, Cout)
-        chunk = self._once(f"chunk for {np.dtype(dtype)} at {x_zero_point}", weights,  # weights may be shared
+        chunk = self._once(f"chunk for {np.dtype(dtype).char} at {x_zero_point}",
+                           weights,  # weights may be shared
                            lambda: FLOAT32_EXACT // largest_product(dtype, x_zero_point, weights))
         if len(matrix) <= chunk:
             return centred @ matrix
@@ -158,6 +161,42 @@ class NumbaKernels:
                            lambda: self.twins.hard_swish(np.arange(-128, 128, dtype=np.int8), params))
         return self.lookup(x, table)
 
+    def add(self, a: np.ndarray, b: np.ndarray, params) -> np.ndarray:
+        """ADD, SUB: a pair op (``_pair_op``) over ``reference.add``, compiled."""
+        return self._pair_op(a, b, "add", params,
+                             lambda a_values, b_values: self.twins.add(a_values, b_values, params))
+
+    def mul(self, a: np.ndarray, a_zero_point: int, b: np.ndarray, b_zero_point: int,
+            out: Requantize) -> np.ndarray:
+        """MUL: a pair op (``_pair_op``) over ``reference.mul``, compiled."""
+        return self._pair_op(a, b, f"mul {a_zero_point} {b_zero_point}", out,
+                             lambda a_values, b_values: self.twins.mul(a_values, a_zero_point, b_values,
+                                                                      b_zero_point, out))
+
+    def _pair_op(self, a: np.ndarray, b: np.ndarray, what: str, constant: object,
+                 twin: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+        """An elementwise op of two int8 (uint8) tensors, broadcasting: their values make only
+        256 x 256 pairs, so the compiled twin runs once on every pair (the table, exact by
+        construction) and each call looks its outputs up: table[a - low, b - low], or one row or
+        column of it when a side is a single value (a constant: the lookup of one index is 3x
+        faster). Any other types run the twin itself."""
+        if a.dtype != b.dtype or a.dtype.itemsize != 1:
+            return twin(a, b)
+        low = -128 if a.dtype.kind == "i" else 0  # int8 or uint8
+
+        def make_table() -> np.ndarray:  # (256, 256): [a - low, b - low]
+            values = np.arange(low, low + 256).astype(a.dtype)
+            return twin(np.repeat(values, 256), np.tile(values, 256)).reshape(256, 256)
+        table = self._once(f"{what} table, {a.dtype.char}", constant, make_table)
+        shape = a.shape if a.shape == b.shape or b.ndim == 0 else np.broadcast_shapes(a.shape, b.shape)
+        y = np.empty(shape, table.dtype)
+        if a.size == 1 or b.size == 1:
+            x, line = (a, table[:, int(b.flat[0]) - low]) if b.size == 1 else (b, table[int(a.flat[0]) - low])
+            self.cores.lookup_loop(_flat(x, shape), low, np.ascontiguousarray(line), y.reshape(-1))
+        else:
+            self.cores.lookup_pair_loop(_flat(a, shape), _flat(b, shape), low, table, y.reshape(-1))
+        return y
+
     def fully_connected(self, x: np.ndarray, x_zero_point: int, weights: np.ndarray,
                         bias: np.ndarray | None, out: Requantize) -> np.ndarray:
         """FULLY_CONNECTED: (N, Cin) @ (Cin, Cout) exactly, then the epilogue."""
@@ -169,3 +208,8 @@ def largest_product(dtype: type, zero_point: int, weights: np.ndarray) -> int:
     info = np.iinfo(dtype)
     largest_weight = int(np.abs(weights, dtype=np.int64).max())  # in int8, |-128| is -128
     return max(zero_point - int(info.min), int(info.max) - zero_point) * max(largest_weight, 1)
+
+
+def _flat(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """x broadcast to ``shape``, contiguous and flat (size,): a copy only where it must be."""
+    return np.ascontiguousarray(x if x.shape == shape else np.broadcast_to(x, shape)).reshape(-1)
