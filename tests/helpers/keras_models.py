@@ -154,7 +154,8 @@ def randomise(keras, model, x: np.ndarray, rng: np.random.Generator) -> None:
 
 
 def convert_int8(model, calibration: np.ndarray) -> bytes:
-    """TFLite's full-integer conversion: int8 kernels, int8 input and output."""
+    """TFLite's full-integer conversion: int8 kernels, int8 input and output (``int8_cases.convert``'s
+    recipe: this script runs alone in a Keras subprocess, where the test helpers don't import)."""
     import tensorflow as tf
 
     def representative():

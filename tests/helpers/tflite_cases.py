@@ -13,6 +13,7 @@ import numpy as np
 
 from helpers import photos
 from helpers.data import ROOT
+from helpers.int8_cases import convert
 
 REAL = Path(os.environ.get("MOBILENET_NP_REAL_TFLITE", ROOT.parent / "shared" / "real-tflite"))
 UINT8_FILE, PTQ_FILE, FLOAT_FILE = ("mobilenet_v1_0.25_128_quant.tflite",
@@ -260,11 +261,7 @@ def float_io_int8_file(tf) -> bytes:
     x = keras.Input((8, 8, 3))
     y = keras.layers.Dense(37)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(13, 3)(x)))
     calibration = np.random.default_rng(0).normal(0, 1, (16, 8, 8, 3)).astype(np.float32)
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(x, y))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([image[None]] for image in calibration)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return converter.convert()
+    return convert(tf, keras.Model(x, y), calibration, io_type=tf.float32)
 
 
 def _metadata_buffer(mean: list[float], std: list[float], labels_name: str) -> bytes:
