@@ -38,7 +38,7 @@ from .fixedpoint import Requantize
 CORES = ("_c_div", "_c_div_pot", "srdhm", "rdbpot", "mbqm", "requantize", "requantize_in_float64",
          "depthwise_loop", "requantize_loop",
          "centre_loop", "add_loop", "mul_loop", "mean_hw_loop", "mean_loop", "average_pool_loop",
-         "hard_swish_loop", "lookup_loop", "lookup_pair_loop", "softmax_loop")
+         "hard_swish_loop", "lookup_loop", "lookup_byte_loop", "lookup_pair_loop", "softmax_loop")
 # reference.py's wrappers, run as they are, calling the compiled cores.
 WRAPPERS = ("depthwise_staged", "add", "mul", "mean_hw", "mean", "average_pool2d", "hard_swish",
             "lookup", "softmax")
@@ -177,24 +177,23 @@ class NumbaKernels:
                  twin: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
         """An elementwise op of two int8 (uint8) tensors, broadcasting: their values make only
         256 x 256 pairs, so the compiled twin runs once on every pair (the table, exact by
-        construction) and each call looks its outputs up: table[a - low, b - low], or one row or
-        column of it when a side is a single value (a constant: the lookup of one index is 3x
-        faster). Any other types run the twin itself."""
+        construction) and each call looks its outputs up by the inputs' bytes: table[a, b], or
+        one row or column of it when a side is a single value (a constant: 3x faster). Any
+        other types run the twin itself."""
         if a.dtype != b.dtype or a.dtype.itemsize != 1:
             return twin(a, b)
-        low = -128 if a.dtype.kind == "i" else 0  # int8 or uint8
 
-        def make_table() -> np.ndarray:  # (256, 256): [a - low, b - low]
-            values = np.arange(low, low + 256).astype(a.dtype)
+        def make_table() -> np.ndarray:  # (256, 256), [byte of a, byte of b]
+            values = np.arange(256, dtype=np.uint8).view(a.dtype)  # int8: 0..127, then -128..-1
             return twin(np.repeat(values, 256), np.tile(values, 256)).reshape(256, 256)
         table = self._once(f"{what} table, {a.dtype.char}", constant, make_table)
         shape = a.shape if a.shape == b.shape or b.ndim == 0 else np.broadcast_shapes(a.shape, b.shape)
         y = np.empty(shape, table.dtype)
         if a.size == 1 or b.size == 1:
-            x, line = (a, table[:, int(b.flat[0]) - low]) if b.size == 1 else (b, table[int(a.flat[0]) - low])
-            self.cores.lookup_loop(_flat(x, shape), low, np.ascontiguousarray(line), y.reshape(-1))
+            x, line = (a, table[:, _bytes(b)[0]]) if b.size == 1 else (b, table[_bytes(a)[0]])
+            self.cores.lookup_byte_loop(_bytes(x, shape), np.ascontiguousarray(line), y.reshape(-1))
         else:
-            self.cores.lookup_pair_loop(_flat(a, shape), _flat(b, shape), low, table, y.reshape(-1))
+            self.cores.lookup_pair_loop(_bytes(a, shape), _bytes(b, shape), table, y.reshape(-1))
         return y
 
     def fully_connected(self, x: np.ndarray, x_zero_point: int, weights: np.ndarray,
@@ -210,6 +209,8 @@ def largest_product(dtype: type, zero_point: int, weights: np.ndarray) -> int:
     return max(zero_point - int(info.min), int(info.max) - zero_point) * max(largest_weight, 1)
 
 
-def _flat(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """x broadcast to ``shape``, contiguous and flat (size,): a copy only where it must be."""
-    return np.ascontiguousarray(x if x.shape == shape else np.broadcast_to(x, shape)).reshape(-1)
+def _bytes(x: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """An 8-bit x (broadcast to ``shape``) as flat contiguous bytes (size,) uint8: a copy only
+    where it must be."""
+    x = x if shape is None or x.shape == shape else np.broadcast_to(x, shape)
+    return np.ascontiguousarray(x).reshape(-1).view(np.uint8)
