@@ -8,9 +8,8 @@ norm, ReLU6, padding and pooling are elementwise work, reported apart as ``eleme
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-
-import numpy as np
 
 from .kinds import KINDS
 from .layers import MIXING_ROLES, Block, Layer
@@ -44,13 +43,13 @@ def layer_macs(layer: Layer) -> int:
 
 def layer_cost(layer: Layer) -> LayerCost:
     """Parameters and MACs of one layer."""
-    sizes = {name: int(np.prod(shape)) for name, shape in layer.weights.items()}
+    sizes = {name: int(math.prod(shape)) for name, shape in layer.weights.items()}
     # by suffix: V4's attention layer holds its own BNs ("key_down_gamma", ...)
     bn_trainable = sum(size for name, size in sizes.items() if name.endswith(("gamma", "beta")))
     bn_statistics = sum(size for name, size in sizes.items()
                         if name.endswith(("moving_mean", "moving_variance")))
     weights = sum(sizes.values()) - bn_trainable - bn_statistics
-    elementwise = 0 if KINDS[layer.kind].macs else int(np.prod(layer.output_shape))
+    elementwise = 0 if KINDS[layer.kind].macs else int(math.prod(layer.output_shape))
     return LayerCost(layer.name, layer.kind, layer.output_shape, weights, bn_trainable,
                      bn_statistics, layer_macs(layer), elementwise)
 
@@ -116,8 +115,8 @@ def separable_blocks(blocks: list[Block]) -> list[SeparableVsStandard]:
             standard_macs=k * k * m * n * height * width,
             separable_macs=layer_macs(depthwise) + layer_macs(mixing),
             standard_params=k * k * m * n,
-            separable_params=int(np.prod(depthwise.weights["depthwise_kernel"]))
-            + int(np.prod(mixing.weights["kernel"])),
+            separable_params=int(math.prod(depthwise.weights["depthwise_kernel"]))
+            + int(math.prod(mixing.weights["kernel"])),
         ))
     return pairs
 

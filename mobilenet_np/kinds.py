@@ -15,6 +15,7 @@ squeeze-excite multiply) is ``run(x, earlier)`` instead.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -101,7 +102,7 @@ def _bn_weights(layer: Layer) -> dict[str, tuple[int, ...]]:
 def _conv_macs(layer: Layer) -> int:
     """Ho*Wo*Cout*kh*kw*Cin: conv2d and 1x1 (Cin products per output), depthwise (1 per tap)."""
     per_output = layer.kernel**2 * (1 if layer.kind == "depthwise_conv2d" else layer.input_shape[-1])
-    return int(np.prod(layer.output_shape)) * per_output
+    return int(math.prod(layer.output_shape)) * per_output
 
 
 def _dense_macs(layer: Layer) -> int:
