@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import ops as float_ops
 from ..errors import InputError, UnsupportedError
-from . import float_blas, float_order, hybrid
+from . import float_blas, float_order, hybrid, reference
 from . import ops as int8_ops
 from .tflite_file import Graph, Operator
 
@@ -76,7 +76,7 @@ def prepare_hybrid(graph: Graph, op: Operator, kernels) -> Callable:
     if w.dtype != np.int8 or w.quantization is None or np.any(w.quantization.zero_point != 0):
         raise UnsupportedError(f"{op.opcode} with {np.dtype(w.dtype).name} weights on float "
                                f"activations: only symmetric int8 weights (TFLite's hybrid kernels)")
-    run = kernels if hasattr(kernels, "hybrid_conv2d") else hybrid  # the loop twins, or vectorised
+    run = reference if kernels is reference else hybrid  # the loop twins, or vectorised (numba too)
     scale = w.quantization.scale.astype(np.float32)
     if op.opcode == "FULLY_CONNECTED":
         def fully_connected(x, weights, b=None):
